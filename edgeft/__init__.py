@@ -1,0 +1,1 @@
+"""edgeft: fine-tune, compress and run pretrained models on edge boxes."""

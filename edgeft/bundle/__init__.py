@@ -1,0 +1,28 @@
+"""The bundle: one folder of model files plus ``edgeft.json``, the contract after training."""
+
+from edgeft.bundle.manifest import (
+    MANIFEST_NAME,
+    SCHEMA_VERSION,
+    ImagePreprocessing,
+    Manifest,
+    ModelEntry,
+    Preprocessing,
+    TensorSpec,
+    TextPreprocessing,
+)
+from edgeft.bundle.store import Bundle, sha256_file, stage_bundle, write_manifest
+
+__all__ = [
+    "MANIFEST_NAME",
+    "SCHEMA_VERSION",
+    "Bundle",
+    "ImagePreprocessing",
+    "Manifest",
+    "ModelEntry",
+    "Preprocessing",
+    "TensorSpec",
+    "TextPreprocessing",
+    "sha256_file",
+    "stage_bundle",
+    "write_manifest",
+]

@@ -1,0 +1,47 @@
+"""Datasets: image folders, text tables and the built-in ELPV demo, split and fingerprinted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgeft.data.dataset import ClassificationDataset, Example
+from edgeft.data.elpv import VARIANTS as BUILTIN_DATASETS
+from edgeft.data.elpv import elpv_recipe, materialise_elpv
+from edgeft.data.image_folder import load_image_folder
+from edgeft.data.inspect import DatasetReport, inspect_dataset
+from edgeft.data.splits import SPLITS, stratified_split
+from edgeft.data.text_table import is_text_source, load_text_table
+from edgeft.errors import DatasetError
+
+
+def load_dataset(source: str | Path, seed: int = 0) -> ClassificationDataset:
+    """A built-in name (``elpv``, ``elpv4``), a CSV/JSONL file or folder, or an image folder."""
+    if str(source) in BUILTIN_DATASETS:
+        folder = materialise_elpv(str(source))
+        dataset = load_image_folder(folder, seed=seed)
+        dataset.source = str(source)
+        dataset.split_recipe = elpv_recipe(folder)
+        return dataset
+    path = Path(source)
+    if not path.exists():
+        raise DatasetError(
+            f"{path}: no such file or folder (built-in datasets: {', '.join(BUILTIN_DATASETS)})"
+        )
+    if is_text_source(path):
+        return load_text_table(path, seed=seed)
+    return load_image_folder(path, seed=seed)
+
+
+__all__ = [
+    "BUILTIN_DATASETS",
+    "SPLITS",
+    "ClassificationDataset",
+    "DatasetReport",
+    "Example",
+    "inspect_dataset",
+    "load_dataset",
+    "load_image_folder",
+    "load_text_table",
+    "materialise_elpv",
+    "stratified_split",
+]

@@ -1,0 +1,30 @@
+"""torchvision transforms built from a bundle's preprocessing spec (the build side's view).
+
+Evaluation is exactly the spec: resize shorter side, centre crop, scale, normalise. The runtime
+re-implements the same in numpy; parity tests hold the two together.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchvision.transforms import v2
+
+from edgeft.bundle import ImagePreprocessing
+
+_INTERPOLATION = {
+    "bilinear": v2.InterpolationMode.BILINEAR,
+    "bicubic": v2.InterpolationMode.BICUBIC,
+}
+
+
+def eval_transform(spec: ImagePreprocessing) -> v2.Compose:
+    """PIL RGB image -> normalised float tensor (C, H, W)."""
+    return v2.Compose(
+        [
+            v2.PILToTensor(),
+            v2.Resize(spec.resize, interpolation=_INTERPOLATION[spec.interpolation], antialias=True),
+            v2.CenterCrop(spec.crop),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(spec.mean, spec.std),
+        ]
+    )

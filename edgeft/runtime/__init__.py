@@ -1,0 +1,10 @@
+"""What runs on the edge box: numpy, an inference engine and an image/text decoder, no torch.
+
+The build side may use this package (to evaluate a model exactly as the box runs it); this
+package never imports the build side.
+"""
+
+from edgeft.bundle import Bundle
+from edgeft.runtime.images import IMAGE_SUFFIXES, ImageDecodeError, decode_image
+
+__all__ = ["IMAGE_SUFFIXES", "Bundle", "ImageDecodeError", "decode_image"]

@@ -1,0 +1,49 @@
+"""Decoding any common image into 8-bit RGB, the same way on the build side and the edge box."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from edgeft.errors import EdgeftError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
+
+
+class ImageDecodeError(EdgeftError):
+    """An image that cannot be decoded: corrupt, truncated, empty or not an image at all."""
+
+
+def decode_image(source: str | Path | bytes) -> Image.Image:
+    """Open ``source`` fully (so truncation shows now, not later) as an RGB image.
+
+    Grayscale, 16-bit, palette and RGBA images become 3-channel RGB; EXIF rotation is applied.
+    """
+    name = "<bytes>" if isinstance(source, bytes) else str(source)
+    if isinstance(source, bytes) and not source:
+        raise ImageDecodeError(f"{name}: empty image data")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            handle = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
+            with handle, Image.open(handle) as image:
+                image.load()
+                return _to_rgb(ImageOps.exif_transpose(image))
+    except FileNotFoundError as exc:
+        raise ImageDecodeError(f"{name}: no such file") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ImageDecodeError(f"{name}: not a readable image ({exc})") from exc
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise ImageDecodeError(f"{name}: image too large to decode safely ({exc})") from exc
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        wide = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") else max(float(wide.max()), 1.0)
+        image = Image.fromarray(np.clip(wide / peak * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    return image.convert("RGB")

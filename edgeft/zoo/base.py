@@ -1,0 +1,61 @@
+"""What every zoo entry can do, whatever library builds the network."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from torch import nn
+
+from edgeft.bundle import Preprocessing
+
+
+@dataclass(frozen=True)
+class LayerGroup:
+    """A named slice of the network, frozen, unfrozen and given a learning rate as one unit."""
+
+    name: str
+    modules: tuple[nn.Module, ...]
+
+    def parameters(self) -> Iterator[nn.Parameter]:
+        for module in self.modules:
+            yield from module.parameters()
+
+
+class ZooModel(ABC):
+    """A pretrained backbone: how to build it, feed it, re-head it and slice it for fine-tuning."""
+
+    name: str
+    task: str
+    description: str
+
+    @property
+    @abstractmethod
+    def preprocessing(self) -> Preprocessing:
+        """The input transform the pretrained weights expect."""
+
+    @property
+    @abstractmethod
+    def weights_source(self) -> str:
+        """Where the pretrained weights come from (a package or a local path), for listings."""
+
+    @abstractmethod
+    def labels(self) -> list[str]:
+        """The pretrained head's class names ([] when the network has no classification head)."""
+
+    @abstractmethod
+    def create(self, num_classes: int | None = None) -> nn.Module:
+        """The network with pretrained weights; with ``num_classes``, a fresh head of that size."""
+
+    @abstractmethod
+    def replace_head(self, model: nn.Module, num_classes: int) -> nn.Module:
+        """Swap the classification head for a newly initialised one with ``num_classes`` outputs."""
+
+    @abstractmethod
+    def layer_groups(self, model: nn.Module) -> list[LayerGroup]:
+        """The network's groups ordered from input to output; the last one is the head."""
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
