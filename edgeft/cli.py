@@ -40,17 +40,26 @@ def models(as_json: JsonFlag = False) -> None:
         return
     table = Table(title="edgeft model zoo")
     for column in ("name", "task", "params", "fp32 MB", "input", "weights (package)"):
-        table.add_column(column, justify="right" if column in ("params", "fp32 MB") else "left",
-                         overflow="fold")
+        table.add_column(
+            column, justify="right" if column in ("params", "fp32 MB") else "left", overflow="fold"
+        )
     for r in rows:
-        table.add_row(r["name"], str(r["task"]).removesuffix("-classification"),
-                      f"{r['params'] / 1e6:.2f} M", f"{r['fp32_mb']}", r["input"], r["weights"])
+        table.add_row(
+            r["name"],
+            str(r["task"]).removesuffix("-classification"),
+            f"{r['params'] / 1e6:.2f} M",
+            f"{r['fp32_mb']}",
+            r["input"],
+            r["weights"],
+        )
     console.print(table)
 
 
 @data_app.command("inspect")
 def data_inspect(
-    source: Annotated[str, typer.Argument(help="Image folder, CSV/JSONL file or folder, or 'elpv'.")],
+    source: Annotated[
+        str, typer.Argument(help="Image folder, CSV/JSONL file or folder, or 'elpv'.")
+    ],
     seed: Annotated[int, typer.Option(help="Seed of the stratified split.")] = 0,
     as_json: JsonFlag = False,
 ) -> None:
@@ -60,8 +69,11 @@ def data_inspect(
     report = inspect_dataset(load_dataset(source, seed=seed))
     dataset = report.dataset
     if as_json:
-        summary = dataset.describe() | {"counts": report.counts, "warnings": report.warnings,
-                                        "unreadable": report.unreadable}
+        summary = dataset.describe() | {
+            "counts": report.counts,
+            "warnings": report.warnings,
+            "unreadable": report.unreadable,
+        }
         print(json.dumps(summary, indent=2))
         return
     console.print(f"{dataset.source}: {dataset.kind} dataset, split {dataset.split_recipe}")
@@ -71,7 +83,9 @@ def data_inspect(
         table.add_column(split, justify="right")
     for name in [*dataset.classes, "total"]:
         cells = [
-            str(sum(report.counts[s].values()) if name == "total" else report.counts[s].get(name, 0))
+            str(
+                sum(report.counts[s].values()) if name == "total" else report.counts[s].get(name, 0)
+            )
             for s in SPLITS
         ]
         table.add_row(name, *cells, end_section=name == dataset.classes[-1])

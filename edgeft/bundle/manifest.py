@@ -132,7 +132,9 @@ class Manifest:
             if engine in (None, entry.engine) and precision in (None, entry.precision):
                 return entry
         have = ", ".join(f"{m.engine}/{m.precision}" for m in self.models) or "none"
-        raise BundleError(f"bundle has no {engine or 'any'}/{precision or 'any'} model (has: {have})")
+        raise BundleError(
+            f"bundle has no {engine or 'any'}/{precision or 'any'} model (has: {have})"
+        )
 
 
 def _require(data: dict[str, Any], key: str, kind: type) -> Any:
@@ -170,7 +172,9 @@ def _preprocessing(data: dict[str, Any]) -> Preprocessing:
 
 def _tensor(data: Any) -> TensorSpec:
     try:
-        return TensorSpec(name=str(data["name"]), shape=tuple(data["shape"]), dtype=str(data["dtype"]))
+        return TensorSpec(
+            name=str(data["name"]), shape=tuple(data["shape"]), dtype=str(data["dtype"])
+        )
     except (KeyError, TypeError) as exc:
         raise BundleError(f"manifest tensor spec {data!r} is malformed") from exc
 
@@ -188,5 +192,7 @@ def _model_entry(data: Any) -> ModelEntry:
     if entry.engine not in ENGINES:
         raise BundleError(f"model {entry.path!r}: engine {entry.engine!r} not in {ENGINES}")
     if entry.precision not in PRECISIONS:
-        raise BundleError(f"model {entry.path!r}: precision {entry.precision!r} not in {PRECISIONS}")
+        raise BundleError(
+            f"model {entry.path!r}: precision {entry.precision!r} not in {PRECISIONS}"
+        )
     return entry

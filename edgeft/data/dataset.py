@@ -35,7 +35,9 @@ class ClassificationDataset:
 
     def __post_init__(self) -> None:
         if set(self.splits) != set(SPLITS):
-            raise DatasetError(f"{self.source}: expected splits {SPLITS}, got {sorted(self.splits)}")
+            raise DatasetError(
+                f"{self.source}: expected splits {SPLITS}, got {sorted(self.splits)}"
+            )
         if len(self.classes) < 2:
             found = self.classes[0] if self.classes else "none"
             raise DatasetError(f"{self.source}: needs at least 2 classes, found {found}")

@@ -58,7 +58,9 @@ def read_elpv_labels() -> list[ElpvCell]:
     try:
         import elpv_dataset
     except ImportError as exc:
-        raise DatasetError("the ELPV demo data needs the package: pip install elpv-dataset==1.0.0.post1") from exc
+        raise DatasetError(
+            "the ELPV demo data needs the package: pip install elpv-dataset==1.0.0.post1"
+        ) from exc
     data_dir = Path(elpv_dataset.__file__).parent / "data"
     cells = []
     for line in (data_dir / "labels.csv").read_text().splitlines():
@@ -82,8 +84,13 @@ def materialise_elpv(variant: str = "elpv", root: Path | None = None) -> Path:
         raise DatasetError(f"unknown built-in dataset {variant!r}; choose {', '.join(VARIANTS)}")
     spec = VARIANTS[variant]
     target = Path(root) if root else edgeft_home() / "datasets" / variant
-    recipe = {"method": "stratified on (defect probability, module type)", "variant": variant,
-              "seed": SEED, "fractions": list(FRACTIONS), "licence": LICENCE}
+    recipe = {
+        "method": "stratified on (defect probability, module type)",
+        "variant": variant,
+        "seed": SEED,
+        "fractions": list(FRACTIONS),
+        "licence": LICENCE,
+    }
     if (target / _MARKER).is_file() and elpv_recipe(target) == recipe:
         return target
     if target.exists():
@@ -101,8 +108,15 @@ def materialise_elpv(variant: str = "elpv", root: Path | None = None) -> Path:
             destination = staging / split / label / cell.file.name
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(cell.file, destination)
-            rows.append([split, destination.relative_to(staging).as_posix(), label,
-                         cell.probability, cell.module_type])
+            rows.append(
+                [
+                    split,
+                    destination.relative_to(staging).as_posix(),
+                    label,
+                    cell.probability,
+                    cell.module_type,
+                ]
+            )
         with open(staging / "metadata.csv", "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["split", "file", "label", "defect_probability", "module_type"])

@@ -44,7 +44,9 @@ def _class_folders(folder: Path) -> dict[str, list[Path]]:
             p for p in sub.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
         )
         if not images:
-            raise DatasetError(f"{sub}: class folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise DatasetError(
+                f"{sub}: class folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
+            )
         out[sub.name] = images
     return out
 
@@ -75,6 +77,10 @@ def _split_layout(root: Path, seed: int, fractions: Sequence[float]) -> Classifi
         )
         for split, idx in zip(keep, parts, strict=True):
             splits[split] = [train[i] for i in idx]
-        recipe = {"method": "given", "carved_from_train": missing, "seed": seed,
-                  "fractions": list(fractions)}
+        recipe = {
+            "method": "given",
+            "carved_from_train": missing,
+            "seed": seed,
+            "fractions": list(fractions),
+        }
     return ClassificationDataset("image", classes, splits, str(root), recipe, root)

@@ -39,7 +39,7 @@ def stratified_split(
                 f"class {label!r} has {len(members)} sample(s); at least {len(fractions)} are "
                 f"needed to place one in each of {len(fractions)} splits"
             )
-        counts = _allocate(len(members), fractions)
+        counts = _allocate(len(members), fractions, rng)
         shuffled = rng.permutation(members).tolist()
         start = 0
         for split, count in zip(out, counts, strict=True):
@@ -48,11 +48,15 @@ def stratified_split(
     return [sorted(split) for split in out]
 
 
-def _allocate(n: int, fractions: Sequence[float]) -> list[int]:
-    """Largest-remainder rounding of ``n * fractions``, then at least one per split."""
+def _allocate(n: int, fractions: Sequence[float], rng: np.random.Generator) -> list[int]:
+    """Largest-remainder rounding of ``n * fractions``, then at least one per split.
+
+    Ties go to a seeded random split, so no split is favoured across many small classes.
+    """
     exact = [n * f for f in fractions]
     counts = [int(x) for x in exact]
-    by_remainder = sorted(range(len(exact)), key=lambda i: exact[i] - counts[i], reverse=True)
+    tie_break = rng.random(len(exact))
+    by_remainder = sorted(range(len(exact)), key=lambda i: (counts[i] - exact[i], tie_break[i]))
     for i in by_remainder[: n - sum(counts)]:
         counts[i] += 1
     for i, count in enumerate(counts):

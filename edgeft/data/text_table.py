@@ -90,7 +90,9 @@ def _read_rows(path: Path) -> list[tuple[str, str]]:
     for number, record in records:
         missing = [c for c in ("text", "label") if c not in record]
         if missing:
-            raise DatasetError(f"{path}:{number}: missing column(s) {missing}; found {sorted(record)}")
+            raise DatasetError(
+                f"{path}:{number}: missing column(s) {missing}; found {sorted(record)}"
+            )
         text, label = str(record["text"] or "").strip(), str(record["label"] or "").strip()
         if not text or not label:
             raise DatasetError(f"{path}:{number}: empty text or label")

@@ -22,7 +22,9 @@ def eval_transform(spec: ImagePreprocessing) -> v2.Compose:
     return v2.Compose(
         [
             v2.PILToTensor(),
-            v2.Resize(spec.resize, interpolation=_INTERPOLATION[spec.interpolation], antialias=True),
+            v2.Resize(
+                spec.resize, interpolation=_INTERPOLATION[spec.interpolation], antialias=True
+            ),
             v2.CenterCrop(spec.crop),
             v2.ToDtype(torch.float32, scale=True),
             v2.Normalize(spec.mean, spec.std),

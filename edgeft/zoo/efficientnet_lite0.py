@@ -55,11 +55,13 @@ class EfficientNetLite0(ZooModel):
         target = model.state_dict()
         target_keys = [k for k in target if not _is_counter(k)]
         if len(source_keys) != len(target_keys) or any(
-            source[s].shape != target[t].shape for s, t in zip(source_keys, target_keys, strict=True)
+            source[s].shape != target[t].shape
+            for s, t in zip(source_keys, target_keys, strict=True)
         ):
             raise EdgeftError(f"{self.weights.pip_spec} does not line up with timm {_TIMM_ARCH}")
-        model.load_state_dict({t: source[s] for s, t in zip(source_keys, target_keys, strict=True)},
-                              strict=False)
+        model.load_state_dict(
+            {t: source[s] for s, t in zip(source_keys, target_keys, strict=True)}, strict=False
+        )
         return self.replace_head(model, num_classes) if num_classes else model
 
     def replace_head(self, model: nn.Module, num_classes: int) -> nn.Module:

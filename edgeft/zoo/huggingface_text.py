@@ -13,14 +13,14 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from torch import nn  # noqa: E402
-from transformers import AutoModel, AutoModelForSequenceClassification  # noqa: E402
-from transformers.utils import logging as hf_logging  # noqa: E402
+from torch import nn
+from transformers import AutoModel, AutoModelForSequenceClassification
+from transformers.utils import logging as hf_logging
 
-from edgeft.bundle import TextPreprocessing  # noqa: E402
-from edgeft.errors import EdgeftError  # noqa: E402
-from edgeft.zoo.base import LayerGroup, ZooModel  # noqa: E402
-from edgeft.zoo.packaged_weights import PackagedWeights  # noqa: E402
+from edgeft.bundle import TextPreprocessing
+from edgeft.errors import EdgeftError
+from edgeft.zoo.base import LayerGroup, ZooModel
+from edgeft.zoo.packaged_weights import PackagedWeights
 
 TOKENIZER_FILE = "tokenizer.json"
 
@@ -29,7 +29,11 @@ class HuggingFaceTextModel(ZooModel):
     task = "text-classification"
 
     def __init__(
-        self, name: str, folder: PackagedWeights | Path, description: str = "", max_length: int = 128
+        self,
+        name: str,
+        folder: PackagedWeights | Path,
+        description: str = "",
+        max_length: int = 128,
     ) -> None:
         self.name = name
         self.folder = folder
@@ -38,10 +42,14 @@ class HuggingFaceTextModel(ZooModel):
 
     @property
     def weights_source(self) -> str:
-        return self.folder.pip_spec if isinstance(self.folder, PackagedWeights) else str(self.folder)
+        return (
+            self.folder.pip_spec if isinstance(self.folder, PackagedWeights) else str(self.folder)
+        )
 
     def path(self) -> Path:
-        folder = self.folder.path() if isinstance(self.folder, PackagedWeights) else Path(self.folder)
+        folder = (
+            self.folder.path() if isinstance(self.folder, PackagedWeights) else Path(self.folder)
+        )
         if not (folder / "config.json").is_file():
             raise EdgeftError(f"{folder}: not a Hugging Face model folder (no config.json)")
         if not (folder / TOKENIZER_FILE).is_file():
@@ -84,8 +92,12 @@ class HuggingFaceTextModel(ZooModel):
 
     def layer_groups(self, model: nn.Module) -> list[LayerGroup]:
         encoder = model.base_model
-        layers = [LayerGroup(f"encoder.layer.{i}", (m,)) for i, m in enumerate(encoder.encoder.layer)]
-        head_parts = [m for m in (getattr(encoder, "pooler", None), model.classifier) if m is not None]
+        layers = [
+            LayerGroup(f"encoder.layer.{i}", (m,)) for i, m in enumerate(encoder.encoder.layer)
+        ]
+        head_parts = [
+            m for m in (getattr(encoder, "pooler", None), model.classifier) if m is not None
+        ]
         return [
             LayerGroup("embeddings", (encoder.embeddings,)),
             *layers,

@@ -23,7 +23,9 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # both libraries raise many types for a bad file
-        raise EdgeftError(f"{path}: not a readable weights file ({exc.__class__.__name__}: {exc})") from exc
+        raise EdgeftError(
+            f"{path}: not a readable weights file ({exc.__class__.__name__}: {exc})"
+        ) from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -88,7 +88,8 @@ class TorchvisionModel(ZooModel):
             children = list(features)
             stages = self.stages or [[i] for i in range(len(children))]
             body = [
-                LayerGroup(f"features.{s[0]}-{s[-1]}", tuple(children[i] for i in s)) for s in stages
+                LayerGroup(f"features.{s[0]}-{s[-1]}", tuple(children[i] for i in s))
+                for s in stages
             ]
         else:
             body = [

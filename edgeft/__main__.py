@@ -1,0 +1,5 @@
+"""``python -m edgeft`` is the ``edgeft`` command."""
+
+from edgeft.cli import main
+
+main()

@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny real image folders and text tables made on the fly, and an isolated
+EDGEFT_HOME so tests never touch the user's data folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EDGEFT_HOME", str(tmp_path_factory.mktemp("edgeft-home")))
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    yield
+    mp.undo()
+
+
+def write_image(path: Path, seed: int, mode: str = "RGB", size: tuple[int, int] = (40, 32)) -> Path:
+    """A small random image whose pixels differ by seed (so no two files are duplicates)."""
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if mode == "I;16":
+        pixels = rng.integers(0, 65535, size=size[::-1], dtype=np.uint16)
+        Image.fromarray(pixels).save(path)
+        return path
+    channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
+    pixels = rng.integers(0, 255, size=(*size[::-1], channels), dtype=np.uint8)
+    Image.fromarray(pixels.squeeze(-1) if channels == 1 else pixels, mode=mode).save(path)
+    return path
+
+
+def make_image_folder(
+    root: Path, counts: dict[str, int], suffix: str = ".png", first_seed: int = 0
+) -> Path:
+    """``root/<class>/*`` of distinct random images; give each folder its own ``first_seed``."""
+    seed = first_seed
+    for name, count in counts.items():
+        for i in range(count):
+            seed += 1
+            write_image(root / name / f"{name}_{i:03d}{suffix}", seed)
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    return make_image_folder(tmp_path / "parts", {"ok": 20, "scratch": 10, "dent": 10})

@@ -1,0 +1,54 @@
+"""The CLI as a user runs it: real subprocesses, exit codes, one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EDGEFT = [sys.executable, "-m", "edgeft"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"COLUMNS": "200"}
+    return subprocess.run([*EDGEFT, *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_models_lists_the_three_zoo_entries() -> None:
+    result = run("models", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert set(rows) == {"mobilenet_v2", "efficientnet_lite0", "minilm"}
+    assert 3.4e6 < rows["mobilenet_v2"]["params"] < 3.6e6
+    assert rows["minilm"]["task"] == "text-classification"
+    table = run("models")
+    assert "efficientnet_lite0" in table.stdout and "224x224" in table.stdout
+
+
+def test_data_inspect_prints_counts(image_folder: Path) -> None:
+    result = run("data", "inspect", str(image_folder))
+    assert result.returncode == 0, result.stderr
+    assert "scratch" in result.stdout and "no problems found" in result.stdout
+    summary = json.loads(run("data", "inspect", str(image_folder), "--json").stdout)
+    assert summary["sizes"]["train"] == 28
+    assert summary["sizes"]["val"] + summary["sizes"]["test"] == 12
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("data", "inspect", "/no/such/folder"), "no such file or folder"),
+        (("data", "inspect", "EMPTY"), "no class folders"),
+    ],
+)
+def test_user_errors_are_one_line_without_traceback(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    args = tuple(str(tmp_path) if a == "EMPTY" else a for a in args)
+    result = run(*args)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("error:") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
