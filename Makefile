@@ -23,7 +23,8 @@ demo: setup
 	$(BIN)/edgeft demo
 
 lint: setup
-	$(BIN)/ruff check edgeft tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: lint
 	$(BIN)/pytest -q -m "not slow"

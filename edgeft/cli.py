@@ -97,6 +97,55 @@ def data_inspect(
 
 
 @app.command()
+def export(
+    source: Annotated[str, typer.Argument(help="A zoo model name (its pretrained ImageNet head).")],
+    out: Annotated[Path, typer.Option("--out", help="The bundle folder to write.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing bundle at --out.")] = False,
+) -> None:
+    """Export fp32 ONNX (checked against torch) and OpenVINO IR into a bundle."""
+    from edgeft.export import export_bundle
+
+    bundle = export_bundle(source, out, overwrite=overwrite)
+    for entry in bundle.manifest.models:
+        size = bundle.path_of(entry).stat().st_size / 1e6
+        console.print(f"{entry.engine:12s} {entry.precision}  {entry.path}  ({size:.1f} MB)")
+    console.print(f"bundle written to {out}")
+
+
+@app.command()
+def predict(
+    bundle: Annotated[Path, typer.Argument(help="A bundle folder.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Image files.")],
+    top_k: Annotated[int, typer.Option("--top-k", help="How many classes to list.")] = 3,
+    engine: Annotated[str, typer.Option(help="auto, onnxruntime or openvino.")] = "auto",
+    precision: Annotated[str, typer.Option(help="fp32 or int8.")] = "fp32",
+    as_json: JsonFlag = False,
+) -> None:
+    """Label, confidence and top-k for each input, run as the edge box runs it."""
+    from edgeft.runtime import Predictor
+
+    predictor = Predictor(bundle, engine=engine, precision=precision)
+    results = predictor.predict(inputs, top_k=top_k)
+    if as_json:
+        rows = [
+            {
+                "input": str(i),
+                "label": r.label,
+                "confidence": r.confidence,
+                "top_k": [{"label": lb, "probability": p} for lb, p in r.top_k],
+            }
+            for i, r in zip(inputs, results, strict=True)
+        ]
+        print(json.dumps(rows, indent=2))
+        return
+    for path, result in zip(inputs, results, strict=True):
+        ranked = ", ".join(f"{label} {p:.3f}" for label, p in result.top_k)
+        console.print(
+            f"{path}: [bold]{result.label}[/] ({result.confidence:.3f})  top-{top_k}: {ranked}"
+        )
+
+
+@app.command()
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo writes its outputs.")] = Path(
         "edgeft-demo"

@@ -52,3 +52,18 @@ def test_user_errors_are_one_line_without_traceback(
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("error:") and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_export_then_predict_a_cat(tmp_path: Path) -> None:
+    from skimage import data as skimage_data
+    from skimage.io import imsave
+
+    imsave(tmp_path / "chelsea.png", skimage_data.chelsea())
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    assert run("export", "mobilenet_v2", "--out", str(tmp_path / "b")).returncode == 0
+    result = run("predict", str(tmp_path / "b"), str(tmp_path / "chelsea.png"), "--json")
+    assert result.returncode == 0, result.stderr
+    assert "cat" in json.loads(result.stdout)[0]["label"]
+    bad = run("predict", str(tmp_path / "b"), str(tmp_path / "broken.jpg"))
+    assert bad.returncode == 2 and "broken.jpg: not a readable image" in bad.stderr
+    assert "Traceback" not in bad.stderr

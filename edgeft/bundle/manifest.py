@@ -132,9 +132,8 @@ class Manifest:
             if engine in (None, entry.engine) and precision in (None, entry.precision):
                 return entry
         have = ", ".join(f"{m.engine}/{m.precision}" for m in self.models) or "none"
-        raise BundleError(
-            f"bundle has no {engine or 'any'}/{precision or 'any'} model (has: {have})"
-        )
+        wanted = "/".join(part for part in (engine, precision) if part) or "any"
+        raise BundleError(f"bundle has no {wanted} model (has: {have})")
 
 
 def _require(data: dict[str, Any], key: str, kind: type) -> Any:

@@ -18,14 +18,17 @@ _INTERPOLATION = {
 
 
 def eval_transform(spec: ImagePreprocessing) -> v2.Compose:
-    """PIL RGB image -> normalised float tensor (C, H, W)."""
+    """PIL RGB image -> normalised float tensor (C, H, W).
+
+    Resize and crop run on the PIL image (torchvision then calls PIL), exactly as the runtime does.
+    """
     return v2.Compose(
         [
-            v2.PILToTensor(),
             v2.Resize(
                 spec.resize, interpolation=_INTERPOLATION[spec.interpolation], antialias=True
             ),
             v2.CenterCrop(spec.crop),
+            v2.PILToTensor(),
             v2.ToDtype(torch.float32, scale=True),
             v2.Normalize(spec.mean, spec.std),
         ]

@@ -6,5 +6,15 @@ package never imports the build side.
 
 from edgeft.bundle import Bundle
 from edgeft.runtime.images import IMAGE_SUFFIXES, ImageDecodeError, decode_image
+from edgeft.runtime.predictor import Prediction, Predictor
+from edgeft.runtime.preprocess import ImagePreprocessor
 
-__all__ = ["IMAGE_SUFFIXES", "Bundle", "ImageDecodeError", "decode_image"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "Bundle",
+    "ImageDecodeError",
+    "ImagePreprocessor",
+    "Prediction",
+    "Predictor",
+    "decode_image",
+]

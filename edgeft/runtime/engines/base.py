@@ -1,0 +1,55 @@
+"""The small interface every inference engine implements, and the registry that picks one."""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from edgeft.errors import EdgeftError
+
+
+class EngineSession(ABC):
+    """A compiled model on one engine: named numpy arrays in, output arrays out."""
+
+    engine: str
+
+    @abstractmethod
+    def __init__(self, model_path: Path, threads: int | None = None, **settings: object) -> None:
+        """Load and compile; ``threads`` None means the engine's default."""
+
+    @property
+    @abstractmethod
+    def input_names(self) -> list[str]: ...
+
+    @abstractmethod
+    def run(self, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """One inference; returned arrays are owned by the caller."""
+
+
+_BACKENDS = {
+    "onnxruntime": "edgeft.runtime.engines.onnxruntime_backend:OnnxRuntimeSession",
+    "openvino": "edgeft.runtime.engines.openvino_backend:OpenVINOSession",
+}
+ENGINES = tuple(_BACKENDS)
+
+
+def session_class(engine: str) -> type[EngineSession]:
+    """The backend for ``engine``, imported only when asked for (an edge box has one engine)."""
+    if engine not in _BACKENDS:
+        raise EdgeftError(f"unknown engine {engine!r}; choose one of {', '.join(_BACKENDS)}")
+    module_name, class_name = _BACKENDS[engine].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise EdgeftError(f"engine {engine} is not installed here ({exc.name} missing)") from exc
+    return getattr(module, class_name)
+
+
+def open_session(
+    engine: str, model_path: Path, threads: int | None = None, **settings: object
+) -> EngineSession:
+    return session_class(engine)(model_path, threads=threads, **settings)

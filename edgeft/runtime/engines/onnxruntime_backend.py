@@ -1,0 +1,34 @@
+"""ONNX Runtime on CPU (other execution providers come with the target profiles)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from edgeft.errors import EdgeftError
+from edgeft.runtime.engines.base import EngineSession
+
+
+class OnnxRuntimeSession(EngineSession):
+    engine = "onnxruntime"
+
+    def __init__(self, model_path: Path, threads: int | None = None, **settings: object) -> None:
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        providers = list(settings.get("providers") or ["CPUExecutionProvider"])  # type: ignore[arg-type]
+        try:
+            self._session = ort.InferenceSession(str(model_path), options, providers=providers)
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
+            raise EdgeftError(f"{model_path}: ONNX Runtime cannot load it ({exc})") from exc
+
+    @property
+    def input_names(self) -> list[str]:
+        return [i.name for i in self._session.get_inputs()]
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        return self._session.run(None, dict(inputs))
