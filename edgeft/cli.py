@@ -97,6 +97,55 @@ def data_inspect(
 
 
 @app.command()
+def finetune(
+    out: Annotated[Path, typer.Option("--out", help="Run folder to create (or continue).")],
+    model: Annotated[str, typer.Option(help="Zoo name or torchvision:<arch>.")] = "mobilenet_v2",
+    data: Annotated[str, typer.Option(help="Image folder or a built-in dataset.")] = "elpv",
+    strategy: Annotated[
+        str, typer.Option(help="feature-extraction, full or progressive.")
+    ] = "full",
+    epochs: int = 12,
+    batch_size: int = 32,
+    image_size: Annotated[
+        int | None, typer.Option(help="Crop size (default: the model's).")
+    ] = None,
+    lr_head: float = 2e-3,
+    lr_backbone: float = 5e-4,
+    layer_decay: Annotated[float, typer.Option(help="Backbone lr factor per group.")] = 0.85,
+    patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).")] = 4,
+    precision: Annotated[str, typer.Option(help="auto, fp32 or bf16 autocast.")] = "auto",
+    seed: int = 0,
+    weights: Annotated[
+        str | None, typer.Option(help="Weights file for torchvision:<arch>.")
+    ] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")] = False,
+) -> None:
+    """Fine-tune a pretrained backbone on an image dataset (transfer learning)."""
+    from edgeft.train import Recipe
+    from edgeft.train import finetune as run_finetune
+
+    recipe = Recipe(
+        model=model,
+        data=data,
+        strategy=strategy,
+        epochs=epochs,
+        batch_size=batch_size,
+        image_size=image_size,
+        lr_head=lr_head,
+        lr_backbone=lr_backbone,
+        layer_decay=layer_decay,
+        patience=patience,
+        precision=precision,
+        seed=seed,
+        skip_bad=skip_bad,
+        weights=weights,
+    )
+    result = run_finetune(recipe, out, resume=resume, console=console)
+    console.print(f"run written to {result.run_dir} (metrics.json, curves.png, confusion.png)")
+
+
+@app.command()
 def export(
     source: Annotated[str, typer.Argument(help="A zoo model name (its pretrained ImageNet head).")],
     out: Annotated[Path, typer.Option("--out", help="The bundle folder to write.")],

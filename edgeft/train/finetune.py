@@ -1,0 +1,359 @@
+"""``edgeft finetune``: a pretrained backbone -> a model for the user's small image dataset.
+
+Strategies: ``feature-extraction`` (frozen backbone, features cached once, head trained in
+seconds), ``full`` (everything trains, discriminative learning rates) and ``progressive`` (the
+head first, then one more group from the top each time validation stalls). All share one epoch
+loop: early stopping on validation macro-F1, the best checkpoint kept, state saved every epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from edgeft.bundle import ImagePreprocessing
+from edgeft.data import ClassificationDataset, load_dataset
+from edgeft.data.transforms import eval_transform, train_transform
+from edgeft.errors import EdgeftError
+from edgeft.evaluation import classification_metrics
+from edgeft.train import checkpoint
+from edgeft.train.image_data import ImageExamples, drop_unreadable
+from edgeft.train.optim import param_groups, thaw_top, train_mode, warmup_cosine
+from edgeft.train.plots import plot_confusion, plot_curves
+from edgeft.train.recipe import Recipe
+from edgeft.zoo import LayerGroup, get_model
+
+RECIPE = "recipe.json"
+RUN = "run.json"
+METRICS = "metrics.json"
+MODEL = "model.safetensors"
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    metrics: dict[str, Any]
+
+
+def resized_spec(spec: ImagePreprocessing, image_size: int | None) -> ImagePreprocessing:
+    """The model's spec at another crop size, keeping its resize-to-crop ratio."""
+    if image_size is None or image_size == spec.crop[0]:
+        return spec
+    return replace(
+        spec, crop=(image_size, image_size), resize=round(image_size * spec.resize / spec.crop[0])
+    )
+
+
+def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    fast_bf16 = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    return torch.bfloat16 if device.type == "cuda" or fast_bf16 else None
+
+
+class _Trainer:
+    """State shared by the epoch loop: model, data, loss, where to autocast."""
+
+    def __init__(self, recipe: Recipe, run_dir: Path, console: Console) -> None:
+        self.recipe, self.run_dir, self.console = recipe, run_dir, console
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.amp = _autocast_dtype(recipe.precision, self.device)
+        self.log = open(run_dir / "train.log", "a")  # noqa: SIM115 - closed in finetune()
+
+    def say(self, message: str) -> None:
+        self.console.print(message)
+        self.log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+        self.log.flush()
+
+    def autocast(self) -> torch.autocast:
+        return torch.autocast(
+            self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None
+        )
+
+    def predict(
+        self, module: nn.Module, loader: DataLoader
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """Labels, predictions and mean loss (unweighted) over a loader, in eval mode."""
+        module.eval()
+        labels, preds, losses = [], [], []
+        with torch.no_grad(), self.autocast():
+            for x, y in loader:
+                logits = module(x.to(self.device)).float()
+                losses.append(
+                    nn.functional.cross_entropy(logits, y.to(self.device), reduction="sum").item()
+                )
+                labels.append(y.numpy())
+                preds.append(logits.argmax(1).cpu().numpy())
+        truth = np.concatenate(labels)
+        return truth, np.concatenate(preds), sum(losses) / max(len(truth), 1)
+
+
+def finetune(
+    recipe: Recipe, out: str | Path, resume: bool = False, console: Console | None = None
+) -> RunResult:
+    """Train per ``recipe`` into the run folder ``out`` (or continue it with ``resume``)."""
+    console = console or Console()
+    run_dir = Path(out)
+    if resume:
+        if not (run_dir / checkpoint.STATE).is_file():
+            raise EdgeftError(f"{run_dir}: nothing to resume (no {checkpoint.STATE})")
+        recipe = Recipe.from_file(run_dir / RECIPE)
+    elif run_dir.exists():
+        raise EdgeftError(
+            f"{run_dir} already exists; pass --resume to continue it or choose another --out"
+        )
+    dataset = load_dataset(recipe.data, seed=recipe.seed)
+    if dataset.kind != "image":
+        raise EdgeftError(
+            "this edgeft fine-tunes image datasets; text fine-tuning is not built yet"
+        )
+    entry = get_model(recipe.model, weights=recipe.weights)
+    if entry.task != "image-classification":
+        raise EdgeftError(f"{recipe.model} is a {entry.task} model; {dataset.source} holds images")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    trainer = _Trainer(recipe, run_dir, console)
+    try:
+        return _run(trainer, entry, dataset, resume)
+    except KeyboardInterrupt as exc:
+        trainer.say("interrupted")
+        raise EdgeftError(
+            f"interrupted; the best checkpoint so far is in {run_dir / checkpoint.BEST}; "
+            f"continue with: edgeft finetune --resume --out {run_dir}"
+        ) from exc
+    finally:
+        trainer.log.close()
+
+
+def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: bool) -> RunResult:
+    recipe, run_dir = trainer.recipe, trainer.run_dir
+    spec = resized_spec(entry.preprocessing, recipe.image_size)
+    skipped: list[str] = []
+    splits = {}
+    for split in ("train", "val", "test"):
+        splits[split], bad = drop_unreadable(dataset.splits[split], recipe.skip_bad)
+        skipped += bad
+    if skipped:
+        trainer.say(f"skipped {len(skipped)} unreadable image(s) (--skip-bad)")
+    if not resume:
+        (run_dir / RECIPE).write_text(recipe.to_json())
+        run_info = {
+            "model": entry.name,
+            "task": entry.task,
+            "labels": dataset.classes,
+            "preprocessing": asdict(spec),
+            "dataset": dataset.describe(),
+        }
+        (run_dir / RUN).write_text(json.dumps(run_info, indent=2))
+    torch.manual_seed(recipe.seed)
+    model = entry.create(num_classes=len(dataset.classes)).to(trainer.device)
+    groups = entry.layer_groups(model)
+
+    def loader(examples: list, transform: Any, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            ImageExamples(examples, transform),
+            batch_size=recipe.batch_size,
+            shuffle=shuffle,
+            generator=torch.Generator().manual_seed(recipe.seed),
+        )
+
+    train_tf = train_transform(spec) if recipe.augment else eval_transform(spec)
+    train_loader = loader(splits["train"], train_tf, True)
+    val_loader = loader(splits["val"], eval_transform(spec), False)
+    counts = np.bincount([e.label for e in splits["train"]], minlength=len(dataset.classes))
+    weights = (
+        counts.sum() / (len(counts) * np.maximum(counts, 1))
+        if recipe.class_weights
+        else np.ones(len(counts))
+    )
+    loss_fn = nn.CrossEntropyLoss(
+        weight=torch.tensor(weights, dtype=torch.float32, device=trainer.device),
+        label_smoothing=recipe.label_smoothing,
+    )
+    trainable: nn.Module = model
+    started = time.perf_counter()
+    if recipe.strategy == "feature-extraction":
+        trainable, train_loader, val_loader, groups = _cached_features(
+            trainer, model, groups, splits, spec
+        )
+    caching_seconds = time.perf_counter() - started
+    history = _fit(
+        trainer,
+        model,
+        trainable,
+        groups,
+        train_loader,
+        val_loader,
+        loss_fn,
+        dataset.classes,
+        resume,
+    )
+    training_seconds = caching_seconds + sum(h["seconds"] for h in history)
+    checkpoint.load_weights(model, run_dir / checkpoint.BEST)
+    checkpoint.save_weights(model, run_dir / MODEL)
+    truth, preds, _ = trainer.predict(model, loader(splits["test"], eval_transform(spec), False))
+    test = classification_metrics(truth, preds, dataset.classes)
+    best = max(history, key=lambda h: h["val_macro_f1"])
+    metrics = {
+        "strategy": recipe.strategy,
+        "history": history,
+        "best_epoch": best["epoch"],
+        "best_val": {k: best[k] for k in ("val_accuracy", "val_macro_f1", "val_loss")},
+        "test": test,
+        "training_seconds": round(training_seconds, 1),
+        "trainable_params": max(h["trainable_params"] for h in history),
+        "total_params": sum(p.numel() for p in model.parameters()),
+        "skipped_files": skipped,
+        "precision": str(trainer.amp or torch.float32).removeprefix("torch."),
+    }
+    (run_dir / METRICS).write_text(json.dumps(metrics, indent=2))
+    plot_curves(history, run_dir / "curves.png")
+    plot_confusion(test, run_dir / "confusion.png")
+    trainer.say(
+        f"test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f} (best epoch {best['epoch']})"
+    )
+    return RunResult(run_dir, metrics)
+
+
+def _cached_features(
+    trainer: _Trainer, model: nn.Module, groups: list, splits: dict, spec: ImagePreprocessing
+):
+    """Run the frozen backbone once per image; the head then trains on the cached features."""
+    head = (
+        groups[-1].modules[0]
+        if len(groups[-1].modules) == 1
+        else nn.Sequential(*groups[-1].modules)
+    )
+    captured: list[torch.Tensor] = []
+    hook = head.register_forward_pre_hook(
+        lambda _m, args: captured.append(args[0].detach().float().cpu())
+    )
+    loaders = []
+    try:
+        for split in ("train", "val"):
+            captured.clear()
+            examples = splits[split]
+            loader = DataLoader(
+                ImageExamples(examples, eval_transform(spec)), batch_size=trainer.recipe.batch_size
+            )
+            trainer.predict(model, loader)
+            features = torch.cat(captured)
+            labels = torch.tensor([e.label for e in examples])
+            loaders.append(
+                DataLoader(
+                    TensorDataset(features, labels),
+                    batch_size=trainer.recipe.batch_size,
+                    shuffle=split == "train",
+                    generator=torch.Generator().manual_seed(trainer.recipe.seed),
+                )
+            )
+    finally:
+        hook.remove()
+    trainer.say(f"cached {len(loaders[0].dataset)} train features of size {captured[0].shape[1]}")
+    return head, loaders[0], loaders[1], [LayerGroup("head", (head,))]
+
+
+def _fit(
+    trainer, model, trainable, groups, train_loader, val_loader, loss_fn, classes, resume
+) -> list[dict[str, Any]]:
+    recipe, run_dir = trainer.recipe, trainer.run_dir
+    progressive = recipe.strategy == "progressive"
+    optimizer = torch.optim.AdamW(
+        param_groups(
+            groups, recipe.lr_head, recipe.lr_backbone, recipe.layer_decay, recipe.weight_decay
+        )
+    )
+    steps = len(train_loader)
+    scheduler = warmup_cosine(optimizer, round(recipe.warmup_epochs * steps), recipe.epochs * steps)
+    state: dict[str, Any] = {
+        "epoch": 0,
+        "history": [],
+        "thawed": 1 if progressive else len(groups),
+        "best": -1.0,
+        "stale": 0,
+        "stale_since_thaw": 0,
+    }
+    if resume:
+        state = checkpoint.load_progress(run_dir, model, optimizer, scheduler)
+        trainer.say(f"resuming after epoch {state['epoch']}")
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=trainer.console,
+        transient=True,
+    ) as bar:
+        for epoch in range(state["epoch"] + 1, recipe.epochs + 1):
+            trainable_params = thaw_top(groups, state["thawed"])
+            torch.manual_seed(recipe.seed * 1000 + epoch)
+            task = bar.add_task(f"epoch {epoch}/{recipe.epochs}", total=steps)
+            train_mode(trainable, groups)
+            running, seen, started = 0.0, 0, time.perf_counter()
+            for x, y in train_loader:
+                x, y = x.to(trainer.device), y.to(trainer.device)
+                with trainer.autocast():
+                    loss = loss_fn(trainable(x).float(), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                running, seen = running + loss.item() * len(y), seen + len(y)
+                bar.update(
+                    task,
+                    advance=1,
+                    description=f"epoch {epoch}/{recipe.epochs} loss {running / seen:.3f}",
+                )
+            bar.remove_task(task)
+            truth, preds, val_loss = trainer.predict(trainable, val_loader)
+            val = classification_metrics(truth, preds, classes)
+            row = {
+                "epoch": epoch,
+                "train_loss": running / seen,
+                "val_loss": val_loss,
+                "val_accuracy": val["accuracy"],
+                "val_macro_f1": val["macro_f1"],
+                "trainable_params": trainable_params,
+                "seconds": round(time.perf_counter() - started, 1),
+                "lr_head": optimizer.param_groups[-1]["lr"],
+            }
+            state["history"].append(row)
+            improved = row["val_macro_f1"] > state["best"]
+            if improved:
+                state["best"], state["stale"], state["stale_since_thaw"] = row["val_macro_f1"], 0, 0
+                checkpoint.save_weights(model, run_dir / checkpoint.BEST)
+            else:
+                state["stale"] += 1
+                state["stale_since_thaw"] += 1
+            trainer.say(
+                f"epoch {epoch}: train loss {row['train_loss']:.4f}, val loss {val_loss:.4f}, "
+                f"val acc {row['val_accuracy']:.4f}, val macro-F1 {row['val_macro_f1']:.4f}"
+                f"{' (best)' if improved else ''}, {trainable_params:,} trainable, {row['seconds']} s"
+            )
+            state["epoch"] = epoch
+            if (
+                progressive
+                and state["thawed"] < len(groups)
+                and state["stale_since_thaw"] >= recipe.unfreeze_patience
+            ):
+                state["thawed"] += 1
+                state["stale_since_thaw"] = 0
+                trainer.say(f"val stalled: thawing {groups[-state['thawed']].name}")
+            checkpoint.save_progress(run_dir, model, optimizer, scheduler, state)
+            all_thawed = state["thawed"] >= len(groups)
+            if all_thawed and state["stale"] >= recipe.patience:
+                trainer.say(f"early stop: no better val macro-F1 for {recipe.patience} epochs")
+                break
+    return state["history"]
