@@ -92,3 +92,36 @@ def test_export_refuses_what_it_cannot_export(tmp_path: Path, mobilenet_bundle: 
         Predictor(mobilenet_bundle, precision="int8")
     with pytest.raises(EdgeftError, match="unknown engine"):
         Predictor(mobilenet_bundle, engine="tensorrt-9")
+
+
+def test_a_finetuned_run_exports_and_the_runtime_matches_torch(tmp_path: Path) -> None:
+    from edgeft.train import Recipe, finetune
+    from edgeft.train.checkpoint import load_weights
+    from tests.conftest import make_image_folder
+
+    data = make_image_folder(tmp_path / "data", {"ok": 8, "bad": 8})
+    recipe = Recipe(
+        model="mobilenet_v2",
+        data=str(data),
+        strategy="feature-extraction",
+        epochs=1,
+        batch_size=8,
+        image_size=64,
+        precision="fp32",
+    )
+    finetune(recipe, tmp_path / "run")
+    bundle = export_bundle(tmp_path / "run", tmp_path / "bundle")
+    assert bundle.manifest.labels == ["bad", "ok"]
+    assert bundle.manifest.preprocessing.crop == (64, 64)
+    assert bundle.manifest.provenance["fine_tuned"] is True
+    assert bundle.manifest.provenance["dataset"]["fingerprints"]["test"]
+    entry = get_model("mobilenet_v2")
+    model = entry.create(num_classes=2).eval()
+    load_weights(model, tmp_path / "run" / "model.safetensors")
+    image = Image.fromarray(skimage_data.chelsea())
+    with torch.no_grad():
+        expected = model(eval_transform(bundle.manifest.preprocessing)(image)[None]).softmax(-1)[0]
+    for engine in ("onnxruntime", "openvino"):
+        predictor = Predictor(bundle, engine=engine)
+        got = predictor.probabilities(predictor.preprocess.batch([image]))[0]
+        assert np.abs(got - expected.numpy()).max() < 1e-4, engine

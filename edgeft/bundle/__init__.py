@@ -9,6 +9,7 @@ from edgeft.bundle.manifest import (
     Preprocessing,
     TensorSpec,
     TextPreprocessing,
+    preprocessing_from_dict,
 )
 from edgeft.bundle.store import Bundle, sha256_file, stage_bundle, write_manifest
 
@@ -22,6 +23,7 @@ __all__ = [
     "Preprocessing",
     "TensorSpec",
     "TextPreprocessing",
+    "preprocessing_from_dict",
     "sha256_file",
     "stage_bundle",
     "write_manifest",

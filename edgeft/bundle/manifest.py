@@ -117,7 +117,7 @@ class Manifest:
         return cls(
             task=task,
             labels=labels,
-            preprocessing=_preprocessing(_require(data, "preprocessing", dict)),
+            preprocessing=preprocessing_from_dict(_require(data, "preprocessing", dict)),
             inputs=[_tensor(t) for t in _require(data, "inputs", list)],
             outputs=[_tensor(t) for t in _require(data, "outputs", list)],
             models=models,
@@ -145,7 +145,8 @@ def _require(data: dict[str, Any], key: str, kind: type) -> Any:
     return value
 
 
-def _preprocessing(data: dict[str, Any]) -> Preprocessing:
+def preprocessing_from_dict(data: dict[str, Any]) -> Preprocessing:
+    """Parse a preprocessing spec (from a manifest or a run folder); errors name the field."""
     kind = data.get("kind")
     try:
         if kind == "image":

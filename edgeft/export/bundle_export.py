@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 
 from edgeft.bundle import (
     Bundle,
@@ -13,30 +17,66 @@ from edgeft.bundle import (
     Manifest,
     ModelEntry,
     TensorSpec,
+    preprocessing_from_dict,
     stage_bundle,
     write_manifest,
 )
 from edgeft.errors import EdgeftError
 from edgeft.export.onnx_export import export_onnx
 from edgeft.export.openvino_export import export_openvino
+from edgeft.train.checkpoint import load_weights
+from edgeft.train.finetune import MODEL, RECIPE, RUN
 from edgeft.zoo import get_model
 
 ONNX_FILE = "model.onnx"
 OPENVINO_FILE = "openvino/model.xml"
 
 
-def export_bundle(source: str, out: str | Path, overwrite: bool = False) -> Bundle:
-    """Export a zoo model (its pretrained head and labels: the zero-shot baseline) to ``out``."""
-    entry = get_model(source)
-    labels = entry.labels()
-    if not labels:
+@dataclass
+class ExportSource:
+    """A network ready to export, with what the manifest needs to say about it."""
+
+    model: nn.Module
+    task: str
+    labels: list[str]
+    preprocessing: ImagePreprocessing
+    provenance: dict[str, Any]
+
+
+def load_source(source: str | Path) -> ExportSource:
+    """A run folder from ``edgeft finetune`` (its best weights), or a zoo name (pretrained head)."""
+    run_file = Path(source) / RUN
+    if run_file.is_file():
+        run = json.loads(run_file.read_text())
+        recipe = json.loads((Path(source) / RECIPE).read_text())
+        entry = get_model(run["model"], weights=recipe.get("weights"))
+        model = entry.create(num_classes=len(run["labels"]))
+        load_weights(model, Path(source) / MODEL)
+        preprocessing = preprocessing_from_dict(run["preprocessing"])
+        provenance = {
+            "base_model": run["model"],
+            "fine_tuned": True,
+            "run": str(source),
+            "dataset": run["dataset"],
+            "recipe": recipe,
+        }
+        return ExportSource(model, run["task"], run["labels"], preprocessing, provenance)
+    entry = get_model(str(source))
+    if not entry.labels():
         raise EdgeftError(
             f"{source} has no pretrained classification head to export; fine-tune it first"
         )
-    spec = entry.preprocessing
-    if not isinstance(spec, ImagePreprocessing):
+    if not isinstance(entry.preprocessing, ImagePreprocessing):
         raise EdgeftError(f"{source}: only image models export from the zoo directly")
-    model = entry.create().eval()
+    provenance = {"base_model": entry.name, "weights": entry.weights_source, "fine_tuned": False}
+    return ExportSource(entry.create(), entry.task, entry.labels(), entry.preprocessing, provenance)
+
+
+def export_bundle(source: str | Path, out: str | Path, overwrite: bool = False) -> Bundle:
+    """Export a run folder or a zoo model (the zero-shot baseline) to the bundle ``out``."""
+    loaded = load_source(source)
+    spec, labels = loaded.preprocessing, loaded.labels
+    model = loaded.model.eval()
     example = {"input": torch.randn(2, 3, *spec.crop, generator=torch.Generator().manual_seed(0))}
     with stage_bundle(out, overwrite=overwrite) as staging:
         deviation = export_onnx(
@@ -49,7 +89,7 @@ def export_bundle(source: str, out: str | Path, overwrite: bool = False) -> Bund
         export_openvino(staging / ONNX_FILE, staging / OPENVINO_FILE)
         checked = {"max_relative_deviation_vs_torch": deviation}
         manifest = Manifest(
-            task=entry.task,
+            task=loaded.task,
             labels=labels,
             preprocessing=spec,
             inputs=[TensorSpec("input", (-1, 3, *spec.crop), "float32")],
@@ -58,12 +98,8 @@ def export_bundle(source: str, out: str | Path, overwrite: bool = False) -> Bund
                 ModelEntry(ONNX_FILE, "onnxruntime", "fp32", details=checked),
                 ModelEntry(OPENVINO_FILE, "openvino", "fp32"),
             ],
-            provenance={
-                "base_model": entry.name,
-                "weights": entry.weights_source,
-                "fine_tuned": False,
-                "versions": {p: version(p) for p in ("edgeft", "torch", "onnx", "openvino")},
-            },
+            provenance=loaded.provenance
+            | {"versions": {p: version(p) for p in ("edgeft", "torch", "onnx", "openvino")}},
         )
         write_manifest(staging, manifest)
     return Bundle.load(out)

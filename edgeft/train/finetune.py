@@ -77,18 +77,23 @@ class _Trainer:
         self.log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
         self.log.flush()
 
-    def autocast(self) -> torch.autocast:
+    def autocast(self, enabled: bool = True) -> torch.autocast:
         return torch.autocast(
-            self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None
+            self.device.type,
+            dtype=self.amp or torch.float32,
+            enabled=enabled and self.amp is not None,
         )
 
     def predict(
-        self, module: nn.Module, loader: DataLoader
+        self, module: nn.Module, loader: DataLoader, fp32: bool = False
     ) -> tuple[np.ndarray, np.ndarray, float]:
-        """Labels, predictions and mean loss (unweighted) over a loader, in eval mode."""
+        """Labels, predictions and mean loss (unweighted) over a loader, in eval mode.
+
+        ``fp32`` turns autocast off: the reported test score is the fp32 model that is exported.
+        """
         module.eval()
         labels, preds, losses = [], [], []
-        with torch.no_grad(), self.autocast():
+        with torch.no_grad(), self.autocast(enabled=not fp32):
             for x, y in loader:
                 logits = module(x.to(self.device)).float()
                 losses.append(
@@ -202,7 +207,8 @@ def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: 
     training_seconds = caching_seconds + sum(h["seconds"] for h in history)
     checkpoint.load_weights(model, run_dir / checkpoint.BEST)
     checkpoint.save_weights(model, run_dir / MODEL)
-    truth, preds, _ = trainer.predict(model, loader(splits["test"], eval_transform(spec), False))
+    test_loader = loader(splits["test"], eval_transform(spec), False)
+    truth, preds, _ = trainer.predict(model, test_loader, fp32=True)
     test = classification_metrics(truth, preds, dataset.classes)
     best = max(history, key=lambda h: h["val_macro_f1"])
     metrics = {
