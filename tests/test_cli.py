@@ -67,3 +67,36 @@ def test_export_then_predict_a_cat(tmp_path: Path) -> None:
     bad = run("predict", str(tmp_path / "b"), str(tmp_path / "broken.jpg"))
     assert bad.returncode == 2 and "broken.jpg: not a readable image" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_finetune_from_the_command_line_and_refuse_to_overwrite(tmp_path: Path) -> None:
+    from tests.conftest import make_image_folder
+
+    data = make_image_folder(tmp_path / "data", {"ok": 8, "bad": 8})
+    args = (
+        "finetune",
+        "--data",
+        str(data),
+        "--strategy",
+        "feature-extraction",
+        "--epochs",
+        "1",
+        "--image-size",
+        "64",
+        "--batch-size",
+        "8",
+        "--precision",
+        "fp32",
+        "--out",
+        str(tmp_path / "run"),
+    )
+    result = run(*args)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["strategy"] == "feature-extraction" and len(metrics["history"]) == 1
+    again = run(*args)
+    assert (
+        again.returncode == 2
+        and "already exists" in again.stderr
+        and "Traceback" not in again.stderr
+    )
