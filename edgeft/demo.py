@@ -22,6 +22,7 @@ def run_demo(workdir: Path, console: Console) -> None:
     from edgeft.export import export_bundle
     from edgeft.runtime import Predictor
     from edgeft.train import Recipe, finetune
+    from edgeft.train.finetune import MODEL
 
     console.rule("edgeft demo: solar-cell defects (ELPV)")
     console.print(f"ELPV data: Deitsch et al., licence {LICENCE} (non-commercial).")
@@ -29,7 +30,7 @@ def run_demo(workdir: Path, console: Console) -> None:
     for warning in inspect_dataset(dataset).warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     run_dir, bundle_dir = workdir / "run", workdir / "bundle"
-    if (run_dir / "model.safetensors").is_file():
+    if (run_dir / MODEL).is_file():
         console.print(f"reusing the fine-tuned run in {run_dir}")
     else:
         recipe = Recipe(

@@ -19,7 +19,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from edgeft.bundle import ImagePreprocessing
 from edgeft.data import ClassificationDataset, load_dataset
@@ -166,12 +166,7 @@ def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: 
     groups = entry.layer_groups(model)
 
     def loader(examples: list, transform: Any, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            ImageExamples(examples, transform),
-            batch_size=recipe.batch_size,
-            shuffle=shuffle,
-            generator=torch.Generator().manual_seed(recipe.seed),
-        )
+        return _batches(ImageExamples(examples, transform), recipe, shuffle)
 
     train_tf = train_transform(spec) if recipe.augment else eval_transform(spec)
     train_loader = loader(splits["train"], train_tf, True)
@@ -232,6 +227,16 @@ def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: 
     return RunResult(run_dir, metrics)
 
 
+def _batches(dataset: Dataset, recipe: Recipe, shuffle: bool) -> DataLoader:
+    """Batches in the recipe's size; shuffling is seeded so a run repeats exactly."""
+    return DataLoader(
+        dataset,
+        batch_size=recipe.batch_size,
+        shuffle=shuffle,
+        generator=torch.Generator().manual_seed(recipe.seed),
+    )
+
+
 def _cached_features(
     trainer: _Trainer, model: nn.Module, groups: list, splits: dict, spec: ImagePreprocessing
 ):
@@ -250,20 +255,10 @@ def _cached_features(
         for split in ("train", "val"):
             captured.clear()
             examples = splits[split]
-            loader = DataLoader(
-                ImageExamples(examples, eval_transform(spec)), batch_size=trainer.recipe.batch_size
-            )
-            trainer.predict(model, loader)
-            features = torch.cat(captured)
-            labels = torch.tensor([e.label for e in examples])
-            loaders.append(
-                DataLoader(
-                    TensorDataset(features, labels),
-                    batch_size=trainer.recipe.batch_size,
-                    shuffle=split == "train",
-                    generator=torch.Generator().manual_seed(trainer.recipe.seed),
-                )
-            )
+            images = ImageExamples(examples, eval_transform(spec))
+            trainer.predict(model, _batches(images, trainer.recipe, shuffle=False))
+            features = TensorDataset(torch.cat(captured), torch.tensor([e.label for e in examples]))
+            loaders.append(_batches(features, trainer.recipe, shuffle=split == "train"))
     finally:
         hook.remove()
     trainer.say(f"cached {len(loaders[0].dataset)} train features of size {captured[0].shape[1]}")
