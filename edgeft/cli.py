@@ -162,6 +162,121 @@ def export(
 
 
 @app.command()
+def quantize(
+    bundle: Annotated[Path, typer.Argument(help="An fp32 bundle (from edgeft export).")],
+    out: Annotated[Path, typer.Option("--out", help="The int8 bundle folder to write.")],
+    engine: Annotated[str, typer.Option(help="onnxruntime, openvino or all.")] = "all",
+    calibration: Annotated[
+        str | None,
+        typer.Option(help="A size, a recipe in calibration/, a .toml file or an image folder."),
+    ] = None,
+    method: Annotated[
+        str, typer.Option(help="minmax, entropy, percentile, or auto (try several).")
+    ] = "auto",
+    max_accuracy_drop: Annotated[
+        float, typer.Option(help="Budget: allowed validation accuracy drop, in points.")
+    ] = 1.0,
+    data: Annotated[
+        str | None, typer.Option(help="Labelled data to validate on (default: the bundle's).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing bundle at --out.")] = False,
+) -> None:
+    """int8 models (ONNX Runtime QDQ, OpenVINO via NNCF) within an accuracy budget."""
+    from edgeft.quantize import QuantizeConfig, quantize_bundle
+    from edgeft.quantize.backends.base import QUANTIZE_ENGINES
+
+    config = QuantizeConfig(
+        engines=QUANTIZE_ENGINES if engine == "all" else (engine,),
+        calibration=calibration,
+        method=method,
+        max_accuracy_drop=max_accuracy_drop,
+        data=data,
+    )
+    result = quantize_bundle(bundle, out, config, overwrite=overwrite, console=console)
+    table = Table(title=f"{out}: int8 on the validation split, through edgeft.runtime")
+    for column in ("engine", "precision", "size MB", "val accuracy", "drop pt", "float layers"):
+        table.add_column(column, justify="left" if column in ("engine", "precision") else "right")
+    from edgeft.evaluation import model_size
+
+    for entry in result.manifest.models:
+        details, val = entry.details, entry.metrics.get("val", {})
+        table.add_row(
+            entry.engine,
+            entry.precision,
+            f"{model_size(result, entry) / 1e6:.2f}",
+            f"{val['accuracy']:.4f}" if "accuracy" in val else "",
+            f"{details['val_drop_points']:.2f}" if "val_drop_points" in details else "",
+            str(len(details["kept_float"])) if "kept_float" in details else "",
+        )
+    console.print(table)
+    for entry in result.manifest.models:
+        for name, delta in entry.details.get("per_class_delta_points", {}).items():
+            if delta["recall"] < 0:
+                console.print(
+                    f"{entry.engine} int8 loses on {name}: recall {delta['recall']:+.2f} pt, "
+                    f"F1 {delta['f1']:+.2f} pt"
+                )
+    console.print(f"bundle written to {out}")
+
+
+@app.command("eval")
+def evaluate(
+    bundle: Annotated[Path, typer.Argument(help="A bundle folder.")],
+    data: Annotated[
+        str | None, typer.Option(help="Labelled data (default: the dataset the bundle records).")
+    ] = None,
+    split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+    model: Annotated[str, typer.Option("--model", help="fp32, int8 or all.")] = "all",
+    as_json: JsonFlag = False,
+) -> None:
+    """Accuracy, macro-F1, per-class scores, confusion matrix and fp32/int8 agreement."""
+    from rich.progress import Progress
+
+    from edgeft.bundle import Bundle
+    from edgeft.data import SPLITS
+    from edgeft.evaluation import evaluate_bundle
+    from edgeft.evaluation.bundle_eval import recorded_dataset
+
+    if split not in SPLITS:
+        raise EdgeftError(f"--split must be one of {', '.join(SPLITS)}")
+    loaded = Bundle.load(bundle)
+    dataset = recorded_dataset(loaded, data)
+    if dataset is None:
+        raise EdgeftError(f"{bundle} records no dataset; pass --data")
+    with Progress(console=console, transient=True) as progress:
+        results = evaluate_bundle(loaded, dataset, split, model, progress)
+    if as_json:
+        print(json.dumps([r.row() for r in results], indent=2))
+        return
+    table = Table(title=f"{bundle} on {dataset.source} {split} ({results[0].scores['examples']})")
+    columns = ("engine", "precision", "size MB", "accuracy", "macro-F1", "Δ acc pt", "agreement")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("engine", "precision") else "right")
+    for r in results:
+        s = r.scores
+        table.add_row(
+            r.entry.engine,
+            r.entry.precision,
+            f"{r.size_bytes / 1e6:.2f}",
+            f"{s['accuracy']:.4f}",
+            f"{s['macro_f1']:.4f}",
+            f"{s['accuracy_delta_points']:+.2f}" if "accuracy_delta_points" in s else "",
+            f"{s['agreement']:.4f}" if "agreement" in s else "",
+        )
+    console.print(table)
+    per_class = Table(title="per class (precision / recall / F1)")
+    per_class.add_column("class")
+    for r in results:
+        per_class.add_column(f"{r.entry.engine} {r.entry.precision}", justify="right")
+    for name in loaded.manifest.labels:
+        cells = [r.scores["per_class"][name] for r in results]
+        per_class.add_row(
+            name, *(f"{c['precision']:.3f} / {c['recall']:.3f} / {c['f1']:.3f}" for c in cells)
+        )
+    console.print(per_class)
+
+
+@app.command()
 def predict(
     bundle: Annotated[Path, typer.Argument(help="A bundle folder.")],
     inputs: Annotated[list[Path], typer.Argument(help="Image files.")],

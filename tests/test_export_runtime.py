@@ -56,7 +56,7 @@ def test_bundle_has_both_engines_and_runs_the_cat(mobilenet_bundle: Bundle) -> N
         assert cat.label in CAT_LABELS, engine
         assert coffee.label not in CAT_LABELS, engine
         probabilities = predictor.probabilities(
-            predictor.preprocess.batch([skimage_data.chelsea()])
+            predictor.encoder.encode([skimage_data.chelsea()])
         )
         assert np.abs(probabilities[0] - reference).max() < 1e-4, engine
 
@@ -64,8 +64,8 @@ def test_bundle_has_both_engines_and_runs_the_cat(mobilenet_bundle: Bundle) -> N
 def test_batch_axis_is_dynamic(mobilenet_bundle: Bundle) -> None:
     predictor = Predictor(mobilenet_bundle, engine="onnxruntime")
     images = [skimage_data.chelsea()] * 3
-    batched = predictor.probabilities(predictor.preprocess.batch(images))
-    single = predictor.probabilities(predictor.preprocess.batch(images[:1]))
+    batched = predictor.probabilities(predictor.encoder.encode(images))
+    single = predictor.probabilities(predictor.encoder.encode(images[:1]))
     assert batched.shape == (3, 1000) and np.allclose(batched[2], single[0], atol=1e-5)
 
 
@@ -123,5 +123,5 @@ def test_a_finetuned_run_exports_and_the_runtime_matches_torch(tmp_path: Path) -
         expected = model(eval_transform(bundle.manifest.preprocessing)(image)[None]).softmax(-1)[0]
     for engine in ("onnxruntime", "openvino"):
         predictor = Predictor(bundle, engine=engine)
-        got = predictor.probabilities(predictor.preprocess.batch([image]))[0]
+        got = predictor.probabilities(predictor.encoder.encode([image]))[0]
         assert np.abs(got - expected.numpy()).max() < 1e-4, engine

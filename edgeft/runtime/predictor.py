@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edgeft.bundle import Bundle, ImagePreprocessing
-from edgeft.errors import EdgeftError
+from edgeft.bundle import Bundle
+from edgeft.runtime.encoders import encoder_for
 from edgeft.runtime.engines import open_session, session_class
-from edgeft.runtime.preprocess import ImageInput, ImagePreprocessor
+from edgeft.runtime.preprocess import ImageInput
 
 
 @dataclass(frozen=True)
@@ -44,25 +44,23 @@ class Predictor:
             session_class(engine)  # an unknown or missing engine is named before anything loads
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
         manifest = self.bundle.manifest
-        if not isinstance(manifest.preprocessing, ImagePreprocessing):
-            raise EdgeftError("text bundles are not supported by the runtime yet")
         self.model = manifest.model(None if engine == "auto" else engine, precision)
         self.labels = manifest.labels
-        self.preprocess = ImagePreprocessor(manifest.preprocessing)
+        self.encoder = encoder_for(self.bundle)
         self.session = open_session(
             self.model.engine,
             self.bundle.path_of(self.model),
             threads=threads,
             precision=self.model.precision,
         )
-        self._input = manifest.inputs[0].name
 
-    def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        """Preprocessed (N, C, H, W) float32 -> class probabilities (N, classes)."""
-        return softmax(self.session.run({self._input: batch.astype(np.float32, copy=False)})[0])
+    def probabilities(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Encoded model inputs (see ``encoder``) -> class probabilities (N, classes)."""
+        return softmax(self.session.run(inputs)[0])
 
-    def predict(self, images: Sequence[ImageInput], top_k: int = 5) -> list[Prediction]:
-        probabilities = self.probabilities(self.preprocess.batch(images))
+    def predict(self, items: Sequence[ImageInput | str], top_k: int = 5) -> list[Prediction]:
+        """Images (paths, bytes, PIL, uint8 arrays) or texts, as the bundle's task takes."""
+        probabilities = self.probabilities(self.encoder.encode(items))
         k = max(1, min(top_k, len(self.labels)))
         out = []
         for row in probabilities:

@@ -1,0 +1,105 @@
+"""``edgeft eval``: every model of a bundle scored on a dataset split through the runtime."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rich.progress import Progress
+
+from edgeft.bundle import Bundle, ModelEntry
+from edgeft.data import ClassificationDataset, load_dataset
+from edgeft.errors import EdgeftError
+from edgeft.evaluation.runtime_scoring import encode_split, entry_logits, score_logits
+
+
+@dataclass
+class ModelScores:
+    """One model's scores; ``agreement`` is top-1 agreement with the same engine's fp32 model."""
+
+    entry: ModelEntry
+    size_bytes: int
+    scores: dict[str, Any]
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "engine": self.entry.engine,
+            "precision": self.entry.precision,
+            "path": self.entry.path,
+            "size_bytes": self.size_bytes,
+        } | self.scores
+
+
+def model_size(bundle: Bundle, entry: ModelEntry) -> int:
+    """Bytes on disk of a model file and its side files (an IR's .bin)."""
+    path = bundle.path_of(entry)
+    files = [path] + ([path.with_suffix(".bin")] if path.suffix == ".xml" else [])
+    return sum(f.stat().st_size for f in files if f.is_file())
+
+
+def recorded_dataset(bundle: Bundle, data: str | None) -> ClassificationDataset | None:
+    """The labelled data to validate on: ``data``, else the dataset recorded at training."""
+    recorded = bundle.manifest.provenance.get("dataset") or {}
+    source = data or recorded.get("source")
+    if source is None:
+        return None
+    seed = int((recorded.get("split_recipe") or {}).get("seed", 0))
+    dataset = load_dataset(source, seed=seed)
+    expected = (recorded.get("fingerprints") or {}).get("val")
+    if data is None and expected and dataset.fingerprint("val") != expected:
+        raise EdgeftError(
+            f"{source}: the validation split differs from the one the bundle was trained with "
+            "(its fingerprint changed); pass --data explicitly"
+        )
+    return dataset
+
+
+def per_class_deltas(fp32: dict[str, Any], other: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per class, ``other`` minus fp32 recall and F1 in points: where the int8 model loses."""
+    return {
+        name: {
+            metric: round(100.0 * (other["per_class"][name][metric] - row[metric]), 2)
+            for metric in ("recall", "f1")
+        }
+        for name, row in fp32.get("per_class", {}).items()
+    }
+
+
+def evaluate_bundle(
+    bundle: Bundle,
+    dataset: ClassificationDataset,
+    split: str = "test",
+    precision: str = "all",
+    progress: Progress | None = None,
+) -> list[ModelScores]:
+    """Scores for the bundle's models of ``precision`` (fp32, int8 or all) on ``split``."""
+    if precision not in ("fp32", "int8", "all"):
+        raise EdgeftError(f"--model must be fp32, int8 or all, not {precision!r}")
+    chosen = [m for m in bundle.manifest.models if precision in ("all", m.precision)]
+    if not chosen:
+        raise EdgeftError(f"{bundle.root} has no {precision} model")
+    data = encode_split(bundle, dataset, split, progress)
+    logits = {(m.engine, m.precision): entry_logits(bundle, m, data) for m in chosen}
+    results = []
+    for entry in chosen:
+        scores = score_logits(logits[(entry.engine, entry.precision)], data)
+        fp32 = _fp32_of(bundle, entry)
+        if entry.precision == "int8" and fp32 is not None:
+            reference = logits.get((fp32.engine, "fp32"))
+            if reference is None:
+                reference = logits[(fp32.engine, "fp32")] = entry_logits(bundle, fp32, data)
+            reference_scores = score_logits(reference, data)
+            scores = score_logits(logits[(entry.engine, "int8")], data, reference)
+            scores["accuracy_delta_points"] = round(
+                100.0 * (scores["accuracy"] - reference_scores["accuracy"]), 3
+            )
+            scores["per_class_delta_points"] = per_class_deltas(reference_scores, scores)
+        results.append(ModelScores(entry, model_size(bundle, entry), scores))
+    return results
+
+
+def _fp32_of(bundle: Bundle, entry: ModelEntry) -> ModelEntry | None:
+    return next(
+        (m for m in bundle.manifest.models if m.engine == entry.engine and m.precision == "fp32"),
+        None,
+    )

@@ -1,0 +1,108 @@
+"""Scoring models as the edge box runs them: inputs encoded by ``edgeft.runtime`` once, then fed
+to any number of engine sessions (fp32, int8 candidates, ...) so every model sees the same arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.progress import Progress
+
+from edgeft.bundle import Bundle, ModelEntry
+from edgeft.data import ClassificationDataset
+from edgeft.evaluation.metrics import classification_metrics
+from edgeft.runtime.encoders import encoder_for
+from edgeft.runtime.engines import EngineSession, open_session
+
+BATCH = 32
+
+
+@dataclass
+class EncodedSplit:
+    """A split's inputs as model-ready batches, and its labels (None for unlabelled images)."""
+
+    batches: list[dict[str, np.ndarray]]
+    labels: np.ndarray | None
+    classes: list[str]
+
+    def __len__(self) -> int:
+        return sum(len(next(iter(b.values()))) for b in self.batches)
+
+    def subset(self, n: int) -> EncodedSplit:
+        """The first ``n`` examples (whole batches), for cheap sensitivity ranking."""
+        kept, count = [], 0
+        for batch in self.batches:
+            if count >= n:
+                break
+            kept.append(batch)
+            count += len(next(iter(batch.values())))
+        labels = None if self.labels is None else self.labels[:count]
+        return EncodedSplit(kept, labels, self.classes)
+
+
+def encode_items(
+    bundle: Bundle,
+    items: Sequence[str],
+    labels: Sequence[int] | None = None,
+    progress: Progress | None = None,
+    description: str = "encoding",
+) -> EncodedSplit:
+    encoder = encoder_for(bundle)
+    batches = []
+    task = progress.add_task(description, total=len(items)) if progress else None
+    for start in range(0, len(items), BATCH):
+        chunk = items[start : start + BATCH]
+        batches.append(encoder.encode(chunk))
+        if progress is not None and task is not None:
+            progress.advance(task, len(chunk))
+    kept = None if labels is None else np.asarray(labels, dtype=np.int64)
+    return EncodedSplit(batches, kept, bundle.manifest.labels)
+
+
+def encode_split(
+    bundle: Bundle, dataset: ClassificationDataset, split: str, progress: Progress | None = None
+) -> EncodedSplit:
+    """A dataset split through the runtime's encoder, labels mapped onto the bundle's classes."""
+    from edgeft.errors import DatasetError
+
+    examples = dataset.splits[split]
+    index = {name: i for i, name in enumerate(bundle.manifest.labels)}
+    missing = sorted(set(dataset.classes) - set(index))
+    if missing:
+        raise DatasetError(
+            f"{dataset.source}: classes {', '.join(missing)} are not among the bundle's labels "
+            f"({', '.join(bundle.manifest.labels)})"
+        )
+    labels = [index[dataset.classes[e.label]] for e in examples]
+    return encode_items(
+        bundle, [e.item for e in examples], labels, progress, f"encoding {split} ({len(examples)})"
+    )
+
+
+def session_logits(session: EngineSession, data: EncodedSplit) -> np.ndarray:
+    return np.concatenate([session.run(batch)[0] for batch in data.batches])
+
+
+def model_logits(engine: str, path: Path, precision: str, data: EncodedSplit) -> np.ndarray:
+    return session_logits(open_session(engine, path, precision=precision), data)
+
+
+def entry_logits(bundle: Bundle, entry: ModelEntry, data: EncodedSplit) -> np.ndarray:
+    return model_logits(entry.engine, bundle.path_of(entry), entry.precision, data)
+
+
+def score_logits(
+    logits: np.ndarray, data: EncodedSplit, reference: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Classification metrics (when labelled) and top-1 agreement with ``reference`` logits."""
+    predicted = logits.argmax(axis=1)
+    scores: dict[str, Any] = {"examples": len(predicted)}
+    if data.labels is not None:
+        scores |= classification_metrics(data.labels, predicted, data.classes)
+    if reference is not None:
+        scores["agreement"] = float((predicted == reference.argmax(axis=1)).mean())
+    return scores

@@ -1,0 +1,79 @@
+"""The small interface each int8 engine implements, and the registry that picks one by name.
+
+A backend quantizes one fp32 model file with a named *variant* (calibration method and engine
+options), optionally keeping some layers in floating point, and knows which layers it could keep.
+The accuracy-budget loop (``edgeft.quantize.budget``) drives it without knowing the engine.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from edgeft.errors import EdgeftError
+from edgeft.evaluation.runtime_scoring import EncodedSplit
+from edgeft.quantize.scheme import QuantizationScheme
+
+# A candidate file -> (accuracy drop in points against fp32, its scores). Lower is better.
+Validator = Callable[[Path], tuple[float, dict]]
+
+
+class Int8Quantizer(ABC):
+    engine: str
+    int8_file: str  # where the int8 model lives inside a bundle
+
+    def __init__(
+        self,
+        fp32_path: Path,
+        calibration: EncodedSplit,
+        scheme: QuantizationScheme,
+        workdir: Path,
+        validation: EncodedSplit | None = None,
+    ) -> None:
+        self.fp32_path = fp32_path
+        self.calibration = calibration
+        self.scheme = scheme
+        self.workdir = workdir
+        self.validation = validation
+
+    @abstractmethod
+    def variants(self, method: str) -> list[str]:
+        """Named settings to try, in order, for ``--method`` (``auto`` tries several)."""
+
+    @abstractmethod
+    def quantize(self, variant: str, out: Path, keep_float: Sequence[str] = ()) -> None:
+        """Write the int8 model of ``variant`` to ``out`` (plus any side files next to it)."""
+
+    @abstractmethod
+    def layers(self) -> list[str]:
+        """Quantizable layers, by the names ``keep_float`` accepts, in graph order."""
+
+    def restore_accuracy(
+        self, variant: str, out: Path, validate: Validator, max_drop: float
+    ) -> list[str] | None:
+        """Keep the most sensitive layers in floating point until ``validate`` is within
+        ``max_drop``; return those layers, or None if no tried set gets there. The default ranks
+        layers by leave-one-out on a validation subset (``edgeft.quantize.budget``)."""
+        from edgeft.quantize.budget import greedy_keep_float
+
+        return greedy_keep_float(self, variant, out, validate, max_drop)
+
+    def files_of(self, out: Path) -> list[Path]:
+        """The files a written model consists of (the model file itself by default)."""
+        return [out]
+
+
+_BACKENDS = {
+    "onnxruntime": "edgeft.quantize.backends.onnxruntime_backend:OnnxRuntimeQuantizer",
+    "openvino": "edgeft.quantize.backends.openvino_backend:OpenVINOQuantizer",
+}
+QUANTIZE_ENGINES = tuple(_BACKENDS)
+
+
+def quantizer_class(engine: str) -> type[Int8Quantizer]:
+    if engine not in _BACKENDS:
+        raise EdgeftError(f"unknown engine {engine!r}; choose {', '.join(_BACKENDS)} or all")
+    module_name, class_name = _BACKENDS[engine].split(":")
+    return getattr(importlib.import_module(module_name), class_name)

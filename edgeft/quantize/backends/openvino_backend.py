@@ -1,0 +1,167 @@
+"""OpenVINO int8 through NNCF post-training quantization, and NNCF's accuracy control.
+
+Variants are the knobs NNCF documents as worth trying on a model that loses accuracy: the
+default, full (not fast) bias correction, and the mixed preset (asymmetric activations).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import nncf
+import numpy as np
+import openvino as ov
+from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+from edgeft.errors import EdgeftError
+from edgeft.quantize.backends.base import Int8Quantizer, Validator
+
+_LAYER_OPS = ("Convolution", "GroupConvolution", "ConvolutionBackpropData", "MatMul")
+_VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "accurate-bias": {"fast_bias_correction": False},
+    "mixed": {"preset": nncf.QuantizationPreset.MIXED},
+    "percentile": {
+        "advanced_parameters": AdvancedQuantizationParameters(
+            activations_range_estimator_params=RangeEstimatorParametersSet.MEAN_QUANTILE
+        )
+    },
+    "histogram": {
+        "advanced_parameters": AdvancedQuantizationParameters(
+            activations_range_estimator_params=RangeEstimatorParametersSet.HISTOGRAM
+        )
+    },
+}
+_BY_METHOD = {
+    "auto": ["default", "accurate-bias", "mixed"],
+    "minmax": ["default"],
+    "percentile": ["percentile"],
+    "entropy": ["histogram"],
+}
+
+nncf.set_log_level(logging.WARNING)
+
+
+class OpenVINOQuantizer(Int8Quantizer):
+    engine = "openvino"
+    int8_file = "openvino/model.int8.xml"
+
+    def variants(self, method: str) -> list[str]:
+        if method not in _BY_METHOD:
+            raise EdgeftError(
+                f"unknown calibration method {method!r}; choose {', '.join(_BY_METHOD)}"
+            )
+        return _BY_METHOD[method]
+
+    def _model(self) -> ov.Model:
+        return ov.Core().read_model(str(self.fp32_path))
+
+    def _examples(self) -> list[dict[str, np.ndarray]]:
+        """One example per item: NNCF's statistics (bias correction) assume batch 1."""
+        return [
+            {name: array[i : i + 1] for name, array in batch.items()}
+            for batch in self.calibration.batches
+            for i in range(len(next(iter(batch.values()))))
+        ]
+
+    def _settings(self, variant: str, keep_float: Sequence[str]) -> dict[str, Any]:
+        examples = self._examples()
+        settings: dict[str, Any] = {"subset_size": len(examples)} | _VARIANTS[variant]
+        if keep_float:
+            settings["ignored_scope"] = nncf.IgnoredScope(names=list(keep_float))
+        return settings
+
+    def quantize(self, variant: str, out: Path, keep_float: Sequence[str] = ()) -> None:
+        try:
+            quantized = nncf.quantize(
+                self._model(), nncf.Dataset(self._examples()), **self._settings(variant, keep_float)
+            )
+        except (nncf.ValidationError, RuntimeError) as exc:
+            raise EdgeftError(f"NNCF could not quantize {self.fp32_path.name}: {exc}") from exc
+        out.parent.mkdir(parents=True, exist_ok=True)
+        ov.save_model(quantized, str(out))
+
+    def restore_accuracy(
+        self, variant: str, out: Path, validate: Validator, max_drop: float
+    ) -> list[str] | None:
+        """NNCF's accuracy control: it ranks quantized layers on the validation data and
+        reverts the worst to float until the drop is within ``max_drop`` points."""
+        validation = self._validation_items()
+
+        def accuracy(compiled: ov.CompiledModel, items: list) -> tuple[float, list[float]]:
+            hits = [
+                float(np.argmax(compiled(inputs)[0], axis=1)[0] == label) for inputs, label in items
+            ]
+            return float(np.mean(hits)), hits
+
+        settings = self._settings(variant, ())
+        try:
+            quantized = nncf.quantize_with_accuracy_control(
+                self._model(),
+                nncf.Dataset(self._examples()),
+                nncf.Dataset(validation),
+                accuracy,
+                max_drop=max_drop / 100.0,
+                drop_type=nncf.DropType.ABSOLUTE,
+                **settings,
+            )
+        except (nncf.ValidationError, RuntimeError) as exc:
+            raise EdgeftError(
+                f"NNCF accuracy control failed on {self.fp32_path.name}: {exc}"
+            ) from exc
+        out.parent.mkdir(parents=True, exist_ok=True)
+        ov.save_model(quantized, str(out))
+        drop, _ = validate(out)
+        return float_layers(quantized) if drop <= max_drop else None
+
+    def _validation_items(self) -> list[tuple[dict[str, np.ndarray], int]]:
+        data = self.validation
+        if data is None or data.labels is None:
+            raise EdgeftError("NNCF accuracy control needs labelled validation data (--data)")
+        examples = [
+            {name: array[i : i + 1] for name, array in batch.items()}
+            for batch in data.batches
+            for i in range(len(next(iter(batch.values()))))
+        ]
+        return list(zip(examples, data.labels.tolist(), strict=True))
+
+    def layers(self) -> list[str]:
+        return [
+            op.get_friendly_name()
+            for op in self._model().get_ordered_ops()
+            if op.get_type_name() in _LAYER_OPS
+        ]
+
+    def files_of(self, out: Path) -> list[Path]:
+        return [out, out.with_suffix(".bin")]
+
+
+def float_layers(model: ov.Model) -> list[str]:
+    """Layers whose weights are not int8 (no FakeQuantize or int8 constant feeds them)."""
+    kept = []
+    for op in model.get_ordered_ops():
+        if (
+            op.get_type_name() in _LAYER_OPS
+            and op.get_input_size() > 1
+            and not _quantized_input(op.input_value(1).get_node())
+        ):
+            kept.append(op.get_friendly_name())
+    return kept
+
+
+def _quantized_input(node: Any, depth: int = 0) -> bool:
+    kind = node.get_type_name()
+    if kind in ("FakeQuantize", "FakeConvert"):
+        return True
+    if kind == "Constant":
+        return node.get_element_type() in (ov.Type.i8, ov.Type.u8, ov.Type.i4, ov.Type.u4)
+    if depth > 6 or node.get_input_size() == 0:
+        return False
+    return any(
+        _quantized_input(node.input_value(i).get_node(), depth + 1)
+        for i in range(node.get_input_size())
+    )

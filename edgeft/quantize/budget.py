@@ -1,0 +1,159 @@
+"""The accuracy budget: an int8 model ships only if it stays within ``max_drop`` points of fp32.
+
+Every candidate is scored on the validation split through ``edgeft.runtime`` (as the edge box
+will run it). The loop tries the backend's variants in order; if none fits, the backend keeps
+its most sensitive layers in floating point (NNCF's accuracy control for OpenVINO, a
+leave-one-out ranking here for ONNX Runtime); if that fails too, nothing is written and the
+error lists every attempt.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+
+from edgeft.errors import EdgeftError
+from edgeft.evaluation.runtime_scoring import EncodedSplit, model_logits, score_logits
+from edgeft.quantize.backends.base import Int8Quantizer, Validator
+from edgeft.runtime.predictor import softmax
+
+MAX_FLOAT_SHARE = 0.5  # keeping more than half the layers in float defeats int8
+
+
+@dataclass
+class Attempt:
+    variant: str
+    keep_float: list[str]
+    drop: float
+    scores: dict[str, Any] = field(repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        return asdict(self) | {"scores": _headline(self.scores)}
+
+
+@dataclass
+class BudgetResult:
+    """The accepted candidate (written to the requested path) and everything tried on the way."""
+
+    variant: str
+    keep_float: list[str]
+    drop: float
+    scores: dict[str, Any]
+    attempts: list[Attempt]
+
+
+class BudgetExceeded(EdgeftError):
+    def __init__(self, engine: str, max_drop: float, attempts: list[Attempt]) -> None:
+        tried = "; ".join(
+            f"{a.variant}{f' +{len(a.keep_float)} float layers' if a.keep_float else ''}: "
+            f"-{a.drop:.2f} pt"
+            for a in attempts
+        )
+        super().__init__(
+            f"{engine}: no int8 model within the {max_drop:.2f}-point budget (tried {tried}); "
+            "nothing was written. Raise --max-accuracy-drop, add calibration data, or fine-tune "
+            "with --qat"
+        )
+        self.attempts = attempts
+
+
+def _headline(scores: dict[str, Any]) -> dict[str, Any]:
+    return {k: scores[k] for k in ("accuracy", "macro_f1", "agreement") if k in scores}
+
+
+def make_validator(engine: str, data: EncodedSplit, fp32_logits: np.ndarray) -> Validator:
+    """Accuracy drop in points against fp32 on ``data``; without labels, top-1 disagreement
+    with fp32 in points. Scores carry ``deviation``: mean L1 distance of the probabilities."""
+    reference = score_logits(fp32_logits, data)
+    fp32_probabilities = softmax(fp32_logits)
+
+    def validate(path: Path) -> tuple[float, dict[str, Any]]:
+        logits = model_logits(engine, path, "int8", data)
+        scores = score_logits(logits, data, reference=fp32_logits)
+        scores["deviation"] = float(np.abs(softmax(logits) - fp32_probabilities).sum(1).mean())
+        if data.labels is not None:
+            drop = 100.0 * (reference["accuracy"] - scores["accuracy"])
+        else:
+            drop = 100.0 * (1.0 - scores["agreement"])
+        return drop, scores
+
+    return validate
+
+
+def quantize_within_budget(
+    quantizer: Int8Quantizer,
+    method: str,
+    out: Path,
+    validate: Validator,
+    max_drop: float,
+    console: Console,
+) -> BudgetResult:
+    """Try variants, then float fallback; on success the chosen model's files sit at ``out``."""
+    attempts: list[Attempt] = []
+    engine = quantizer.engine
+    for variant in quantizer.variants(method):
+        candidate = quantizer.workdir / f"{engine}-{variant}" / Path(quantizer.int8_file).name
+        with console.status(f"{engine}: quantizing ({variant})"):
+            quantizer.quantize(variant, candidate)
+            drop, scores = validate(candidate)
+        attempts.append(Attempt(variant, [], drop, scores))
+        console.print(f"{engine} int8 ({variant}): {_describe(drop, scores)}")
+        if drop <= max_drop:
+            _move(quantizer, candidate, out)
+            return BudgetResult(variant, [], drop, scores, attempts)
+    best = min(attempts, key=lambda a: a.drop)
+    console.print(
+        f"{engine}: over the {max_drop:.2f}-point budget; keeping sensitive layers in float "
+        f"(starting from {best.variant})"
+    )
+    candidate = quantizer.workdir / f"{engine}-restored" / Path(quantizer.int8_file).name
+    kept = quantizer.restore_accuracy(best.variant, candidate, validate, max_drop)
+    if kept is None:
+        raise BudgetExceeded(engine, max_drop, attempts)
+    drop, scores = validate(candidate)
+    attempts.append(Attempt(best.variant, kept, drop, scores))
+    if drop > max_drop:
+        raise BudgetExceeded(engine, max_drop, attempts)
+    console.print(
+        f"{engine} int8 ({best.variant} + {len(kept)} float layers): {_describe(drop, scores)}"
+    )
+    _move(quantizer, candidate, out)
+    return BudgetResult(best.variant, kept, drop, scores, attempts)
+
+
+def greedy_keep_float(
+    quantizer: Int8Quantizer, variant: str, out: Path, validate: Validator, max_drop: float
+) -> list[str] | None:
+    """Rank layers by how much closer to fp32 the model gets with that one layer in float,
+    then keep the top 1, 2, 4, ... in float until the budget holds."""
+    layers = quantizer.layers()
+    probe = quantizer.workdir / "probe" / Path(quantizer.int8_file).name
+    deviation: dict[str, float] = {}
+    for layer in layers:
+        quantizer.quantize(variant, probe, keep_float=[layer])
+        deviation[layer] = validate(probe)[1]["deviation"]
+    ranking = sorted(layers, key=deviation.__getitem__)
+    count = 1
+    while count <= max(1, int(len(layers) * MAX_FLOAT_SHARE)):
+        kept = ranking[:count]
+        quantizer.quantize(variant, out, keep_float=kept)
+        if validate(out)[0] <= max_drop:
+            return kept
+        count *= 2
+    return None
+
+
+def _describe(drop: float, scores: dict[str, Any]) -> str:
+    parts = [f"{k} {v:.4f}" for k, v in _headline(scores).items()]
+    return f"{', '.join(parts)}; drop {drop:.2f} pt" if parts else f"drop {drop:.2f} pt"
+
+
+def _move(quantizer: Int8Quantizer, candidate: Path, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for source in quantizer.files_of(candidate):
+        shutil.move(source, out.parent / (out.stem + source.suffix))

@@ -1,0 +1,153 @@
+"""``edgeft quantize``: an fp32 bundle -> a bundle that adds int8 models within an accuracy budget.
+
+The input bundle is only read. The output is staged and renamed into place, so an interrupted
+run leaves no half-written bundle, and an over-budget model is never written at all.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+
+from edgeft.bundle import Bundle, ModelEntry, stage_bundle, write_manifest
+from edgeft.errors import EdgeftError
+from edgeft.evaluation.bundle_eval import per_class_deltas, recorded_dataset
+from edgeft.evaluation.runtime_scoring import (
+    EncodedSplit,
+    encode_items,
+    encode_split,
+    entry_logits,
+    score_logits,
+)
+from edgeft.quantize.backends.base import QUANTIZE_ENGINES, quantizer_class
+from edgeft.quantize.budget import BudgetResult, make_validator, quantize_within_budget
+from edgeft.quantize.calibration import resolve_recipe, select_calibration
+from edgeft.quantize.scheme import QuantizationScheme
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    """What ``edgeft quantize`` takes; ``data`` None means the dataset the bundle records."""
+
+    engines: tuple[str, ...] = QUANTIZE_ENGINES
+    calibration: str | int | None = None
+    method: str = "auto"
+    max_accuracy_drop: float = 1.0
+    data: str | None = None
+    scheme: QuantizationScheme | None = None
+
+    def __post_init__(self) -> None:
+        for engine in self.engines:
+            quantizer_class(engine)
+        if self.max_accuracy_drop < 0:
+            raise EdgeftError("--max-accuracy-drop must be at least 0 points")
+
+
+def quantize_bundle(
+    source: str | Path,
+    out: str | Path,
+    config: QuantizeConfig,
+    overwrite: bool = False,
+    console: Console | None = None,
+) -> Bundle:
+    console = console or Console()
+    bundle = Bundle.load(source)
+    manifest = bundle.manifest
+    scheme = config.scheme or QuantizationScheme.for_host()
+    dataset = recorded_dataset(bundle, config.data)
+    calibration = select_calibration(resolve_recipe(config.calibration), dataset)
+    for warning in calibration.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    with Progress(console=console, transient=True) as progress:
+        calibration_data = encode_items(
+            bundle, calibration.items, progress=progress, description="encoding calibration set"
+        )
+        if dataset is not None:
+            validation = encode_split(bundle, dataset, "val", progress)
+        else:
+            console.print(
+                "[yellow]warning:[/] no labelled data: the budget is top-1 agreement with fp32 on "
+                "the calibration images"
+            )
+            validation = calibration_data
+    entries: list[ModelEntry] = [
+        m for m in manifest.models if not (m.precision == "int8" and m.engine in config.engines)
+    ]
+    with (
+        tempfile.TemporaryDirectory(prefix="edgeft-quantize-") as work,
+        stage_bundle(out, overwrite=overwrite) as staging,
+    ):
+        _copy_files(bundle, staging, keep=entries)
+        for engine in config.engines:
+            fp32 = manifest.model(engine, "fp32")
+            fp32_logits = entry_logits(bundle, fp32, validation)
+            quantizer = quantizer_class(engine)(
+                bundle.path_of(fp32), calibration_data, scheme, Path(work), validation
+            )
+            result = quantize_within_budget(
+                quantizer,
+                config.method,
+                staging / quantizer.int8_file,
+                make_validator(engine, validation, fp32_logits),
+                config.max_accuracy_drop,
+                console,
+            )
+            fp32_scores = score_logits(fp32_logits, validation)
+            entries.append(
+                ModelEntry(
+                    quantizer.int8_file,
+                    engine,
+                    "int8",
+                    metrics={"val": _headline(result.scores), "val_fp32": _headline(fp32_scores)},
+                    details=_details(result, fp32_scores, validation, scheme, config)
+                    | {"calibration": calibration.describe()},
+                )
+            )
+        new_manifest = replace(
+            manifest,
+            models=entries,
+            provenance=manifest.provenance | {"quantized_from": str(source)},
+        )
+        write_manifest(staging, new_manifest)
+    return Bundle.load(out)
+
+
+def _copy_files(bundle: Bundle, staging: Path, keep: list[ModelEntry]) -> None:
+    """Every file of the input bundle except the int8 models being replaced."""
+    dropped = {m.path for m in bundle.manifest.models if m not in keep}
+    dropped |= {str(Path(p).with_suffix(".bin")) for p in dropped if p.endswith(".xml")}
+    for rel in bundle.manifest.files:
+        if rel not in dropped:
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(bundle.path_of(rel), target)
+
+
+def _headline(scores: dict[str, Any]) -> dict[str, Any]:
+    return {k: scores[k] for k in ("examples", "accuracy", "macro_f1", "agreement") if k in scores}
+
+
+def _details(
+    result: BudgetResult,
+    fp32_scores: dict[str, Any],
+    validation: EncodedSplit,
+    scheme: QuantizationScheme,
+    config: QuantizeConfig,
+) -> dict[str, Any]:
+    return {
+        "variant": result.variant,
+        "method": config.method,
+        "scheme": scheme.to_dict(),
+        "max_accuracy_drop": config.max_accuracy_drop,
+        "val_drop_points": round(result.drop, 3),
+        "budget_metric": "accuracy" if validation.labels is not None else "agreement",
+        "per_class_delta_points": per_class_deltas(fp32_scores, result.scores),
+        "kept_float": result.keep_float,
+        "attempts": [a.summary() for a in result.attempts],
+    }

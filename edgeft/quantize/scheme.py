@@ -1,0 +1,48 @@
+"""The int8 scheme a quantizer follows: data types, per-channel weights, range reduction.
+
+A target profile states it; without one, the scheme fits this host (ONNX Runtime's own guidance:
+u8 activations with s8 weights on x86, and 7-bit weights on CPUs without VNNI, whose 16-bit
+accumulators can saturate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from edgeft.errors import EdgeftError
+from edgeft.targets import Host, this_host
+
+METHODS = ("minmax", "entropy", "percentile")
+
+
+@dataclass(frozen=True)
+class QuantizationScheme:
+    activations: Literal["uint8", "int8"] = "uint8"
+    weights: Literal["int8"] = "int8"
+    per_channel: bool = True
+    reduce_range: bool = False
+
+    def __post_init__(self) -> None:
+        if self.activations not in ("uint8", "int8"):
+            raise EdgeftError(f"activations must be uint8 or int8, not {self.activations!r}")
+        if self.weights != "int8":
+            raise EdgeftError(f"weights must be int8, not {self.weights!r}")
+
+    @classmethod
+    def for_host(cls, host: Host | None = None) -> QuantizationScheme:
+        host = host or this_host()
+        if host.machine in ("aarch64", "arm64"):
+            return cls(activations="int8")
+        return cls(reduce_range=not host.has_vnni)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> QuantizationScheme:
+        known = {"activations", "weights", "per_channel", "reduce_range"}
+        unknown = set(data) - known
+        if unknown:
+            raise EdgeftError(f"unknown int8 scheme keys: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

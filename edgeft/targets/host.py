@@ -1,0 +1,52 @@
+"""What the machine we run on has: CPU model and ISA flags, core count (no torch needed)."""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+_CPUINFO = Path("/proc/cpuinfo")
+
+
+@dataclass(frozen=True)
+class Host:
+    """The CPU facts that decide which targets and int8 schemes fit this machine."""
+
+    cpu_model: str
+    machine: str
+    flags: frozenset[str]
+    cores: int
+
+    @property
+    def has_vnni(self) -> bool:
+        """8-bit dot products without saturation (AVX-512 VNNI, AVX-VNNI or AMX)."""
+        return bool(self.flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def _read_cpuinfo(text: str) -> tuple[str, frozenset[str]]:
+    model, flags = platform.processor() or platform.machine(), frozenset[str]()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and model in ("", platform.machine(), platform.processor()):
+            model = value.strip()
+        elif key in ("flags", "Features") and not flags:
+            flags = frozenset(value.split())
+    return model, flags
+
+
+@cache
+def this_host() -> Host:
+    text = _CPUINFO.read_text() if _CPUINFO.is_file() else ""
+    model, flags = _read_cpuinfo(text)
+    return Host(
+        cpu_model=model,
+        machine=platform.machine(),
+        flags=flags,
+        cores=len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count() or 1,
+    )
