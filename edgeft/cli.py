@@ -179,6 +179,10 @@ def quantize(
     data: Annotated[
         str | None, typer.Option(help="Labelled data to validate on (default: the bundle's).")
     ] = None,
+    max_float_layers: Annotated[
+        int | None,
+        typer.Option(help="Most layers the budget may keep in float (default: half of them)."),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing bundle at --out.")] = False,
 ) -> None:
     """int8 models (ONNX Runtime QDQ, OpenVINO via NNCF) within an accuracy budget."""
@@ -191,6 +195,7 @@ def quantize(
         method=method,
         max_accuracy_drop=max_accuracy_drop,
         data=data,
+        max_float_layers=max_float_layers,
     )
     result = quantize_bundle(bundle, out, config, overwrite=overwrite, console=console)
     table = Table(title=f"{out}: int8 on the validation split, through edgeft.runtime")

@@ -55,9 +55,7 @@ def test_bundle_has_both_engines_and_runs_the_cat(mobilenet_bundle: Bundle) -> N
         cat, coffee = predictor.predict([skimage_data.chelsea(), skimage_data.coffee()], top_k=3)
         assert cat.label in CAT_LABELS, engine
         assert coffee.label not in CAT_LABELS, engine
-        probabilities = predictor.probabilities(
-            predictor.encoder.encode([skimage_data.chelsea()])
-        )
+        probabilities = predictor.probabilities(predictor.encoder.encode([skimage_data.chelsea()]))
         assert np.abs(probabilities[0] - reference).max() < 1e-4, engine
 
 

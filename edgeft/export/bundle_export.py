@@ -72,9 +72,12 @@ def load_source(source: str | Path) -> ExportSource:
     return ExportSource(entry.create(), entry.task, entry.labels(), entry.preprocessing, provenance)
 
 
-def export_bundle(source: str | Path, out: str | Path, overwrite: bool = False) -> Bundle:
-    """Export a run folder or a zoo model (the zero-shot baseline) to the bundle ``out``."""
-    loaded = load_source(source)
+def export_bundle(
+    source: str | Path | ExportSource, out: str | Path, overwrite: bool = False
+) -> Bundle:
+    """Export a run folder, a zoo model (the zero-shot baseline) or your own network (an
+    ``ExportSource``) to the bundle ``out``."""
+    loaded = source if isinstance(source, ExportSource) else load_source(source)
     spec, labels = loaded.preprocessing, loaded.labels
     model = loaded.model.eval()
     example = {"input": torch.randn(2, 3, *spec.crop, generator=torch.Generator().manual_seed(0))}

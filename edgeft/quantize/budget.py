@@ -22,7 +22,7 @@ from edgeft.evaluation.runtime_scoring import EncodedSplit, model_logits, score_
 from edgeft.quantize.backends.base import Int8Quantizer, Validator
 from edgeft.runtime.predictor import softmax
 
-MAX_FLOAT_SHARE = 0.5  # keeping more than half the layers in float defeats int8
+MAX_FLOAT_SHARE = 0.5  # by default, keeping more than half the layers in float defeats int8
 
 
 @dataclass
@@ -56,8 +56,8 @@ class BudgetExceeded(EdgeftError):
         )
         super().__init__(
             f"{engine}: no int8 model within the {max_drop:.2f}-point budget (tried {tried}); "
-            "nothing was written. Raise --max-accuracy-drop, add calibration data, or fine-tune "
-            "with --qat"
+            "nothing was written. Raise --max-accuracy-drop or --max-float-layers, add calibration "
+            "data, or fine-tune with --qat"
         )
         self.attempts = attempts
 
@@ -92,6 +92,7 @@ def quantize_within_budget(
     validate: Validator,
     max_drop: float,
     console: Console,
+    max_float_layers: int | None = None,
 ) -> BudgetResult:
     """Try variants, then float fallback; on success the chosen model's files sit at ``out``."""
     attempts: list[Attempt] = []
@@ -112,7 +113,16 @@ def quantize_within_budget(
         f"(starting from {best.variant})"
     )
     candidate = quantizer.workdir / f"{engine}-restored" / Path(quantizer.int8_file).name
-    kept = quantizer.restore_accuracy(best.variant, candidate, validate, max_drop)
+    limit = (
+        int(len(quantizer.layers()) * MAX_FLOAT_SHARE)
+        if max_float_layers is None
+        else max_float_layers
+    )
+    kept = (
+        quantizer.restore_accuracy(best.variant, candidate, validate, max_drop, limit)
+        if limit > 0
+        else None
+    )
     if kept is None:
         raise BudgetExceeded(engine, max_drop, attempts)
     drop, scores = validate(candidate)
@@ -127,10 +137,15 @@ def quantize_within_budget(
 
 
 def greedy_keep_float(
-    quantizer: Int8Quantizer, variant: str, out: Path, validate: Validator, max_drop: float
+    quantizer: Int8Quantizer,
+    variant: str,
+    out: Path,
+    validate: Validator,
+    max_drop: float,
+    max_float_layers: int,
 ) -> list[str] | None:
     """Rank layers by how much closer to fp32 the model gets with that one layer in float,
-    then keep the top 1, 2, 4, ... in float until the budget holds."""
+    then keep the top 1, 2, 4, ... (at most ``max_float_layers``) until the budget holds."""
     layers = quantizer.layers()
     probe = quantizer.workdir / "probe" / Path(quantizer.int8_file).name
     deviation: dict[str, float] = {}
@@ -139,13 +154,14 @@ def greedy_keep_float(
         deviation[layer] = validate(probe)[1]["deviation"]
     ranking = sorted(layers, key=deviation.__getitem__)
     count = 1
-    while count <= max(1, int(len(layers) * MAX_FLOAT_SHARE)):
-        kept = ranking[:count]
+    while True:
+        kept = ranking[: min(count, max_float_layers)]
         quantizer.quantize(variant, out, keep_float=kept)
         if validate(out)[0] <= max_drop:
             return kept
+        if count >= max_float_layers:
+            return None
         count *= 2
-    return None
 
 
 def _describe(drop: float, scores: dict[str, Any]) -> str:

@@ -41,12 +41,15 @@ class QuantizeConfig:
     max_accuracy_drop: float = 1.0
     data: str | None = None
     scheme: QuantizationScheme | None = None
+    max_float_layers: int | None = None  # None: up to half the quantizable layers
 
     def __post_init__(self) -> None:
         for engine in self.engines:
             quantizer_class(engine)
         if self.max_accuracy_drop < 0:
             raise EdgeftError("--max-accuracy-drop must be at least 0 points")
+        if self.max_float_layers is not None and self.max_float_layers < 0:
+            raise EdgeftError("--max-float-layers must be at least 0")
 
 
 def quantize_bundle(
@@ -97,6 +100,7 @@ def quantize_bundle(
                 make_validator(engine, validation, fp32_logits),
                 config.max_accuracy_drop,
                 console,
+                config.max_float_layers,
             )
             fp32_scores = score_logits(fp32_logits, validation)
             entries.append(

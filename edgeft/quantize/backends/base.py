@@ -51,14 +51,15 @@ class Int8Quantizer(ABC):
         """Quantizable layers, by the names ``keep_float`` accepts, in graph order."""
 
     def restore_accuracy(
-        self, variant: str, out: Path, validate: Validator, max_drop: float
+        self, variant: str, out: Path, validate: Validator, max_drop: float, max_float_layers: int
     ) -> list[str] | None:
-        """Keep the most sensitive layers in floating point until ``validate`` is within
-        ``max_drop``; return those layers, or None if no tried set gets there. The default ranks
-        layers by leave-one-out on a validation subset (``edgeft.quantize.budget``)."""
+        """Keep at most ``max_float_layers`` of the most sensitive layers in floating point until
+        ``validate`` is within ``max_drop``; return those layers, or None if none gets there.
+        The default ranks layers by leave-one-out on the validation split
+        (``edgeft.quantize.budget``)."""
         from edgeft.quantize.budget import greedy_keep_float
 
-        return greedy_keep_float(self, variant, out, validate, max_drop)
+        return greedy_keep_float(self, variant, out, validate, max_drop, max_float_layers)
 
     def files_of(self, out: Path) -> list[Path]:
         """The files a written model consists of (the model file itself by default)."""

@@ -14,7 +14,10 @@ from typing import Any
 import nncf
 import numpy as np
 import openvino as ov
-from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+from nncf.quantization.advanced_parameters import (
+    AdvancedAccuracyRestorerParameters,
+    AdvancedQuantizationParameters,
+)
 from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
 from edgeft.errors import EdgeftError
@@ -86,7 +89,7 @@ class OpenVINOQuantizer(Int8Quantizer):
         ov.save_model(quantized, str(out))
 
     def restore_accuracy(
-        self, variant: str, out: Path, validate: Validator, max_drop: float
+        self, variant: str, out: Path, validate: Validator, max_drop: float, max_float_layers: int
     ) -> list[str] | None:
         """NNCF's accuracy control: it ranks quantized layers on the validation data and
         reverts the worst to float until the drop is within ``max_drop`` points."""
@@ -107,6 +110,9 @@ class OpenVINOQuantizer(Int8Quantizer):
                 accuracy,
                 max_drop=max_drop / 100.0,
                 drop_type=nncf.DropType.ABSOLUTE,
+                advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+                    max_num_iterations=max_float_layers
+                ),
                 **settings,
             )
         except (nncf.ValidationError, RuntimeError) as exc:
@@ -116,7 +122,8 @@ class OpenVINOQuantizer(Int8Quantizer):
         out.parent.mkdir(parents=True, exist_ok=True)
         ov.save_model(quantized, str(out))
         drop, _ = validate(out)
-        return float_layers(quantized) if drop <= max_drop else None
+        kept = float_layers(quantized)
+        return kept if drop <= max_drop and len(kept) <= max_float_layers else None
 
     def _validation_items(self) -> list[tuple[dict[str, np.ndarray], int]]:
         data = self.validation

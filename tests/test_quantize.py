@@ -1,0 +1,240 @@
+"""int8 compression on real engines: both backends, the accuracy budget and its float fallback,
+calibration refusals, and an interrupted run that leaves everything as it was."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from rich.console import Console
+from torch import nn
+
+from edgeft.bundle import Bundle, ImagePreprocessing
+from edgeft.data import load_dataset
+from edgeft.errors import EdgeftError
+from edgeft.evaluation import evaluate_bundle
+from edgeft.export import ExportSource, export_bundle
+from edgeft.quantize import (
+    BudgetExceeded,
+    CalibrationRecipe,
+    QuantizeConfig,
+    quantize_bundle,
+    resolve_recipe,
+    select_calibration,
+)
+from edgeft.train import Recipe, finetune
+from tests.test_finetune import _crops
+
+QUIET = Console(quiet=True)
+
+
+def _warm_cold_images(root: Path, per_class: int) -> Path:
+    """Class is whether red beats blue; green sits at ImageNet's mean, so it normalises to ~0."""
+    rng = np.random.default_rng(0)
+    for name, (red, blue) in {
+        "warm": ((150, 250), (0, 100)),
+        "cold": ((0, 100), (150, 250)),
+    }.items():
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = np.empty((16, 16, 3), dtype=np.uint8)
+            pixels[..., 0] = rng.integers(*red, size=(16, 16))
+            pixels[..., 1] = 116
+            pixels[..., 2] = rng.integers(*blue, size=(16, 16))
+            Image.fromarray(pixels).save(root / name / f"{i:02d}.png")
+    return root
+
+
+def _fragile_network() -> nn.Module:
+    """A network whose first conv cannot survive int8 weights: its useful weights (+-0.01 on red
+    and blue) sit beside a 100 on a constant green pixel in the same output channel, so the
+    per-channel int8 step (100/127) rounds them to zero. Kept in float, it is exact."""
+    conv, shift, head = nn.Conv2d(3, 1, 3), nn.Conv2d(1, 1, 1), nn.Linear(1, 2)
+    green = (116 / 255 - 0.456) / 0.224
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[0, 0, 1, 1], conv.weight[0, 2, 1, 1], conv.weight[0, 1, 0, 0] = 0.01, -0.01, 100
+        conv.bias.zero_()
+        shift.weight.fill_(1.0)
+        shift.bias.fill_(-100 * green)  # cancel the green term: warm > 0 > cold
+        head.weight.copy_(torch.tensor([[-300.0], [300.0]]))
+        head.bias.zero_()
+    return nn.Sequential(conv, shift, nn.AdaptiveAvgPool2d(1), nn.Flatten(), head)
+
+
+@pytest.fixture(scope="module")
+def fragile_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Bundle, str]:
+    root = tmp_path_factory.mktemp("fragile")
+    data = _warm_cold_images(root / "data", 30)
+    dataset = load_dataset(data)
+    network = _fragile_network()
+    source = ExportSource(
+        model=network,
+        task="image-classification",
+        labels=dataset.classes,
+        preprocessing=ImagePreprocessing(crop=(16, 16), resize=16),
+        provenance={"dataset": dataset.describe()},
+    )
+    bundle = export_bundle(source, root / "bundle")
+    fp32 = evaluate_bundle(bundle, dataset, "val", "fp32")
+    assert all(r.scores["accuracy"] == 1.0 for r in fp32)  # the float network is exact
+    return bundle, str(data)
+
+
+@pytest.fixture(scope="module")
+def photo_bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+    """MobileNetV2 fine-tuned (feature extraction, 64 px) on cat vs coffee crops of real photos."""
+    from skimage import data as skimage_data
+
+    root = tmp_path_factory.mktemp("photo")
+    _crops(skimage_data.chelsea(), root / "data" / "cat", 24, 1)
+    _crops(skimage_data.coffee(), root / "data" / "coffee", 24, 2)
+    recipe = Recipe(
+        model="mobilenet_v2",
+        data=str(root / "data"),
+        strategy="feature-extraction",
+        epochs=4,
+        batch_size=8,
+        image_size=64,
+        precision="fp32",
+    )
+    finetune(recipe, root / "run", console=QUIET)
+    return export_bundle(root / "run", root / "bundle")
+
+
+def test_both_engines_quantize_within_budget_and_shrink(
+    photo_bundle: Bundle, tmp_path: Path
+) -> None:
+    out = quantize_bundle(
+        photo_bundle.root, tmp_path / "int8", QuantizeConfig(calibration=16), console=QUIET
+    )
+    manifest = out.manifest
+    assert {(m.engine, m.precision) for m in manifest.models} == {
+        ("onnxruntime", "fp32"),
+        ("openvino", "fp32"),
+        ("onnxruntime", "int8"),
+        ("openvino", "int8"),
+    }
+    results = {
+        (r.entry.engine, r.entry.precision): r
+        for r in evaluate_bundle(
+            out, load_dataset(photo_bundle.manifest.provenance["dataset"]["source"]), "test"
+        )
+    }
+    for engine in ("onnxruntime", "openvino"):
+        int8 = manifest.model(engine, "int8")
+        assert int8.details["val_drop_points"] <= 1.0
+        assert int8.details["calibration"]["size"] == 16
+        assert len(int8.details["calibration"]["fingerprint"]) == 64
+        fp32_size = results[(engine, "fp32")].size_bytes
+        assert results[(engine, "int8")].size_bytes * 3 < fp32_size
+        assert results[(engine, "int8")].scores["agreement"] >= 0.9
+        assert "per_class_delta_points" in results[(engine, "int8")].scores
+    # the input bundle is untouched: still fp32 only and still valid
+    assert {m.precision for m in Bundle.load(photo_bundle.root).manifest.models} == {"fp32"}
+
+
+def test_over_budget_layers_are_kept_in_float(
+    fragile_bundle: tuple[Bundle, str], tmp_path: Path
+) -> None:
+    bundle, _ = fragile_bundle
+    out = quantize_bundle(
+        bundle.root, tmp_path / "int8", QuantizeConfig(calibration=20), console=QUIET
+    )
+    for engine in ("onnxruntime", "openvino"):
+        details = out.manifest.model(engine, "int8").details
+        attempts = details["attempts"]
+        assert all(a["drop"] > 1.0 for a in attempts[:-1]), attempts  # plain int8 broke it
+        assert len(details["kept_float"]) == 1 and "/0/" in details["kept_float"][0], details
+        assert details["val_drop_points"] <= 1.0
+
+
+def test_impossible_budget_writes_nothing_and_lists_attempts(
+    fragile_bundle: tuple[Bundle, str], tmp_path: Path
+) -> None:
+    bundle, _ = fragile_bundle
+    before = json.loads((bundle.root / "edgeft.json").read_text())
+    config = QuantizeConfig(
+        calibration=20, method="minmax", max_accuracy_drop=0.0, max_float_layers=0
+    )
+    with pytest.raises(BudgetExceeded, match=r"minmax: -?\d"):
+        quantize_bundle(bundle.root, tmp_path / "int8", config, console=QUIET)
+    assert not (tmp_path / "int8").exists()
+    assert not list(tmp_path.glob(".int8.partial-*"))
+    assert json.loads((bundle.root / "edgeft.json").read_text()) == before
+
+
+def test_calibration_never_uses_test_data(
+    fragile_bundle: tuple[Bundle, str], tmp_path: Path
+) -> None:
+    bundle, data = fragile_bundle
+    dataset = load_dataset(data)
+    with pytest.raises(EdgeftError, match="test split"):
+        CalibrationRecipe(split="test")
+    recipe_file = tmp_path / "calibration" / "peek.toml"
+    recipe_file.parent.mkdir()
+    recipe_file.write_text('split = "test"\nsize = 10\n')
+    with pytest.raises(EdgeftError, match="test split"):
+        resolve_recipe("peek", search=tmp_path)
+    folder = tmp_path / "calib"
+    folder.mkdir()
+    shutil.copy(dataset.splits["test"][0].item, folder / "copied.png")
+    with pytest.raises(EdgeftError, match="test image"):
+        select_calibration(resolve_recipe(str(folder)), dataset)
+    with pytest.raises(EdgeftError, match="calibration"):
+        quantize_bundle(
+            bundle.root, tmp_path / "x", QuantizeConfig(calibration=str(folder)), console=QUIET
+        )
+    assert not (tmp_path / "x").exists()
+
+
+def test_calibration_is_stratified_seeded_and_warns_when_small(
+    fragile_bundle: tuple[Bundle, str], tmp_path: Path
+) -> None:
+    _, data = fragile_bundle
+    dataset = load_dataset(data)
+    recipe_file = tmp_path / "calibration" / "tiny.toml"
+    recipe_file.parent.mkdir()
+    recipe_file.write_text('size = 10\nseed = 3\nselection = "stratified"\n')
+    recipe = resolve_recipe("tiny", search=tmp_path)
+    first, again = select_calibration(recipe, dataset), select_calibration(recipe, dataset)
+    assert first.items == again.items and first.fingerprint == again.fingerprint
+    train = {e.item: e.label for e in dataset.splits["train"]}
+    labels = [train[item] for item in first.items]  # every item comes from train
+    assert sorted(set(labels)) == [0, 1] and abs(labels.count(0) - labels.count(1)) <= 1
+    assert any("only 10 calibration items" in w for w in first.warnings)
+    with pytest.raises(EdgeftError, match="unknown calibration keys"):
+        (tmp_path / "calibration" / "typo.toml").write_text("sise = 10\n")
+        resolve_recipe("typo", search=tmp_path)
+
+
+def test_interrupted_quantize_leaves_no_output(
+    fragile_bundle: tuple[Bundle, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgeft.quantize.backends import openvino_backend
+
+    bundle, _ = fragile_bundle
+    before = sorted(p.name for p in bundle.root.rglob("*"))
+    out = tmp_path / "int8"
+    quantize_bundle(
+        bundle.root, out, QuantizeConfig(calibration=20, engines=("onnxruntime",)), console=QUIET
+    )
+    good = (out / "edgeft.json").read_text()
+
+    def interrupt(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(openvino_backend.nncf, "quantize", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        quantize_bundle(
+            bundle.root, out, QuantizeConfig(calibration=20), overwrite=True, console=QUIET
+        )
+    assert (out / "edgeft.json").read_text() == good  # the earlier good output is intact
+    Bundle.load(out)
+    assert not list(tmp_path.glob(".int8.*"))
+    assert sorted(p.name for p in bundle.root.rglob("*")) == before
