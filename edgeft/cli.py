@@ -119,9 +119,14 @@ def finetune(
         str | None, typer.Option(help="Weights file for torchvision:<arch>.")
     ] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images.")] = False,
+    qat: Annotated[
+        bool, typer.Option("--qat/--no-qat", help="Quantization-aware training afterwards.")
+    ] = False,
+    qat_images: Annotated[int, typer.Option(help="Training images the QAT pass sees.")] = 512,
+    qat_lr: Annotated[float, typer.Option(help="QAT learning rate.")] = 2e-5,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")] = False,
 ) -> None:
-    """Fine-tune a pretrained backbone on an image dataset (transfer learning)."""
+    """Fine-tune a pretrained backbone on an image dataset (transfer learning), then QAT."""
     from edgeft.train import Recipe
     from edgeft.train import finetune as run_finetune
 
@@ -140,6 +145,9 @@ def finetune(
         seed=seed,
         skip_bad=skip_bad,
         weights=weights,
+        qat=qat,
+        qat_images=qat_images,
+        qat_lr=qat_lr,
     )
     result = run_finetune(recipe, out, resume=resume, console=console)
     console.print(f"run written to {result.run_dir} (metrics.json, curves.png, confusion.png)")

@@ -2,6 +2,7 @@
 
 from edgeft.bundle.manifest import (
     MANIFEST_NAME,
+    MODEL_FILES,
     SCHEMA_VERSION,
     ImagePreprocessing,
     Manifest,
@@ -15,6 +16,7 @@ from edgeft.bundle.store import Bundle, sha256_file, stage_bundle, write_manifes
 
 __all__ = [
     "MANIFEST_NAME",
+    "MODEL_FILES",
     "SCHEMA_VERSION",
     "Bundle",
     "ImagePreprocessing",

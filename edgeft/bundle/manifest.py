@@ -17,6 +17,13 @@ Task = Literal["image-classification", "text-classification"]
 TASKS: tuple[str, ...] = ("image-classification", "text-classification")
 ENGINES: tuple[str, ...] = ("onnxruntime", "openvino")
 PRECISIONS: tuple[str, ...] = ("fp32", "int8")
+# Where each engine's model sits inside a bundle, by (engine, precision).
+MODEL_FILES: dict[tuple[str, str], str] = {
+    ("onnxruntime", "fp32"): "model.onnx",
+    ("openvino", "fp32"): "openvino/model.xml",
+    ("onnxruntime", "int8"): "model.int8.onnx",
+    ("openvino", "int8"): "openvino/model.int8.xml",
+}
 
 
 @dataclass(frozen=True)

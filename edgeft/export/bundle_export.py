@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from edgeft.bundle import (
+    MODEL_FILES,
     Bundle,
     ImagePreprocessing,
     Manifest,
@@ -24,12 +25,16 @@ from edgeft.bundle import (
 from edgeft.errors import EdgeftError
 from edgeft.export.onnx_export import export_onnx
 from edgeft.export.openvino_export import export_openvino
+from edgeft.export.qat_export import export_qat_onnx
 from edgeft.train.checkpoint import load_weights
 from edgeft.train.finetune import MODEL, RECIPE, RUN
+from edgeft.train.qat import QAT_MODEL, restore_qat_model
 from edgeft.zoo import get_model
 
-ONNX_FILE = "model.onnx"
-OPENVINO_FILE = "openvino/model.xml"
+ONNX_FILE = MODEL_FILES[("onnxruntime", "fp32")]
+OPENVINO_FILE = MODEL_FILES[("openvino", "fp32")]
+ONNX_INT8_FILE = MODEL_FILES[("onnxruntime", "int8")]
+OPENVINO_INT8_FILE = MODEL_FILES[("openvino", "int8")]
 
 
 @dataclass
@@ -41,6 +46,7 @@ class ExportSource:
     labels: list[str]
     preprocessing: ImagePreprocessing
     provenance: dict[str, Any]
+    qat_model: nn.Module | None = None  # fake-quantized (NNCF) twin, exported as the int8 models
 
 
 def load_source(source: str | Path) -> ExportSource:
@@ -60,7 +66,12 @@ def load_source(source: str | Path) -> ExportSource:
             "dataset": run["dataset"],
             "recipe": recipe,
         }
-        return ExportSource(model, run["task"], run["labels"], preprocessing, provenance)
+        qat_model = None
+        if (Path(source) / QAT_MODEL).is_file():
+            qat_model = restore_qat_model(
+                entry.create(num_classes=len(run["labels"])), Path(source)
+            )
+        return ExportSource(model, run["task"], run["labels"], preprocessing, provenance, qat_model)
     entry = get_model(str(source))
     if not entry.labels():
         raise EdgeftError(
@@ -81,26 +92,38 @@ def export_bundle(
     spec, labels = loaded.preprocessing, loaded.labels
     model = loaded.model.eval()
     example = {"input": torch.randn(2, 3, *spec.crop, generator=torch.Generator().manual_seed(0))}
+    axes = {"input": {0: "batch"}, "logits": {0: "batch"}}
     with stage_bundle(out, overwrite=overwrite) as staging:
         deviation = export_onnx(
             model,
             example,
             ["logits"],
             staging / ONNX_FILE,
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            axes,
         )
         export_openvino(staging / ONNX_FILE, staging / OPENVINO_FILE)
         checked = {"max_relative_deviation_vs_torch": deviation}
+        models = [
+            ModelEntry(ONNX_FILE, "onnxruntime", "fp32", details=checked),
+            ModelEntry(OPENVINO_FILE, "openvino", "fp32"),
+        ]
+        if loaded.qat_model is not None:
+            qat_deviation = export_qat_onnx(
+                loaded.qat_model, example, ["logits"], staging / ONNX_INT8_FILE, axes
+            )
+            export_openvino(staging / ONNX_INT8_FILE, staging / OPENVINO_INT8_FILE)
+            qat = {"source": "qat", "max_relative_deviation_vs_torch_qat": qat_deviation}
+            models += [
+                ModelEntry(ONNX_INT8_FILE, "onnxruntime", "int8", details=qat),
+                ModelEntry(OPENVINO_INT8_FILE, "openvino", "int8", details=qat),
+            ]
         manifest = Manifest(
             task=loaded.task,
             labels=labels,
             preprocessing=spec,
             inputs=[TensorSpec("input", (-1, 3, *spec.crop), "float32")],
             outputs=[TensorSpec("logits", (-1, len(labels)), "float32")],
-            models=[
-                ModelEntry(ONNX_FILE, "onnxruntime", "fp32", details=checked),
-                ModelEntry(OPENVINO_FILE, "openvino", "fp32"),
-            ],
+            models=models,
             provenance=loaded.provenance
             | {"versions": {p: version(p) for p in ("edgeft", "torch", "onnx", "openvino")}},
         )

@@ -93,21 +93,27 @@ def quantize_within_budget(
     max_drop: float,
     console: Console,
     max_float_layers: int | None = None,
+    ready: dict[str, Path] | None = None,
 ) -> BudgetResult:
-    """Try variants, then float fallback; on success the chosen model's files sit at ``out``."""
+    """Try ``ready`` int8 models (a QAT export), then the variants, then the float fallback; on
+    success the chosen model's files sit at ``out``."""
     attempts: list[Attempt] = []
     engine = quantizer.engine
-    for variant in quantizer.variants(method):
-        candidate = quantizer.workdir / f"{engine}-{variant}" / Path(quantizer.int8_file).name
+    candidates = [(name, path) for name, path in (ready or {}).items()] + [
+        (v, quantizer.workdir / f"{engine}-{v}" / Path(quantizer.int8_file).name)
+        for v in quantizer.variants(method)
+    ]
+    for variant, candidate in candidates:
         with console.status(f"{engine}: quantizing ({variant})"):
-            quantizer.quantize(variant, candidate)
+            if variant not in (ready or {}):
+                quantizer.quantize(variant, candidate)
             drop, scores = validate(candidate)
         attempts.append(Attempt(variant, [], drop, scores))
         console.print(f"{engine} int8 ({variant}): {_describe(drop, scores)}")
         if drop <= max_drop:
             _move(quantizer, candidate, out)
             return BudgetResult(variant, [], drop, scores, attempts)
-    best = min(attempts, key=lambda a: a.drop)
+    best = min((a for a in attempts if a.variant not in (ready or {})), key=lambda a: a.drop)
     console.print(
         f"{engine}: over the {max_drop:.2f}-point budget; keeping sensitive layers in float "
         f"(starting from {best.variant})"

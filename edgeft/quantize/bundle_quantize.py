@@ -79,9 +79,8 @@ def quantize_bundle(
                 "the calibration images"
             )
             validation = calibration_data
-    entries: list[ModelEntry] = [
-        m for m in manifest.models if not (m.precision == "int8" and m.engine in config.engines)
-    ]
+    replaced = [m for m in manifest.models if m.precision == "int8" and m.engine in config.engines]
+    entries = [m for m in manifest.models if m not in replaced]
     with (
         tempfile.TemporaryDirectory(prefix="edgeft-quantize-") as work,
         stage_bundle(out, overwrite=overwrite) as staging,
@@ -93,6 +92,10 @@ def quantize_bundle(
             quantizer = quantizer_class(engine)(
                 bundle.path_of(fp32), calibration_data, scheme, Path(work), validation
             )
+            qat = [m for m in replaced if m.engine == engine and m.details.get("source") == "qat"]
+            ready = (
+                {"qat": _copy_model(bundle, qat[0], Path(work) / f"{engine}-qat")} if qat else {}
+            )
             result = quantize_within_budget(
                 quantizer,
                 config.method,
@@ -101,6 +104,7 @@ def quantize_bundle(
                 config.max_accuracy_drop,
                 console,
                 config.max_float_layers,
+                ready,
             )
             fp32_scores = score_logits(fp32_logits, validation)
             entries.append(
@@ -120,6 +124,16 @@ def quantize_bundle(
         )
         write_manifest(staging, new_manifest)
     return Bundle.load(out)
+
+
+def _copy_model(bundle: Bundle, entry: ModelEntry, folder: Path) -> Path:
+    """A copy of a bundle's model (and an IR's .bin) in ``folder``, to try as a candidate."""
+    folder.mkdir(parents=True, exist_ok=True)
+    source = bundle.path_of(entry)
+    for file in (source, source.with_suffix(".bin")):
+        if file.is_file():
+            shutil.copy2(file, folder / file.name)
+    return folder / source.name
 
 
 def _copy_files(bundle: Bundle, staging: Path, keep: list[ModelEntry]) -> None:

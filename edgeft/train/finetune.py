@@ -8,6 +8,7 @@ loop: early stopping on validation macro-F1, the best checkpoint kept, state sav
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import asdict, dataclass, replace
@@ -30,6 +31,7 @@ from edgeft.train import checkpoint
 from edgeft.train.image_data import ImageExamples, drop_unreadable
 from edgeft.train.optim import param_groups, thaw_top, train_mode, warmup_cosine
 from edgeft.train.plots import plot_confusion, plot_curves
+from edgeft.train.qat import quantization_aware_training
 from edgeft.train.recipe import Recipe
 from edgeft.zoo import LayerGroup, get_model
 
@@ -76,6 +78,17 @@ class _Trainer:
         self.console.print(message)
         self.log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
         self.log.flush()
+
+    def progress(self) -> Progress:
+        return Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
 
     def autocast(self, enabled: bool = True) -> torch.autocast:
         return torch.autocast(
@@ -165,12 +178,12 @@ def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: 
     model = entry.create(num_classes=len(dataset.classes)).to(trainer.device)
     groups = entry.layer_groups(model)
 
-    def loader(examples: list, transform: Any, shuffle: bool) -> DataLoader:
+    def loader(examples: list, shuffle: bool = False, augment: bool = False) -> DataLoader:
+        transform = train_transform(spec) if augment else eval_transform(spec)
         return _batches(ImageExamples(examples, transform), recipe, shuffle)
 
-    train_tf = train_transform(spec) if recipe.augment else eval_transform(spec)
-    train_loader = loader(splits["train"], train_tf, True)
-    val_loader = loader(splits["val"], eval_transform(spec), False)
+    train_loader = loader(splits["train"], shuffle=True, augment=recipe.augment)
+    val_loader = loader(splits["val"])
     counts = np.bincount([e.label for e in splits["train"]], minlength=len(dataset.classes))
     weights = (
         counts.sum() / (len(counts) * np.maximum(counts, 1))
@@ -202,7 +215,7 @@ def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: 
     training_seconds = caching_seconds + sum(h["seconds"] for h in history)
     checkpoint.load_weights(model, run_dir / checkpoint.BEST)
     checkpoint.save_weights(model, run_dir / MODEL)
-    test_loader = loader(splits["test"], eval_transform(spec), False)
+    test_loader = loader(splits["test"])
     truth, preds, _ = trainer.predict(model, test_loader, fp32=True)
     test = classification_metrics(truth, preds, dataset.classes)
     best = max(history, key=lambda h: h["val_macro_f1"])
@@ -218,12 +231,23 @@ def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: 
         "skipped_files": skipped,
         "precision": str(trainer.amp or torch.float32).removeprefix("torch."),
     }
-    (run_dir / METRICS).write_text(json.dumps(metrics, indent=2))
     plot_curves(history, run_dir / "curves.png")
     plot_confusion(test, run_dir / "confusion.png")
     trainer.say(
         f"test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f} (best epoch {best['epoch']})"
     )
+    if recipe.qat:
+        metrics["qat"] = quantization_aware_training(
+            trainer,
+            copy.deepcopy(model),
+            splits["train"],
+            loader,
+            loader(splits["val"]),
+            test_loader,
+            loss_fn,
+            dataset.classes,
+        )
+    (run_dir / METRICS).write_text(json.dumps(metrics, indent=2))
     return RunResult(run_dir, metrics)
 
 
@@ -288,15 +312,7 @@ def _fit(
     if resume:
         state = checkpoint.load_progress(run_dir, model, optimizer, scheduler)
         trainer.say(f"resuming after epoch {state['epoch']}")
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=trainer.console,
-        transient=True,
-    ) as bar:
+    with trainer.progress() as bar:
         for epoch in range(state["epoch"] + 1, recipe.epochs + 1):
             trainable_params = thaw_top(groups, state["thawed"])
             torch.manual_seed(recipe.seed * 1000 + epoch)

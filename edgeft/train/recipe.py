@@ -19,7 +19,8 @@ class Recipe:
     ``layer_decay`` scales the backbone learning rate down by this factor per group away from
     the head (discriminative learning rates). ``patience`` counts epochs without a better
     validation macro-F1 before stopping; ``unfreeze_patience`` is the same for progressive
-    unfreezing's next thaw.
+    unfreezing's next thaw. ``qat`` adds quantization-aware training after the float phase:
+    one pass over ``qat_images`` training images at ``qat_lr``.
     """
 
     model: str
@@ -42,12 +43,17 @@ class Recipe:
     seed: int = 0
     skip_bad: bool = False
     weights: str | None = None
+    qat: bool = False
+    qat_images: int = 512
+    qat_lr: float = 2e-5
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
             raise EdgeftError(f"unknown strategy {self.strategy!r}; choose {', '.join(STRATEGIES)}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise EdgeftError(f"precision must be auto, fp32 or bf16, not {self.precision!r}")
+        if self.qat_images < 1 or self.qat_lr <= 0:
+            raise EdgeftError("qat_images and qat_lr must be positive")
         if self.epochs < 1 or self.batch_size < 1:
             raise EdgeftError("epochs and batch size must be at least 1")
 

@@ -21,6 +21,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from edgeft.bundle import MODEL_FILES
 from edgeft.errors import EdgeftError
 from edgeft.evaluation.runtime_scoring import EncodedSplit
 from edgeft.quantize.backends.base import Int8Quantizer
@@ -56,7 +57,7 @@ class _BatchReader(CalibrationDataReader):
 
 class OnnxRuntimeQuantizer(Int8Quantizer):
     engine = "onnxruntime"
-    int8_file = "model.int8.onnx"
+    int8_file = MODEL_FILES[("onnxruntime", "int8")]
 
     def __init__(
         self,

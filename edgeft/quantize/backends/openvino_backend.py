@@ -20,6 +20,7 @@ from nncf.quantization.advanced_parameters import (
 )
 from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
+from edgeft.bundle import MODEL_FILES
 from edgeft.errors import EdgeftError
 from edgeft.quantize.backends.base import Int8Quantizer, Validator
 
@@ -51,7 +52,7 @@ nncf.set_log_level(logging.WARNING)
 
 class OpenVINOQuantizer(Int8Quantizer):
     engine = "openvino"
-    int8_file = "openvino/model.int8.xml"
+    int8_file = MODEL_FILES[("openvino", "int8")]
 
     def variants(self, method: str) -> list[str]:
         if method not in _BY_METHOD:

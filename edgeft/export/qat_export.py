@@ -1,0 +1,41 @@
+"""A QAT model (NNCF fake quantization) -> int8 ONNX in QDQ form and int8 OpenVINO IR.
+
+NNCF's quantizers export as QuantizeLinear/DequantizeLinear pairs; ONNX Runtime's basic graph
+optimisation then folds each weight's QuantizeLinear into an int8 initializer, so the file
+stores int8 weights (about 4x smaller) and both engines read the same graph.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnxruntime as ort
+import torch
+from nncf.torch.quantization.layers import BaseQuantizer, QuantizerExportMode
+from torch import nn
+
+from edgeft.export.onnx_export import export_onnx
+
+
+def export_qat_onnx(
+    model: nn.Module,
+    example: dict[str, torch.Tensor],
+    output_names: list[str],
+    path: Path,
+    dynamic_axes: dict[str, dict[int, str]],
+) -> float:
+    """Write the int8 QDQ model to ``path``; return its relative deviation from the torch QAT
+    model (int8 kernels round differently from fake quantization, so it is measured, not bound)."""
+    for module in model.modules():
+        if isinstance(module, BaseQuantizer):
+            module.set_export_mode(QuantizerExportMode.ONNX_QUANTIZE_DEQUANTIZE_PAIRS)
+    raw = path.with_name(f".{path.stem}.qdq.onnx")
+    try:
+        deviation = export_onnx(model, example, output_names, raw, dynamic_axes, tolerance=None)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(path)
+        ort.InferenceSession(str(raw), options, providers=["CPUExecutionProvider"])
+    finally:
+        raw.unlink(missing_ok=True)
+    return deviation
