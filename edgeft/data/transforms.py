@@ -36,22 +36,22 @@ def eval_transform(spec: ImagePreprocessing) -> v2.Compose:
 
 
 def train_transform(spec: ImagePreprocessing) -> v2.Compose:
-    """Augmented view for training: random resized crop, flips, small rotation, colour jitter.
+    """Augmented view for training: the evaluation framing, then flips, a small rotation and
+    mild colour jitter.
 
-    Vertical flips and rotations suit inspection images (a cell or part has no "up").
+    No random crops: on inspection images a crop can cut the defect out and so flip the
+    label. Vertical flips and rotations suit parts and cells, which have no "up".
     """
     return v2.Compose(
         [
-            v2.RandomResizedCrop(
-                spec.crop,
-                scale=(0.6, 1.0),
-                interpolation=_INTERPOLATION[spec.interpolation],
-                antialias=True,
+            v2.Resize(
+                spec.resize, interpolation=_INTERPOLATION[spec.interpolation], antialias=True
             ),
+            v2.CenterCrop(spec.crop),
             v2.RandomHorizontalFlip(),
             v2.RandomVerticalFlip(),
             v2.RandomRotation(10, interpolation=v2.InterpolationMode.BILINEAR),
-            v2.ColorJitter(brightness=0.2, contrast=0.2),
+            v2.ColorJitter(brightness=0.1, contrast=0.1),
             v2.PILToTensor(),
             v2.ToDtype(torch.float32, scale=True),
             v2.Normalize(spec.mean, spec.std),

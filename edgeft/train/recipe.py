@@ -31,7 +31,7 @@ class Recipe:
     image_size: int | None = None
     lr_head: float = 2e-3
     lr_backbone: float = 5e-4
-    layer_decay: float = 0.85
+    layer_decay: float = 0.9
     weight_decay: float = 0.05
     warmup_epochs: float = 0.5
     label_smoothing: float = 0.1

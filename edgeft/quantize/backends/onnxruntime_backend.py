@@ -99,6 +99,9 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
         options = {
             "ActivationSymmetric": self.scheme.activations == "int8",
             "CalibPercentile": 99.999,
+            # Keep classifier logits in float: 256 levels over a 1000-class logit range turn
+            # near-ties into flipped top-1 answers (NNCF leaves the last output alone too).
+            "OpTypesToExcludeOutputQuantization": ["Gemm"],
         }
         if histogram:
             options["CalibStridedMinMax"] = 1  # one batch of full activations in memory at a time

@@ -1,0 +1,163 @@
+"""edgeft's int8 against the defaults a user would try first, on a fine-tuned ELPV run.
+
+    .venv/bin/python benchmarks/int8_elpv.py --run RUN_DIR --out /tmp/int8-elpv
+
+Exports RUN_DIR, runs ``edgeft quantize`` (both engines, 1-point budget on validation), and,
+beside it, ``onnxruntime.quantization.quantize_static`` with its defaults on the same
+calibration images. Every model is scored on the ELPV test split through edgeft.runtime, and
+timed at batch 1 in interleaved rounds in this one process (median of round medians). OpenVINO
+fp32 is measured true fp32 (INFERENCE_PRECISION_HINT=f32) and as OpenVINO runs it by default.
+Writes benchmarks/results/int8_elpv.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from onnxruntime.quantization import CalibrationDataReader, quantize_static
+from rich.console import Console
+from rich.table import Table
+
+from edgeft.bench import measure_latency
+from edgeft.data import load_dataset
+from edgeft.evaluation.runtime_scoring import encode_items, encode_split, model_logits, score_logits
+from edgeft.export import export_bundle
+from edgeft.quantize import QuantizeConfig, quantize_bundle, resolve_recipe, select_calibration
+from edgeft.runtime.engines import open_session
+from edgeft.targets import this_host
+
+RESULTS = Path(__file__).parent / "results"
+
+
+class _Reader(CalibrationDataReader):
+    def __init__(self, batches: list[dict[str, np.ndarray]]) -> None:
+        self.items = iter(batches)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self.items, None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    args = parser.parse_args()
+    console = Console()
+    fp32 = export_bundle(args.run, args.out / "fp32", overwrite=True)
+    started = time.perf_counter()
+    bundle = quantize_bundle(
+        fp32.root, args.out / "int8", QuantizeConfig(), overwrite=True, console=console
+    )
+    quantize_seconds = time.perf_counter() - started
+
+    dataset = load_dataset("elpv")
+    calibration = select_calibration(resolve_recipe(None), dataset)
+    baseline = args.out / "quantize_static_defaults.onnx"
+    started = time.perf_counter()
+    quantize_static(
+        str(bundle.path_of(bundle.manifest.model("onnxruntime", "fp32"))),
+        str(baseline),
+        _Reader(encode_items(bundle, calibration.items).batches),
+    )
+    baseline_seconds = time.perf_counter() - started
+
+    models = {
+        "onnxruntime fp32": (
+            "onnxruntime",
+            bundle.path_of(bundle.manifest.model("onnxruntime", "fp32")),
+            "fp32",
+        ),
+        "onnxruntime int8 (edgeft)": (
+            "onnxruntime",
+            bundle.path_of(bundle.manifest.model("onnxruntime", "int8")),
+            "int8",
+        ),
+        "onnxruntime int8 (quantize_static defaults)": ("onnxruntime", baseline, "int8"),
+        "openvino fp32 (true f32)": (
+            "openvino",
+            bundle.path_of(bundle.manifest.model("openvino", "fp32")),
+            "fp32",
+        ),
+        "openvino fp32 (default hint)": (
+            "openvino",
+            bundle.path_of(bundle.manifest.model("openvino", "fp32")),
+            "default",
+        ),
+        "openvino int8 (edgeft)": (
+            "openvino",
+            bundle.path_of(bundle.manifest.model("openvino", "int8")),
+            "int8",
+        ),
+    }
+    test = encode_split(bundle, dataset, "test")
+    reference = {}
+    rows = {}
+    for name, (engine, path, precision) in models.items():
+        logits = model_logits(engine, path, precision, test)
+        reference.setdefault(engine, logits)
+        scores = score_logits(logits, test, reference[engine])
+        files = [path] + ([path.with_suffix(".bin")] if path.suffix == ".xml" else [])
+        rows[name] = {
+            "accuracy": scores["accuracy"],
+            "macro_f1": scores["macro_f1"],
+            "agreement_with_fp32": scores["agreement"],
+            "size_mb": sum(f.stat().st_size for f in files) / 1e6,
+        }
+    sessions = {name: open_session(e, p, precision=pr) for name, (e, p, pr) in models.items()}
+    one = {k: v[:1] for k, v in test.batches[0].items()}
+    rounds: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(args.rounds):
+        for name, session in sessions.items():
+            rounds[name].append(measure_latency(session, one, duration_s=args.seconds).p50_ms)
+    for name in models:
+        rows[name]["p50_ms_batch1"] = float(np.median(rounds[name]))
+        rows[name]["round_p50s_ms"] = rounds[name]
+    host = this_host()
+    result = {
+        "command": f"python benchmarks/int8_elpv.py --run {args.run} --out {args.out}",
+        "host": {"cpu": host.cpu_model, "cores": host.cores, "vnni": host.has_vnni},
+        "quantize_seconds": round(quantize_seconds, 1),
+        "quantize_static_seconds": round(baseline_seconds, 1),
+        "test_examples": len(test),
+        "models": rows,
+        "edgeft_int8_details": {
+            m.engine: {k: m.details[k] for k in ("variant", "kept_float", "val_drop_points")}
+            for m in bundle.manifest.models
+            if m.precision == "int8"
+        },
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "int8_elpv.json").write_text(json.dumps(result, indent=2))
+    table = Table(title=f"ELPV test ({len(test)} cells), batch-1 latency medians, {host.cpu_model}")
+    for column in ("model", "accuracy", "macro-F1", "agree fp32", "size MB", "p50 ms"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    lines = [
+        "| model | test accuracy | macro-F1 | agreement with fp32 | size MB | p50 ms (batch 1) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in rows.items():
+        cells = (
+            f"{r['accuracy']:.4f}",
+            f"{r['macro_f1']:.4f}",
+            f"{r['agreement_with_fp32']:.4f}",
+            f"{r['size_mb']:.2f}",
+            f"{r['p50_ms_batch1']:.2f}",
+        )
+        table.add_row(name, *cells)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    console.print(table)
+    (RESULTS / "int8_elpv.md").write_text(
+        f"Command: `{result['command']}`\n\nHost: {host.cpu_model}, {host.cores} cores\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
