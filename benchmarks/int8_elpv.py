@@ -13,6 +13,7 @@ Writes benchmarks/results/int8_elpv.{json,md}.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgeft.bench import measure_latency
-from edgeft.data import load_dataset
+from edgeft.data import ClassificationDataset, load_dataset, materialise_elpv
 from edgeft.evaluation.runtime_scoring import encode_items, encode_split, model_logits, score_logits
 from edgeft.export import export_bundle
 from edgeft.quantize import QuantizeConfig, quantize_bundle, resolve_recipe, select_calibration
@@ -39,6 +40,21 @@ class _Reader(CalibrationDataReader):
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self.items, None)
+
+
+def _certain_cells(dataset: ClassificationDataset) -> np.ndarray:
+    """Test cells labelled with defect probability 0 or 1 (the rest carry 1/3 or 2/3)."""
+    root = materialise_elpv("elpv")
+    with open(root / "metadata.csv", newline="") as handle:
+        probability = {
+            row["file"]: float(row["defect_probability"]) for row in csv.DictReader(handle)
+        }
+    return np.array(
+        [
+            probability[Path(e.item).relative_to(root).as_posix()] in (0.0, 1.0)
+            for e in dataset.splits["test"]
+        ]
+    )
 
 
 def main() -> None:
@@ -96,6 +112,7 @@ def main() -> None:
         ),
     }
     test = encode_split(bundle, dataset, "test")
+    certain = _certain_cells(dataset)
     reference = {}
     rows = {}
     for name, (engine, path, precision) in models.items():
@@ -103,8 +120,11 @@ def main() -> None:
         reference.setdefault(engine, logits)
         scores = score_logits(logits, test, reference[engine])
         files = [path] + ([path.with_suffix(".bin")] if path.suffix == ".xml" else [])
+        hits = logits.argmax(1) == test.labels
         rows[name] = {
             "accuracy": scores["accuracy"],
+            "accuracy_certain_cells": float(hits[certain].mean()),
+            "accuracy_uncertain_cells": float(hits[~certain].mean()),
             "macro_f1": scores["macro_f1"],
             "agreement_with_fp32": scores["agreement"],
             "size_mb": sum(f.stat().st_size for f in files) / 1e6,
@@ -125,6 +145,7 @@ def main() -> None:
         "quantize_seconds": round(quantize_seconds, 1),
         "quantize_static_seconds": round(baseline_seconds, 1),
         "test_examples": len(test),
+        "certain_test_cells": int(certain.sum()),
         "models": rows,
         "edgeft_int8_details": {
             m.engine: {k: m.details[k] for k in ("variant", "kept_float", "val_drop_points")}
@@ -135,15 +156,26 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "int8_elpv.json").write_text(json.dumps(result, indent=2))
     table = Table(title=f"ELPV test ({len(test)} cells), batch-1 latency medians, {host.cpu_model}")
-    for column in ("model", "accuracy", "macro-F1", "agree fp32", "size MB", "p50 ms"):
+    for column in (
+        "model",
+        "accuracy",
+        "certain",
+        "uncertain",
+        "macro-F1",
+        "agree fp32",
+        "size MB",
+        "p50 ms",
+    ):
         table.add_column(column, justify="left" if column == "model" else "right")
     lines = [
-        "| model | test accuracy | macro-F1 | agreement with fp32 | size MB | p50 ms (batch 1) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| model | test accuracy | certain cells | uncertain cells | macro-F1 | agreement with fp32 | size MB | p50 ms (batch 1) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in rows.items():
         cells = (
             f"{r['accuracy']:.4f}",
+            f"{r['accuracy_certain_cells']:.4f}",
+            f"{r['accuracy_uncertain_cells']:.4f}",
             f"{r['macro_f1']:.4f}",
             f"{r['agreement_with_fp32']:.4f}",
             f"{r['size_mb']:.2f}",

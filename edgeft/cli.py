@@ -111,8 +111,8 @@ def finetune(
     ] = None,
     lr_head: float = 2e-3,
     lr_backbone: float = 5e-4,
-    layer_decay: Annotated[float, typer.Option(help="Backbone lr factor per group.")] = 0.9,
-    patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).")] = 4,
+    layer_decay: Annotated[float, typer.Option(help="Backbone lr factor per group.")] = 1.0,
+    patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).")] = 6,
     precision: Annotated[str, typer.Option(help="auto, fp32 or bf16 autocast.")] = "auto",
     seed: int = 0,
     weights: Annotated[

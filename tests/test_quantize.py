@@ -306,3 +306,25 @@ def test_pretrained_mobilenet_keeps_its_imagenet_answers_in_int8(tmp_path: Path)
         assert fp32[0].label in {"tabby", "tiger cat", "Egyptian cat"}  # chelsea, whole photo
         assert int8[0].label == fp32[0].label, engine
         assert out.manifest.model(engine, "int8").details["budget_metric"] == "agreement"
+
+
+def test_cli_quantize_then_eval(fragile_bundle: tuple[Bundle, str], tmp_path: Path) -> None:
+    from tests.test_cli import run
+
+    bundle, _ = fragile_bundle
+    out = tmp_path / "int8"
+    result = run(
+        "quantize", str(bundle.root), "--out", str(out), "--engine", "onnxruntime",
+        "--calibration", "20", "--method", "minmax",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "float layers" in result.stdout and "loses on" not in result.stdout
+    report = run("eval", str(out), "--split", "val", "--json")
+    assert report.returncode == 0, report.stderr
+    rows = {(r["engine"], r["precision"]): r for r in json.loads(report.stdout)}
+    assert rows[("onnxruntime", "int8")]["accuracy"] == rows[("onnxruntime", "fp32")]["accuracy"]
+    assert rows[("onnxruntime", "int8")]["agreement"] >= 0.9
+    assert rows[("onnxruntime", "int8")]["confusion_matrix"]
+    refused = run("quantize", str(bundle.root), "--out", str(tmp_path / "x"), "--method", "magic")
+    assert refused.returncode == 2 and "unknown calibration method" in refused.stderr
+    assert not (tmp_path / "x").exists()

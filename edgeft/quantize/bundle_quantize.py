@@ -28,7 +28,7 @@ from edgeft.evaluation.runtime_scoring import (
 from edgeft.quantize.backends.base import QUANTIZE_ENGINES, quantizer_class
 from edgeft.quantize.budget import BudgetResult, make_validator, quantize_within_budget
 from edgeft.quantize.calibration import resolve_recipe, select_calibration
-from edgeft.quantize.scheme import QuantizationScheme
+from edgeft.quantize.scheme import METHODS, QuantizationScheme
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,10 @@ class QuantizeConfig:
     def __post_init__(self) -> None:
         for engine in self.engines:
             quantizer_class(engine)
+        if self.method not in (*METHODS, "auto"):
+            raise EdgeftError(
+                f"unknown calibration method {self.method!r}; choose {', '.join(METHODS)} or auto"
+            )
         if self.max_accuracy_drop < 0:
             raise EdgeftError("--max-accuracy-drop must be at least 0 points")
         if self.max_float_layers is not None and self.max_float_layers < 0:
