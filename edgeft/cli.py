@@ -109,6 +109,9 @@ def finetune(
     image_size: Annotated[
         int | None, typer.Option(help="Crop size (default: the model's).")
     ] = None,
+    crop_fraction: Annotated[
+        float, typer.Option(help="Share of the resized image the centre crop keeps.")
+    ] = 1.0,
     lr_head: float = 2e-3,
     lr_backbone: float = 5e-4,
     layer_decay: Annotated[float, typer.Option(help="Backbone lr factor per group.")] = 1.0,
@@ -137,6 +140,7 @@ def finetune(
         epochs=epochs,
         batch_size=batch_size,
         image_size=image_size,
+        crop_fraction=crop_fraction,
         lr_head=lr_head,
         lr_backbone=lr_backbone,
         layer_decay=layer_decay,

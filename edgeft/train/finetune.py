@@ -47,13 +47,14 @@ class RunResult:
     metrics: dict[str, Any]
 
 
-def resized_spec(spec: ImagePreprocessing, image_size: int | None) -> ImagePreprocessing:
-    """The model's spec at another crop size, keeping its resize-to-crop ratio."""
-    if image_size is None or image_size == spec.crop[0]:
-        return spec
-    return replace(
-        spec, crop=(image_size, image_size), resize=round(image_size * spec.resize / spec.crop[0])
-    )
+def resized_spec(
+    spec: ImagePreprocessing, image_size: int | None, crop_fraction: float | None = None
+) -> ImagePreprocessing:
+    """The model's spec at ``image_size`` with the centre crop covering ``crop_fraction`` of the
+    resized shorter side (None keeps the model's own ratio, 224/256 for ImageNet models)."""
+    size = image_size or spec.crop[0]
+    fraction = crop_fraction if crop_fraction is not None else spec.crop[0] / spec.resize
+    return replace(spec, crop=(size, size), resize=round(size / fraction))
 
 
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -156,7 +157,7 @@ def finetune(
 
 def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: bool) -> RunResult:
     recipe, run_dir = trainer.recipe, trainer.run_dir
-    spec = resized_spec(entry.preprocessing, recipe.image_size)
+    spec = resized_spec(entry.preprocessing, recipe.image_size, recipe.crop_fraction)
     skipped: list[str] = []
     splits = {}
     for split in ("train", "val", "test"):

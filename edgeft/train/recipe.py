@@ -19,7 +19,9 @@ class Recipe:
     Learning rates are discriminative: the head trains at ``lr_head`` (4x the backbone), and
     ``layer_decay`` < 1 further scales the backbone rate down per group towards the input. The
     default keeps one backbone rate, as the measured ELPV recipe does (STACK.md: backbone rates
-    below 5e-4 underfit there). ``patience`` counts epochs without a better
+    below 5e-4 underfit there). ``crop_fraction`` is the share of the resized image the centre crop keeps: 1.0 (the
+    default) shows the model the whole part or cell, since a defect at the edge is still a
+    defect; None keeps the model's ImageNet framing (224 of 256). ``patience`` counts epochs without a better
     validation macro-F1 before stopping; ``unfreeze_patience`` is the same for progressive
     unfreezing's next thaw. ``qat`` adds quantization-aware training after the float phase:
     one pass over ``qat_images`` training images at ``qat_lr``.
@@ -31,6 +33,7 @@ class Recipe:
     epochs: int = 12
     batch_size: int = 32
     image_size: int | None = None
+    crop_fraction: float | None = 1.0
     lr_head: float = 2e-3
     lr_backbone: float = 5e-4
     layer_decay: float = 1.0
@@ -54,6 +57,8 @@ class Recipe:
             raise EdgeftError(f"unknown strategy {self.strategy!r}; choose {', '.join(STRATEGIES)}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise EdgeftError(f"precision must be auto, fp32 or bf16, not {self.precision!r}")
+        if self.crop_fraction is not None and not 0.3 <= self.crop_fraction <= 1.0:
+            raise EdgeftError("crop_fraction must be between 0.3 and 1.0")
         if self.qat_images < 1 or self.qat_lr <= 0:
             raise EdgeftError("qat_images and qat_lr must be positive")
         if self.epochs < 1 or self.batch_size < 1:
