@@ -68,7 +68,7 @@ def main() -> None:
     fp32 = export_bundle(args.run, args.out / "fp32", overwrite=True)
     started = time.perf_counter()
     bundle = quantize_bundle(
-        fp32.root, args.out / "int8", QuantizeConfig(), overwrite=True, console=console
+        fp32.root, args.out / "int8", QuantizeConfig(use_qat=False), overwrite=True, console=console
     )
     quantize_seconds = time.perf_counter() - started
 
@@ -111,6 +111,9 @@ def main() -> None:
             "int8",
         ),
     }
+    for m in fp32.manifest.models:
+        if m.precision == "int8":  # the run's QAT models, exported from its QAT weights
+            models[f"{m.engine} int8 (QAT export)"] = (m.engine, fp32.path_of(m), "int8")
     test = encode_split(bundle, dataset, "test")
     certain = _certain_cells(dataset)
     reference = {}

@@ -195,6 +195,9 @@ def quantize(
         int | None,
         typer.Option(help="Most layers the budget may keep in float (default: half of them)."),
     ] = None,
+    qat: Annotated[
+        bool, typer.Option("--qat/--no-qat", help="Try the bundle's QAT int8 models first.")
+    ] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing bundle at --out.")] = False,
 ) -> None:
     """int8 models (ONNX Runtime QDQ, OpenVINO via NNCF) within an accuracy budget."""
@@ -208,6 +211,7 @@ def quantize(
         max_accuracy_drop=max_accuracy_drop,
         data=data,
         max_float_layers=max_float_layers,
+        use_qat=qat,
     )
     result = quantize_bundle(bundle, out, config, overwrite=overwrite, console=console)
     table = Table(title=f"{out}: int8 on the validation split, through edgeft.runtime")

@@ -42,6 +42,7 @@ class QuantizeConfig:
     data: str | None = None
     scheme: QuantizationScheme | None = None
     max_float_layers: int | None = None  # None: up to half the quantizable layers
+    use_qat: bool = True  # try the bundle's QAT int8 models before calibrating
 
     def __post_init__(self) -> None:
         for engine in self.engines:
@@ -98,7 +99,9 @@ def quantize_bundle(
             )
             qat = [m for m in replaced if m.engine == engine and m.details.get("source") == "qat"]
             ready = (
-                {"qat": _copy_model(bundle, qat[0], Path(work) / f"{engine}-qat")} if qat else {}
+                {"qat": _copy_model(bundle, qat[0], Path(work) / f"{engine}-qat")}
+                if qat and config.use_qat
+                else {}
             )
             result = quantize_within_budget(
                 quantizer,
