@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgeft.bench import measure_latency
+from edgeft.bundle import model_files
 from edgeft.data import ClassificationDataset, load_dataset, materialise_elpv
 from edgeft.evaluation.runtime_scoring import encode_items, encode_split, model_logits, score_logits
 from edgeft.export import export_bundle
@@ -77,39 +78,22 @@ def main() -> None:
     baseline = args.out / "quantize_static_defaults.onnx"
     started = time.perf_counter()
     quantize_static(
-        str(bundle.path_of(bundle.manifest.model("onnxruntime", "fp32"))),
+        str(fp32.path_of(fp32.manifest.model("onnxruntime", "fp32"))),
         str(baseline),
         _Reader(encode_items(bundle, calibration.items).batches),
     )
     baseline_seconds = time.perf_counter() - started
 
+    def model(engine: str, precision: str) -> Path:
+        return bundle.path_of(bundle.manifest.model(engine, precision))
+
     models = {
-        "onnxruntime fp32": (
-            "onnxruntime",
-            bundle.path_of(bundle.manifest.model("onnxruntime", "fp32")),
-            "fp32",
-        ),
-        "onnxruntime int8 (edgeft)": (
-            "onnxruntime",
-            bundle.path_of(bundle.manifest.model("onnxruntime", "int8")),
-            "int8",
-        ),
+        "onnxruntime fp32": ("onnxruntime", model("onnxruntime", "fp32"), "fp32"),
+        "onnxruntime int8 (edgeft)": ("onnxruntime", model("onnxruntime", "int8"), "int8"),
         "onnxruntime int8 (quantize_static defaults)": ("onnxruntime", baseline, "int8"),
-        "openvino fp32 (true f32)": (
-            "openvino",
-            bundle.path_of(bundle.manifest.model("openvino", "fp32")),
-            "fp32",
-        ),
-        "openvino fp32 (default hint)": (
-            "openvino",
-            bundle.path_of(bundle.manifest.model("openvino", "fp32")),
-            "default",
-        ),
-        "openvino int8 (edgeft)": (
-            "openvino",
-            bundle.path_of(bundle.manifest.model("openvino", "int8")),
-            "int8",
-        ),
+        "openvino fp32 (true f32)": ("openvino", model("openvino", "fp32"), "fp32"),
+        "openvino fp32 (default hint)": ("openvino", model("openvino", "fp32"), "default"),
+        "openvino int8 (edgeft)": ("openvino", model("openvino", "int8"), "int8"),
     }
     for m in fp32.manifest.models:
         if m.precision == "int8":  # the run's QAT models, exported from its QAT weights
@@ -122,7 +106,7 @@ def main() -> None:
         logits = model_logits(engine, path, precision, test)
         reference.setdefault(engine, logits)
         scores = score_logits(logits, test, reference[engine])
-        files = [path] + ([path.with_suffix(".bin")] if path.suffix == ".xml" else [])
+        files = model_files(path)
         hits = logits.argmax(1) == test.labels
         rows[name] = {
             "accuracy": scores["accuracy"],

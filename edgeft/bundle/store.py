@@ -30,6 +30,11 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def model_files(path: Path) -> list[Path]:
+    """A model file and its side files: an OpenVINO IR's weights sit in the ``.bin`` beside it."""
+    return [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]
+
+
 @dataclass(frozen=True)
 class Bundle:
     """A bundle folder whose manifest parsed and whose files matched their hashes."""

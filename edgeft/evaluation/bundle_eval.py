@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.progress import Progress
 
-from edgeft.bundle import Bundle, ModelEntry
+from edgeft.bundle import Bundle, ModelEntry, model_files
 from edgeft.data import ClassificationDataset, load_dataset
 from edgeft.errors import EdgeftError
 from edgeft.evaluation.runtime_scoring import encode_split, entry_logits, score_logits
@@ -32,9 +32,7 @@ class ModelScores:
 
 def model_size(bundle: Bundle, entry: ModelEntry) -> int:
     """Bytes on disk of a model file and its side files (an IR's .bin)."""
-    path = bundle.path_of(entry)
-    files = [path] + ([path.with_suffix(".bin")] if path.suffix == ".xml" else [])
-    return sum(f.stat().st_size for f in files if f.is_file())
+    return sum(f.stat().st_size for f in model_files(bundle.path_of(entry)) if f.is_file())
 
 
 def recorded_dataset(bundle: Bundle, data: str | None) -> ClassificationDataset | None:
@@ -82,9 +80,10 @@ def evaluate_bundle(
     logits = {(m.engine, m.precision): entry_logits(bundle, m, data) for m in chosen}
     results = []
     for entry in chosen:
-        scores = score_logits(logits[(entry.engine, entry.precision)], data)
-        fp32 = _fp32_of(bundle, entry)
-        if entry.precision == "int8" and fp32 is not None:
+        fp32 = _fp32_of(bundle, entry) if entry.precision == "int8" else None
+        if fp32 is None:
+            scores = score_logits(logits[(entry.engine, entry.precision)], data)
+        else:
             reference = logits.get((fp32.engine, "fp32"))
             if reference is None:
                 reference = logits[(fp32.engine, "fp32")] = entry_logits(bundle, fp32, data)

@@ -32,16 +32,13 @@ class EncodedSplit:
     def __len__(self) -> int:
         return sum(len(next(iter(b.values()))) for b in self.batches)
 
-    def subset(self, n: int) -> EncodedSplit:
-        """The first ``n`` examples (whole batches), for cheap sensitivity ranking."""
-        kept, count = [], 0
-        for batch in self.batches:
-            if count >= n:
-                break
-            kept.append(batch)
-            count += len(next(iter(batch.values())))
-        labels = None if self.labels is None else self.labels[:count]
-        return EncodedSplit(kept, labels, self.classes)
+    def one_per_item(self) -> list[dict[str, np.ndarray]]:
+        """The same inputs as batches of one, in order."""
+        return [
+            {name: array[i : i + 1] for name, array in batch.items()}
+            for batch in self.batches
+            for i in range(len(next(iter(batch.values()))))
+        ]
 
 
 def encode_items(
@@ -93,6 +90,14 @@ def model_logits(engine: str, path: Path, precision: str, data: EncodedSplit) ->
 
 def entry_logits(bundle: Bundle, entry: ModelEntry, data: EncodedSplit) -> np.ndarray:
     return model_logits(entry.engine, bundle.path_of(entry), entry.precision, data)
+
+
+HEADLINE = ("accuracy", "macro_f1", "agreement")
+
+
+def headline(scores: dict[str, Any], keys: Sequence[str] = HEADLINE) -> dict[str, Any]:
+    """The few scores a table or manifest shows, of those ``scores`` has."""
+    return {k: scores[k] for k in keys if k in scores}
 
 
 def score_logits(

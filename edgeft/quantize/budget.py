@@ -18,7 +18,7 @@ import numpy as np
 from rich.console import Console
 
 from edgeft.errors import EdgeftError
-from edgeft.evaluation.runtime_scoring import EncodedSplit, model_logits, score_logits
+from edgeft.evaluation.runtime_scoring import EncodedSplit, headline, model_logits, score_logits
 from edgeft.quantize.backends.base import Int8Quantizer, Validator
 from edgeft.runtime.predictor import softmax
 
@@ -33,7 +33,7 @@ class Attempt:
     scores: dict[str, Any] = field(repr=False)
 
     def summary(self) -> dict[str, Any]:
-        return asdict(self) | {"scores": _headline(self.scores)}
+        return asdict(self) | {"scores": headline(self.scores)}
 
 
 @dataclass
@@ -60,10 +60,6 @@ class BudgetExceeded(EdgeftError):
             "data, or fine-tune with --qat"
         )
         self.attempts = attempts
-
-
-def _headline(scores: dict[str, Any]) -> dict[str, Any]:
-    return {k: scores[k] for k in ("accuracy", "macro_f1", "agreement") if k in scores}
 
 
 def make_validator(engine: str, data: EncodedSplit, fp32_logits: np.ndarray) -> Validator:
@@ -171,7 +167,7 @@ def greedy_keep_float(
 
 
 def _describe(drop: float, scores: dict[str, Any]) -> str:
-    parts = [f"{k} {v:.4f}" for k, v in _headline(scores).items()]
+    parts = [f"{k} {v:.4f}" for k, v in headline(scores).items()]
     return f"{', '.join(parts)}; drop {drop:.2f} pt" if parts else f"drop {drop:.2f} pt"
 
 

@@ -15,20 +15,24 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
-from edgeft.bundle import Bundle, ModelEntry, stage_bundle, write_manifest
+from edgeft.bundle import Bundle, ModelEntry, model_files, stage_bundle, write_manifest
 from edgeft.errors import EdgeftError
 from edgeft.evaluation.bundle_eval import per_class_deltas, recorded_dataset
 from edgeft.evaluation.runtime_scoring import (
+    HEADLINE,
     EncodedSplit,
     encode_items,
     encode_split,
     entry_logits,
+    headline,
     score_logits,
 )
 from edgeft.quantize.backends.base import QUANTIZE_ENGINES, quantizer_class
 from edgeft.quantize.budget import BudgetResult, make_validator, quantize_within_budget
 from edgeft.quantize.calibration import resolve_recipe, select_calibration
 from edgeft.quantize.scheme import METHODS, QuantizationScheme
+
+_SHOWN = ("examples", *HEADLINE)
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,10 @@ def quantize_bundle(
                     quantizer.int8_file,
                     engine,
                     "int8",
-                    metrics={"val": _headline(result.scores), "val_fp32": _headline(fp32_scores)},
+                    metrics={
+                        "val": headline(result.scores, _SHOWN),
+                        "val_fp32": headline(fp32_scores, _SHOWN),
+                    },
                     details=_details(result, fp32_scores, validation, scheme, config)
                     | {"calibration": calibration.describe()},
                 )
@@ -137,25 +144,24 @@ def _copy_model(bundle: Bundle, entry: ModelEntry, folder: Path) -> Path:
     """A copy of a bundle's model (and an IR's .bin) in ``folder``, to try as a candidate."""
     folder.mkdir(parents=True, exist_ok=True)
     source = bundle.path_of(entry)
-    for file in (source, source.with_suffix(".bin")):
-        if file.is_file():
-            shutil.copy2(file, folder / file.name)
+    for file in model_files(source):
+        shutil.copy2(file, folder / file.name)
     return folder / source.name
 
 
 def _copy_files(bundle: Bundle, staging: Path, keep: list[ModelEntry]) -> None:
     """Every file of the input bundle except the int8 models being replaced."""
-    dropped = {m.path for m in bundle.manifest.models if m not in keep}
-    dropped |= {str(Path(p).with_suffix(".bin")) for p in dropped if p.endswith(".xml")}
+    dropped = {
+        file.as_posix()
+        for m in bundle.manifest.models
+        if m not in keep
+        for file in model_files(Path(m.path))
+    }
     for rel in bundle.manifest.files:
         if rel not in dropped:
             target = staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(bundle.path_of(rel), target)
-
-
-def _headline(scores: dict[str, Any]) -> dict[str, Any]:
-    return {k: scores[k] for k in ("examples", "accuracy", "macro_f1", "agreement") if k in scores}
 
 
 def _details(

@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from edgeft.bundle import model_files
 from edgeft.errors import EdgeftError
 from edgeft.evaluation.runtime_scoring import EncodedSplit
 from edgeft.quantize.scheme import QuantizationScheme
@@ -62,8 +63,8 @@ class Int8Quantizer(ABC):
         return greedy_keep_float(self, variant, out, validate, max_drop, max_float_layers)
 
     def files_of(self, out: Path) -> list[Path]:
-        """The files a written model consists of (the model file itself by default)."""
-        return [out]
+        """The files a written model consists of."""
+        return model_files(out)
 
 
 _BACKENDS = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -64,17 +65,13 @@ class OpenVINOQuantizer(Int8Quantizer):
     def _model(self) -> ov.Model:
         return ov.Core().read_model(str(self.fp32_path))
 
+    @cached_property
     def _examples(self) -> list[dict[str, np.ndarray]]:
         """One example per item: NNCF's statistics (bias correction) assume batch 1."""
-        return [
-            {name: array[i : i + 1] for name, array in batch.items()}
-            for batch in self.calibration.batches
-            for i in range(len(next(iter(batch.values()))))
-        ]
+        return self.calibration.one_per_item()
 
     def _settings(self, variant: str, keep_float: Sequence[str]) -> dict[str, Any]:
-        examples = self._examples()
-        settings: dict[str, Any] = {"subset_size": len(examples)} | _VARIANTS[variant]
+        settings: dict[str, Any] = {"subset_size": len(self._examples)} | _VARIANTS[variant]
         if keep_float:
             settings["ignored_scope"] = nncf.IgnoredScope(names=list(keep_float))
         return settings
@@ -82,7 +79,7 @@ class OpenVINOQuantizer(Int8Quantizer):
     def quantize(self, variant: str, out: Path, keep_float: Sequence[str] = ()) -> None:
         try:
             quantized = nncf.quantize(
-                self._model(), nncf.Dataset(self._examples()), **self._settings(variant, keep_float)
+                self._model(), nncf.Dataset(self._examples), **self._settings(variant, keep_float)
             )
         except (nncf.ValidationError, RuntimeError) as exc:
             raise EdgeftError(f"NNCF could not quantize {self.fp32_path.name}: {exc}") from exc
@@ -106,7 +103,7 @@ class OpenVINOQuantizer(Int8Quantizer):
         try:
             quantized = nncf.quantize_with_accuracy_control(
                 self._model(),
-                nncf.Dataset(self._examples()),
+                nncf.Dataset(self._examples),
                 nncf.Dataset(validation),
                 accuracy,
                 max_drop=max_drop / 100.0,
@@ -130,12 +127,7 @@ class OpenVINOQuantizer(Int8Quantizer):
         data = self.validation
         if data is None or data.labels is None:
             raise EdgeftError("NNCF accuracy control needs labelled validation data (--data)")
-        examples = [
-            {name: array[i : i + 1] for name, array in batch.items()}
-            for batch in data.batches
-            for i in range(len(next(iter(batch.values()))))
-        ]
-        return list(zip(examples, data.labels.tolist(), strict=True))
+        return list(zip(data.one_per_item(), data.labels.tolist(), strict=True))
 
     def layers(self) -> list[str]:
         return [
@@ -143,9 +135,6 @@ class OpenVINOQuantizer(Int8Quantizer):
             for op in self._model().get_ordered_ops()
             if op.get_type_name() in _LAYER_OPS
         ]
-
-    def files_of(self, out: Path) -> list[Path]:
-        return [out, out.with_suffix(".bin")]
 
 
 def float_layers(model: ov.Model) -> list[str]:
