@@ -300,21 +300,22 @@ def evaluate(
 @app.command()
 def predict(
     bundle: Annotated[Path, typer.Argument(help="A bundle folder.")],
-    inputs: Annotated[list[Path], typer.Argument(help="Image files.")],
+    inputs: Annotated[list[str], typer.Argument(help="Image files (or texts, for a text model).")],
     top_k: Annotated[int, typer.Option("--top-k", help="How many classes to list.")] = 3,
     engine: Annotated[str, typer.Option(help="auto, onnxruntime or openvino.")] = "auto",
-    precision: Annotated[str, typer.Option(help="fp32 or int8.")] = "fp32",
+    precision: Annotated[str, typer.Option(help="auto (int8 if present), int8 or fp32.")] = "auto",
     as_json: JsonFlag = False,
 ) -> None:
     """Label, confidence and top-k for each input, run as the edge box runs it."""
     from edgeft.runtime import Predictor
 
     predictor = Predictor(bundle, engine=engine, precision=precision)
-    results = predictor.predict(inputs, top_k=top_k)
+    is_text = predictor.bundle.manifest.task == "text-classification"
+    results = predictor.predict(inputs if is_text else [Path(i) for i in inputs], top_k=top_k)
     if as_json:
         rows = [
             {
-                "input": str(i),
+                "input": i,
                 "label": r.label,
                 "confidence": r.confidence,
                 "top_k": [{"label": lb, "probability": p} for lb, p in r.top_k],
@@ -323,11 +324,65 @@ def predict(
         ]
         print(json.dumps(rows, indent=2))
         return
-    for path, result in zip(inputs, results, strict=True):
+    for item, result in zip(inputs, results, strict=True):
         ranked = ", ".join(f"{label} {p:.3f}" for label, p in result.top_k)
         console.print(
-            f"{path}: [bold]{result.label}[/] ({result.confidence:.3f})  top-{top_k}: {ranked}"
+            f"{item}: [bold]{result.label}[/] ({result.confidence:.3f})  top-{top_k}: {ranked}",
+            highlight=False,
         )
+
+
+@app.command()
+def serve(
+    bundle: Annotated[Path, typer.Argument(help="A bundle folder.")],
+    host: Annotated[str, typer.Option(help="Address to bind; other than loopback needs care.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    engine: Annotated[str, typer.Option(help="auto, onnxruntime or openvino.")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto (int8 if present), int8 or fp32.")] = "auto",
+    model_name: Annotated[
+        str | None, typer.Option(help="Name in /v2/models/NAME (default: the bundle folder's).")
+    ] = None,
+    max_batch: Annotated[int, typer.Option(help="Largest dynamic batch.", min=1)] = 8,
+    max_wait_ms: Annotated[
+        float, typer.Option(help="How long a lone request waits for company.", min=0)
+    ] = 2.0,
+    max_request_mb: Annotated[float, typer.Option(help="Largest request body.", min=0.001)] = 16,
+    threads: Annotated[int | None, typer.Option(help="Engine threads (default: all).")] = None,
+    token_env: Annotated[
+        str | None,
+        typer.Option(help="Name of an environment variable holding a bearer token to require."),
+    ] = None,
+) -> None:
+    """Serve a bundle over HTTP: KServe v2 (/v2/...), /v1/predict uploads, /metrics."""
+    import os
+
+    from edgeft.runtime import Predictor
+    from edgeft.serve import ServerConfig
+    from edgeft.serve import serve as run_server
+    from edgeft.serve.server import default_model_name
+
+    token = None
+    if token_env:
+        token = os.environ.get(token_env)
+        if not token:
+            raise EdgeftError(f"--token-env {token_env}: that environment variable is empty")
+    predictor = Predictor(bundle, engine=engine, precision=precision, threads=threads)
+    config = ServerConfig(
+        model_name=model_name or default_model_name(bundle),
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        max_request_bytes=int(max_request_mb * 1024 * 1024),
+        token=token,
+    )
+    model = predictor.model
+    console.print(
+        f"serving {config.model_name} ({model.engine} {model.precision}) on "
+        f"http://{host}:{port}  v2: /v2/models/{config.model_name}/infer  upload: /v1/predict",
+        highlight=False,
+    )
+    run_server(predictor, config, host=host, port=port)
 
 
 @app.command()

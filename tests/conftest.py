@@ -48,3 +48,11 @@ def make_image_folder(
 @pytest.fixture
 def image_folder(tmp_path: Path) -> Path:
     return make_image_folder(tmp_path / "parts", {"ok": 20, "scratch": 10, "dent": 10})
+
+
+@pytest.fixture(scope="session")
+def zoo_bundle(tmp_path_factory: pytest.TempPathFactory):  # -> edgeft.bundle.Bundle
+    """The pretrained ImageNet MobileNetV2, exported once for every test that only reads it."""
+    from edgeft.export import export_bundle
+
+    return export_bundle("mobilenet_v2", tmp_path_factory.mktemp("zoo") / "mobilenet_v2")

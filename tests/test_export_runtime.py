@@ -18,9 +18,9 @@ from edgeft.zoo import get_model
 CAT_LABELS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
 
 
-@pytest.fixture(scope="module")
-def mobilenet_bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
-    return export_bundle("mobilenet_v2", tmp_path_factory.mktemp("b") / "mobilenet_v2")
+@pytest.fixture
+def mobilenet_bundle(zoo_bundle: Bundle) -> Bundle:
+    return zoo_bundle
 
 
 @pytest.mark.parametrize("name", ["mobilenet_v2", "efficientnet_lite0"])

@@ -280,7 +280,9 @@ def _views(image: np.ndarray, shares: tuple[float, ...]) -> list[np.ndarray]:
 _NATURAL = ("chelsea", "astronaut", "coffee", "rocket", "stereo_motorcycle", "camera", "clock")
 
 
-def test_pretrained_mobilenet_keeps_its_imagenet_answers_in_int8(tmp_path: Path) -> None:
+def test_pretrained_mobilenet_keeps_its_imagenet_answers_in_int8(
+    zoo_bundle: Bundle, tmp_path: Path
+) -> None:
     """The zoo model as the zero-shot baseline, calibrated on crops of every packaged photo and
     checked on other views of the object photos (whole photo and 85% crops).
 
@@ -289,7 +291,7 @@ def test_pretrained_mobilenet_keeps_its_imagenet_answers_in_int8(tmp_path: Path)
     """
     from edgeft.runtime import Predictor
 
-    bundle = export_bundle("mobilenet_v2", tmp_path / "fp32")
+    bundle = zoo_bundle
     calibration = tmp_path / "calibration"
     calibration.mkdir()
     for name in _PHOTOS:

@@ -30,7 +30,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 class Predictor:
     """Loads (and verifies) a bundle, opens one of its models and predicts.
 
-    ``engine="auto"`` takes the first model of the wanted precision in the bundle's order.
+    ``engine="auto"`` takes the first model of the wanted precision in the bundle's order;
+    ``precision="auto"`` takes int8 when the bundle has it (what the edge box should run).
     """
 
     def __init__(
@@ -44,7 +45,13 @@ class Predictor:
             session_class(engine)  # an unknown or missing engine is named before anything loads
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
         manifest = self.bundle.manifest
-        self.model = manifest.model(None if engine == "auto" else engine, precision)
+        wanted_engine = None if engine == "auto" else engine
+        if precision == "auto":
+            has_int8 = any(
+                m.precision == "int8" and wanted_engine in (None, m.engine) for m in manifest.models
+            )
+            precision = "int8" if has_int8 else "fp32"
+        self.model = manifest.model(wanted_engine, precision)
         self.labels = manifest.labels
         self.encoder = encoder_for(self.bundle)
         self.session = open_session(
@@ -60,7 +67,10 @@ class Predictor:
 
     def predict(self, items: Sequence[ImageInput | str], top_k: int = 5) -> list[Prediction]:
         """Images (paths, bytes, PIL, uint8 arrays) or texts, as the bundle's task takes."""
-        probabilities = self.probabilities(self.encoder.encode(items))
+        return self.rank(self.probabilities(self.encoder.encode(items)), top_k)
+
+    def rank(self, probabilities: np.ndarray, top_k: int = 5) -> list[Prediction]:
+        """Class probabilities (N, classes) -> the best label and the top ``top_k`` of each row."""
         k = max(1, min(top_k, len(self.labels)))
         out = []
         for row in probabilities:

@@ -1,0 +1,22 @@
+"""What an operator can tune on the server, with defaults safe for a factory network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Dynamic batching, request limits and access.
+
+    ``max_wait_ms`` is how long the first request of a batch waits for company (Triton's
+    ``max_queue_delay``); under load, requests that queue while the engine runs are batched
+    without any wait.
+    """
+
+    model_name: str
+    max_batch: int = 8
+    max_wait_ms: float = 2.0
+    max_request_bytes: int = 16 * 1024 * 1024
+    token: str | None = None
+    top_k: int = 5

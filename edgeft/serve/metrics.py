@@ -1,0 +1,76 @@
+"""Prometheus metrics of one server: requests, latency, errors, batch sizes.
+
+Each app owns its registry, so two servers in one process (tests) never share counters.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class ServerMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "edgeft_requests", "HTTP requests by route and status code.",
+            ["route", "code"], registry=self.registry,
+        )  # fmt: skip
+        self.errors = Counter(
+            "edgeft_request_errors", "Requests answered with a 4xx or 5xx status.",
+            ["route", "code"], registry=self.registry,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "edgeft_request_duration_seconds", "Time from request to response, by route.",
+            ["route"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.batch_size = Histogram(
+            "edgeft_batch_size", "Items per engine call (dynamic batching).",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64), registry=self.registry,
+        )  # fmt: skip
+        self.inference = Histogram(
+            "edgeft_inference_duration_seconds", "Engine time per batch.",
+            buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+
+    def record_batch(self, size: int, seconds: float) -> None:
+        self.batch_size.observe(size)
+        self.inference.observe(seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class RequestMetricsMiddleware:
+    """Counts every response, including those refused before routing (413, 401)."""
+
+    def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            route = scope.get("route")
+            name = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(name, str(status)).inc()
+            if status >= 400:
+                self.metrics.errors.labels(name, str(status)).inc()
+            self.metrics.latency.labels(name).observe(time.perf_counter() - started)
