@@ -198,14 +198,31 @@ def quantize(
     qat: Annotated[
         bool, typer.Option("--qat/--no-qat", help="Try the bundle's QAT int8 models first.")
     ] = True,
+    target: Annotated[
+        str | None,
+        typer.Option(help="A target profile (targets/): its int8 scheme and engines are used."),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing bundle at --out.")] = False,
 ) -> None:
     """int8 models (ONNX Runtime QDQ, OpenVINO via NNCF) within an accuracy budget."""
-    from edgeft.quantize import QuantizeConfig, quantize_bundle
+    from edgeft.quantize import QuantizationScheme, QuantizeConfig, quantize_bundle
     from edgeft.quantize.backends.base import QUANTIZE_ENGINES
+    from edgeft.targets import load_targets
 
+    engines = QUANTIZE_ENGINES if engine == "all" else (engine,)
+    scheme = None
+    if target is not None:  # quantizing for a box is done on the workstation: no host check
+        targets = load_targets()
+        if target not in targets:
+            raise EdgeftError(f"unknown target {target!r}; choose one of {', '.join(targets)}")
+        profile = targets[target]
+        scheme = QuantizationScheme.from_dict(profile.quantization)
+        engines = tuple(e for e in engines if e in profile.engines)
+        if not engines:
+            raise EdgeftError(f"target {target} runs {', '.join(profile.engines)}, not {engine}")
     config = QuantizeConfig(
-        engines=QUANTIZE_ENGINES if engine == "all" else (engine,),
+        engines=engines,
+        scheme=scheme,
         calibration=calibration,
         method=method,
         max_accuracy_drop=max_accuracy_drop,
@@ -347,7 +364,7 @@ def serve(
     max_batch: Annotated[int, typer.Option(help="Largest dynamic batch.", min=1)] = 8,
     max_wait_ms: Annotated[
         float, typer.Option(help="How long a lone request waits for company.", min=0)
-    ] = 2.0,
+    ] = 0.0,
     max_request_mb: Annotated[float, typer.Option(help="Largest request body.", min=0.001)] = 16,
     threads: Annotated[int | None, typer.Option(help="Engine threads (default: all).")] = None,
     token_env: Annotated[
@@ -383,6 +400,170 @@ def serve(
         highlight=False,
     )
     run_server(predictor, config, host=host, port=port)
+
+
+@app.command()
+def targets(as_json: JsonFlag = False) -> None:
+    """The target profiles (targets/*.toml) and whether this host can run each."""
+    from edgeft.targets import load_targets
+
+    profiles = load_targets()
+    rows = [
+        {
+            "name": p.name,
+            "description": p.description,
+            "engines": list(p.engines),
+            "int8_scheme": p.quantization,
+            "runs_here": not p.mismatches(),
+            "why_not": p.mismatches(),
+            "file": str(p.path),
+        }
+        for p in profiles.values()
+    ]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="edgeft targets")
+    for column in ("name", "engines", "int8 activations", "runs here"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        scheme = row["int8_scheme"]
+        table.add_row(
+            row["name"],
+            ", ".join(row["engines"]),
+            f"{scheme.get('activations', '?')}"
+            + (" (7-bit w)" if scheme.get("reduce_range") else ""),
+            "[green]yes[/]" if row["runs_here"] else f"[dim]no: {'; '.join(row['why_not'])}[/]",
+        )
+    console.print(table)
+
+
+def _batches(text: str) -> tuple[int, ...]:
+    try:
+        batches = tuple(int(b) for b in text.split(","))
+    except ValueError:
+        raise EdgeftError(f"--batch {text!r}: give sizes like 1,8") from None
+    if not batches or min(batches) < 1:
+        raise EdgeftError(f"--batch {text!r}: sizes must be positive")
+    return batches
+
+
+DbOption = Annotated[
+    Path | None, typer.Option("--db", help="Results database (default: in the data folder).")
+]
+
+
+@app.command()
+def bench(
+    bundle: Annotated[Path, typer.Argument(help="A bundle folder.")],
+    target: Annotated[
+        str | None, typer.Option(help="Target profile (default: the one this host matches).")
+    ] = None,
+    batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated.")] = "1",
+    duration: Annotated[
+        float, typer.Option(help="Seconds of timing per model and batch.", min=0.1)
+    ] = 5.0,
+    cold_start: Annotated[
+        bool, typer.Option("--cold-start/--no-cold-start", help="Measure cold start and memory.")
+    ] = True,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the run as JSON.")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Latency (p50/p90/p99), throughput, cold start, memory and size of every model in a
+    bundle on one target, appended to the results database."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from edgeft.bench import ResultsStore, benchmark_bundle
+    from edgeft.bundle import Bundle
+    from edgeft.targets import resolve_target
+
+    profile = resolve_target(target)
+    loaded = Bundle.load(bundle)
+    if not profile.int8_expected_faster and any(
+        m.precision == "int8" for m in loaded.manifest.models
+    ):
+        console.print(
+            f"[yellow]warning:[/] on {profile.name} int8 is not expected to beat fp32 "
+            "(no VNNI: 8-bit products go through 16-bit accumulators)"
+        )
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        run = benchmark_bundle(
+            loaded, profile, _batches(batch), duration, processes=cold_start, progress=progress
+        )
+    store = ResultsStore(db)
+    run_id = store.add(run)
+    if json_out is not None:
+        json_out.write_text(json.dumps(run.to_dict() | {"run_id": run_id}, indent=2) + "\n")
+    table = Table(
+        title=f"{bundle} on {profile.name} ({run.host['cpu']}, {run.host['cores']} cores)"
+    )
+    headers = ("model", "batch", "p50 ms", "p90 ms", "p99 ms", "items/s", "tput mode/s",
+               "cold start ms", "peak MB", "size MB", "val acc")  # fmt: skip
+    for column in headers:
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for model in run.models:
+        for size, stats in model.latency.items():
+            table.add_row(
+                model.label, str(size), f"{stats.p50_ms:.2f}", f"{stats.p90_ms:.2f}",
+                f"{stats.p99_ms:.2f}", f"{stats.throughput:.0f}",
+                f"{model.throughput_mode_ips:.0f}" if model.throughput_mode_ips else "-",
+                f"{model.cold_start_ms:.0f}" if model.cold_start_ms else "-",
+                f"{model.peak_rss_mb:.0f}" if model.peak_rss_mb else "-",
+                f"{model.size_mb:.2f}",
+                f"{model.accuracy:.1%}" if model.accuracy is not None else "-",
+            )  # fmt: skip
+    console.print(table)
+    console.print(f"run {run_id} stored in {store.path}")
+
+
+@app.command()
+def results(
+    db: DbOption = None,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Write every row as CSV.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write every row as JSON.")
+    ] = None,
+) -> None:
+    """The benchmark runs stored in the results database, and their export."""
+    from edgeft.bench.store import ResultsStore, to_csv
+
+    store = ResultsStore(db)
+    if csv_out is not None:
+        csv_out.write_text(to_csv(store.results()))
+    if json_out is not None:
+        json_out.write_text(json.dumps(store.results(samples=True), indent=2) + "\n")
+    table = Table(title=f"benchmark runs in {store.path}")
+    for column in ("id", "created", "target", "cpu", "bundle", "rows"):
+        table.add_column(column, overflow="fold")
+    for run in store.runs():
+        table.add_row(*(str(run[k]) for k in ("id", "created", "target", "cpu", "bundle", "rows")))
+    console.print(table)
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")] = Path(
+        "edgeft-report.html"
+    ),
+    run: Annotated[list[int] | None, typer.Option("--run", help="Run ids (default: all).")] = None,
+    db: DbOption = None,
+    screenshot: Annotated[
+        Path | None, typer.Option(help="Also render the page to this PNG with headless Chromium.")
+    ] = None,
+) -> None:
+    """A self-contained HTML page: tables and plots of stored benchmark runs."""
+    from edgeft.bench.report import screenshot as render
+    from edgeft.bench.report import write_report
+    from edgeft.bench.store import ResultsStore
+
+    rows = ResultsStore(db).results(run or (), samples=True)
+    page = write_report(rows, out)
+    console.print(f"report written to {page}")
+    if screenshot is not None:
+        console.print(f"screenshot written to {render(page, screenshot)}")
 
 
 @app.command()

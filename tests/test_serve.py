@@ -4,16 +4,10 @@ with tritonclient, plain HTTP and a bounded load test."""
 from __future__ import annotations
 
 import asyncio
-import http.client
 import io
 import json
-import os
 import re
 import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -25,6 +19,7 @@ from edgeft.bundle import Bundle
 from edgeft.runtime import Predictor
 from edgeft.serve.batching import DynamicBatcher, merge_inputs
 from edgeft.serve.load import run_load
+from edgeft.serve.process import ServerProcess
 from edgeft.serve.protocol import encode_infer_request
 
 CAT_LABELS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
@@ -32,22 +27,7 @@ MODEL = "zoo-mobilenet"
 TOKEN = "s3cret-token"
 
 
-class Server:
-    def __init__(self, process: subprocess.Popen[str], port: int) -> None:
-        self.process = process
-        self.port = port
-
-    def request(
-        self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
-    ) -> tuple[int, bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        try:
-            connection.request(method, path, body=body, headers=headers or {})
-            response = connection.getresponse()
-            return response.status, response.read()
-        finally:
-            connection.close()
-
+class Server(ServerProcess):
     def json(self, method: str, path: str, **kwargs: object) -> tuple[int, dict]:
         status, body = self.request(method, path, **kwargs)  # type: ignore[arg-type]
         return status, json.loads(body)
@@ -58,43 +38,19 @@ class Server:
         return body.decode()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(bundle: Bundle, *extra: str, env: dict | None = None) -> Server:
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "edgeft", "serve", str(bundle.root), "--port", str(port),
-         "--model-name", MODEL, "--max-request-mb", "8", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env=os.environ | (env or {}),
-    )  # fmt: skip
-    server = Server(process, port)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited: {process.stdout.read()}")  # type: ignore[union-attr]
-        try:
-            if server.request("GET", "/v2/health/ready")[0] == 200:
-                return server
-        except OSError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise AssertionError("server did not become ready")
+    options = ["--model-name", MODEL, "--max-request-mb", "8", *extra]
+    return Server(bundle.root, options, env=env).__enter__()
 
 
 def stop_server(server: Server) -> str:
     """SIGTERM, as a service manager stops it: in-flight work finishes, then the process ends
     (uvicorn re-raises the signal after its graceful shutdown, so the status is -SIGTERM)."""
-    server.process.send_signal(signal.SIGTERM)
-    output, _ = server.process.communicate(timeout=30)
-    assert server.process.returncode in (0, -signal.SIGTERM), output
-    assert "Application shutdown complete" in output and "Traceback" not in output, output
-    return output
+    status = server.stop()
+    assert status in (0, -signal.SIGTERM), server.output
+    assert "Application shutdown complete" in server.output, server.output
+    assert "Traceback" not in server.output, server.output
+    return server.output
 
 
 @pytest.fixture(scope="module")
@@ -274,7 +230,7 @@ def test_load_test_has_no_errors_and_batches_requests(server: Server, zoo_bundle
     predictor = Predictor(zoo_bundle, engine="onnxruntime")
     body, headers = encode_infer_request(predictor.encoder.encode([skimage_data.chelsea()]))
     before = _batch_counts(server.metrics())
-    result = run_load(f"http://127.0.0.1:{server.port}{_INFER}", body, headers, 16, 20)
+    result = run_load(f"{server.url}{_INFER}", body, headers, 16, 20)
     assert result.requests == 320 and result.errors == 0, result.status_counts
     batches, single = (
         now - then for now, then in zip(_batch_counts(server.metrics()), before, strict=True)

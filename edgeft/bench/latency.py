@@ -51,6 +51,20 @@ def summarise(times_s: list[float], batch: int) -> LatencyStats:
     )
 
 
+def time_calls(
+    session: EngineSession, inputs: Mapping[str, np.ndarray], duration_s: float, min_calls: int
+) -> list[float]:
+    """Seconds per ``session.run(inputs)``, back to back for ``duration_s`` (at least
+    ``min_calls`` calls)."""
+    times: list[float] = []
+    deadline = time.perf_counter() + duration_s
+    while time.perf_counter() < deadline or len(times) < min_calls:
+        started = time.perf_counter()
+        session.run(inputs)
+        times.append(time.perf_counter() - started)
+    return times
+
+
 def measure_latency(
     session: EngineSession,
     inputs: Mapping[str, np.ndarray],
@@ -58,14 +72,8 @@ def measure_latency(
     warmup: int = 10,
     min_calls: int = 20,
 ) -> LatencyStats:
-    """Time ``session.run(inputs)`` back to back for ``duration_s`` (at least ``min_calls``)."""
+    """Warm up, then time ``session.run(inputs)`` for ``duration_s`` (at least ``min_calls``)."""
     for _ in range(warmup):
         session.run(inputs)
-    times: list[float] = []
-    deadline = time.perf_counter() + duration_s
-    while time.perf_counter() < deadline or len(times) < min_calls:
-        started = time.perf_counter()
-        session.run(inputs)
-        times.append(time.perf_counter() - started)
     batch = len(next(iter(inputs.values())))
-    return summarise(times, batch)
+    return summarise(time_calls(session, inputs, duration_s, min_calls), batch)

@@ -10,13 +10,13 @@ class ServerConfig:
     """Dynamic batching, request limits and access.
 
     ``max_wait_ms`` is how long the first request of a batch waits for company (Triton's
-    ``max_queue_delay``); under load, requests that queue while the engine runs are batched
-    without any wait.
+    ``max_queue_delay``, also 0 by default): under load, requests that queue while the engine
+    runs are batched anyway, and a lone request is not delayed.
     """
 
     model_name: str
     max_batch: int = 8
-    max_wait_ms: float = 2.0
+    max_wait_ms: float = 0.0
     max_request_bytes: int = 16 * 1024 * 1024
     token: str | None = None
     top_k: int = 5

@@ -1,5 +1,15 @@
 """Hardware targets: what the host has, and (in ``targets/``) profiles of the boxes we deploy to."""
 
-from edgeft.targets.host import Host, this_host
+from edgeft.targets.host import Host, onnxruntime_providers, openvino_devices, this_host
+from edgeft.targets.profile import TargetProfile, load_targets, parse_target, resolve_target
 
-__all__ = ["Host", "this_host"]
+__all__ = [
+    "Host",
+    "TargetProfile",
+    "load_targets",
+    "onnxruntime_providers",
+    "openvino_devices",
+    "parse_target",
+    "resolve_target",
+    "this_host",
+]

@@ -50,3 +50,22 @@ def this_host() -> Host:
         if hasattr(os, "sched_getaffinity")
         else os.cpu_count() or 1,
     )
+
+
+@cache
+def openvino_devices() -> tuple[str, ...]:
+    """OpenVINO's devices here (CPU, GPU.0, NPU...); none when OpenVINO is not installed."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return ()
+    return tuple(ov.Core().available_devices)
+
+
+@cache
+def onnxruntime_providers() -> tuple[str, ...]:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return ()
+    return tuple(ort.get_available_providers())

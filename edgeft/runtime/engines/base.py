@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +29,18 @@ class EngineSession(ABC):
     @abstractmethod
     def run(self, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """One inference; returned arrays are owned by the caller."""
+
+    def throughput(self, inputs: Mapping[str, np.ndarray], duration_s: float) -> float:
+        """Items per second, running as many requests at once as the engine wants.
+
+        The default is back-to-back calls; engines with parallel streams override it.
+        """
+        batch = len(next(iter(inputs.values())))
+        calls, started = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - started) < duration_s or calls == 0:
+            self.run(inputs)
+            calls += 1
+        return calls * batch / elapsed
 
 
 _BACKENDS = {
