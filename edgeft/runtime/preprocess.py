@@ -34,10 +34,11 @@ class ImagePreprocessor:
         image = image.resize(self._resized_size(*image.size), _PIL_FILTERS[self.spec.interpolation])
         image = image.crop(self._crop_box(*image.size))
         pixels = np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / 255.0
-        return (pixels - self._mean) / self._std
+        # C-contiguous: engines copy strided inputs element by element (+10% OpenVINO latency).
+        return np.ascontiguousarray((pixels - self._mean) / self._std)
 
     def batch(self, sources: Sequence[ImageInput]) -> np.ndarray:
-        return np.stack([self(s) for s in sources])
+        return np.ascontiguousarray(np.stack([self(s) for s in sources]))
 
     @staticmethod
     def _as_rgb(source: ImageInput) -> Image.Image:
