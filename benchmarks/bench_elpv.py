@@ -3,10 +3,11 @@ edgeft's OpenVINO latency against OpenVINO's own benchmark_app on the same IR an
 
     .venv/bin/python benchmarks/bench_elpv.py --bundle BUNDLE [--rounds 5 --seconds 5]
 
-benchmark_app runs with ``-hint latency`` (and ``-infer_precision f32`` for fp32, the same true
-fp32 edgeft measures) at batch 1; edgeft opens the IR the way ``edgeft bench`` does (the host's
+benchmark_app runs with ``-hint latency`` and ``-shape`` (a static batch-1 copy of the IR, as
+edgeft's OpenVINO session compiles per batch size), plus ``-infer_precision f32`` for fp32 (the
+same true fp32 edgeft measures); edgeft opens the IR the way ``edgeft bench`` does (the host's
 target profile: LATENCY hint, default threads) and times ``EngineSession.run`` back to back,
-input copy included. The two alternate for ``--rounds`` rounds so machine noise hits both;
+input copy included, where benchmark_app times inference alone. The two alternate for ``--rounds`` rounds so machine noise hits both;
 the ratio is of the medians of the round medians. ONNX Runtime's onnxruntime_perf_test is not
 part of its pip wheel, so ONNX Runtime has no reference tool here.
 Writes benchmarks/results/bench_elpv.{json,md} and bench_elpv_report.{html,png}.

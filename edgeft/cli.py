@@ -368,6 +368,9 @@ def serve(
     ] = 0.0,
     max_request_mb: Annotated[float, typer.Option(help="Largest request body.", min=0.001)] = 16,
     threads: Annotated[int | None, typer.Option(help="Engine threads (default: all).")] = None,
+    target: Annotated[
+        str | None, typer.Option(help="Engine settings from a target profile this host matches.")
+    ] = None,
     token_env: Annotated[
         str | None,
         typer.Option(help="Name of an environment variable holding a bearer token to require."),
@@ -386,7 +389,10 @@ def serve(
         token = os.environ.get(token_env)
         if not token:
             raise EdgeftError(f"--token-env {token_env}: that environment variable is empty")
-    predictor = Predictor(bundle, engine=engine, precision=precision, threads=threads)
+    from edgeft.targets import resolve_target
+
+    profile = resolve_target(target) if target else None
+    predictor = Predictor(bundle, engine, precision, threads=threads, target=profile)
     config = ServerConfig(
         model_name=model_name or default_model_name(bundle),
         max_batch=max_batch,

@@ -192,3 +192,16 @@ def test_bench_refuses_a_target_this_host_cannot_run(zoo_bundle: Bundle, tmp_pat
         result.returncode == 2 and f"target {foreign.name} cannot run on this host" in result.stderr
     )
     assert not (tmp_path / "d").exists()
+
+
+def test_predictor_takes_its_engine_settings_from_a_target(zoo_bundle: Bundle) -> None:
+    from edgeft.runtime import Predictor
+
+    openvino_only = parse_target(
+        {"name": "ov-box", "engines": {"openvino": {"device": "CPU", "hint": "THROUGHPUT"}}}
+    )
+    predictor = Predictor(zoo_bundle, "openvino", target=openvino_only)
+    compiled = predictor.session._compiled  # type: ignore[attr-defined]
+    assert str(compiled.get_property("PERFORMANCE_HINT")).endswith("THROUGHPUT")
+    with pytest.raises(EdgeftError, match="target ov-box does not run onnxruntime"):
+        Predictor(zoo_bundle, "onnxruntime", target=openvino_only)

@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from edgeft.bundle import Bundle
+from edgeft.errors import EdgeftError
 from edgeft.runtime.encoders import encoder_for
 from edgeft.runtime.engines import open_session, session_class
 from edgeft.runtime.preprocess import ImageInput
+from edgeft.targets import TargetProfile
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class Predictor:
 
     ``engine="auto"`` takes the first model of the wanted precision in the bundle's order;
     ``precision="auto"`` takes int8 when the bundle has it (what the edge box should run).
+    ``target`` (a profile from ``targets/``) supplies the engine settings: providers, device,
+    hint, threads, streams.
     """
 
     def __init__(
@@ -40,6 +44,7 @@ class Predictor:
         engine: str = "auto",
         precision: str = "fp32",
         threads: int | None = None,
+        target: TargetProfile | None = None,
     ) -> None:
         if engine != "auto":
             session_class(engine)  # an unknown or missing engine is named before anything loads
@@ -54,11 +59,15 @@ class Predictor:
         self.model = manifest.model(wanted_engine, precision)
         self.labels = manifest.labels
         self.encoder = encoder_for(self.bundle)
+        if target and self.model.engine not in target.engines:
+            raise EdgeftError(f"target {target.name} does not run {self.model.engine}")
+        settings = target.session_settings(self.model.engine) if target else {}
         self.session = open_session(
             self.model.engine,
             self.bundle.path_of(self.model),
-            threads=threads,
+            threads=threads or settings.pop("threads", None),
             precision=self.model.precision,
+            **settings,
         )
 
     def probabilities(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
