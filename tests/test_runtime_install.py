@@ -31,3 +31,9 @@ def test_a_runtime_only_install_predicts_without_torch(zoo_bundle: Bundle, tmp_p
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)[0]["label"] in {"tabby", "tiger cat", "Egyptian cat"}
+    targets = subprocess.run(
+        [str(venv / "bin" / "edgeft"), "targets", "--json"], capture_output=True, text=True,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert targets.returncode == 0, targets.stderr
+    assert "x86-avx512-vnni" in {t["name"] for t in json.loads(targets.stdout)}
