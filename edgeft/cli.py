@@ -415,18 +415,20 @@ def targets(as_json: JsonFlag = False) -> None:
     from edgeft.targets import load_targets
 
     profiles = load_targets()
-    rows = [
-        {
-            "name": p.name,
-            "description": p.description,
-            "engines": list(p.engines),
-            "int8_scheme": p.quantization,
-            "runs_here": not p.mismatches(),
-            "why_not": p.mismatches(),
-            "file": str(p.path),
-        }
-        for p in profiles.values()
-    ]
+    rows = []
+    for p in profiles.values():
+        why_not = p.mismatches()
+        rows.append(
+            {
+                "name": p.name,
+                "description": p.description,
+                "engines": list(p.engines),
+                "int8_scheme": p.quantization,
+                "runs_here": not why_not,
+                "why_not": why_not,
+                "file": str(p.path),
+            }
+        )
     if as_json:
         print(json.dumps(rows, indent=2))
         return

@@ -31,10 +31,8 @@ def main(bundle: str, engine: str, precision: str, batch: str, settings: str) ->
     session_class(engine)
     loaded = Bundle.load(bundle)
     entry = loaded.manifest.model(engine, precision)
-    options = json.loads(settings)
-    threads = options.pop("threads", None)
     session = open_session(
-        engine, loaded.path_of(entry), threads=threads, precision=precision, **options
+        engine, loaded.path_of(entry), precision=precision, **json.loads(settings)
     )
     inputs = benchmark_inputs(loaded, int(batch))
     session.run(inputs)

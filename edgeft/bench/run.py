@@ -118,11 +118,10 @@ def _open(
     bundle: Bundle, target: TargetProfile, entry: ModelEntry, variant: str, hint: str | None = None
 ) -> EngineSession:
     settings = target.session_settings(entry.engine)
-    threads = settings.pop("threads", None)
     if hint and entry.engine == "openvino":
         settings["hint"] = hint
     return open_session(
-        entry.engine, bundle.path_of(entry), threads=threads, precision=entry.precision,
+        entry.engine, bundle.path_of(entry), precision=entry.precision,
         engine_default_precision=variant == DEFAULT_PRECISION, **settings,
     )  # fmt: skip
 

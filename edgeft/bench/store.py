@@ -118,13 +118,12 @@ class ResultsStore:
             ).fetchall()
         out = []
         for row in rows:
-            record = {key: row[key] for key in COLUMNS if key != "cpu"}
-            record["cpu"] = json.loads(row["host"])["cpu"]
+            record = {
+                key: json.loads(row["host"])["cpu"] if key == "cpu" else row[key] for key in COLUMNS
+            }
             if samples:
                 record["samples_ms"] = json.loads(row["samples_ms"])
-            out.append(
-                {key: record[key] for key in (*COLUMNS, *(("samples_ms",) if samples else ()))}
-            )
+            out.append(record)
         if run_ids and not out:
             raise EdgeftError(f"{self.path}: no runs with ids {', '.join(map(str, run_ids))}")
         return out

@@ -62,10 +62,11 @@ class Predictor:
         if target and self.model.engine not in target.engines:
             raise EdgeftError(f"target {target.name} does not run {self.model.engine}")
         settings = target.session_settings(self.model.engine) if target else {}
+        if threads:  # an explicit count overrides the target's
+            settings["threads"] = threads
         self.session = open_session(
             self.model.engine,
             self.bundle.path_of(self.model),
-            threads=threads or settings.pop("threads", None),
             precision=self.model.precision,
             **settings,
         )

@@ -163,11 +163,9 @@ async def _predict_items(request: Request, task: str) -> list[Any]:
             document = json.loads(await request.body())
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ProtocolError(f"request body is not valid JSON ({exc})") from exc
-        texts = (
-            [document.get("text")]
-            if isinstance(document, dict) and "text" in document
-            else (document.get("texts") if isinstance(document, dict) else None)
-        )
+        if isinstance(document, dict) and "text" in document:
+            document = {"texts": [document["text"]]}
+        texts = document.get("texts") if isinstance(document, dict) else None
         if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
             raise ProtocolError('send {"text": "..."} or a non-empty {"texts": [...]} of strings')
         return texts

@@ -42,8 +42,11 @@ def run_load(
     lock = threading.Lock()
     start_line = threading.Barrier(clients)
 
+    def connect() -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout_s)
+
     def client() -> None:
-        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout_s)
+        connection = connect()
         mine: list[float] = []
         codes: Counter[int] = Counter()
         start_line.wait()
@@ -57,9 +60,7 @@ def run_load(
             except (OSError, http.client.HTTPException):
                 codes[0] += 1  # connection-level failure
                 connection.close()
-                connection = http.client.HTTPConnection(
-                    parts.hostname, parts.port, timeout=timeout_s
-                )
+                connection = connect()
             mine.append(time.perf_counter() - started)
         connection.close()
         with lock:

@@ -166,6 +166,11 @@ def _check_against_model(arrays: Mapping[str, np.ndarray], specs: Sequence[Tenso
             )
 
 
+def _little_endian_bytes(array: np.ndarray) -> bytes:
+    """The binary tensor extension's wire format: row-major, little-endian."""
+    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+
+
 def encode_infer_response(
     model_name: str, request_id: str | None, name: str, array: np.ndarray, binary: bool
 ) -> tuple[bytes, dict[str, str]]:
@@ -181,7 +186,7 @@ def encode_infer_response(
     if not binary:
         output["data"] = array.reshape(-1).tolist()
         return json.dumps(document).encode(), {}
-    raw = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+    raw = _little_endian_bytes(array)
     output["parameters"] = {"binary_data_size": len(raw)}
     header = json.dumps(document).encode()
     return header + raw, {"Inference-Header-Content-Length": str(len(header))}
@@ -191,7 +196,7 @@ def encode_infer_request(inputs: Mapping[str, np.ndarray]) -> tuple[bytes, dict[
     """A binary v2 infer request, for clients without tritonclient (load tests, benchmarks)."""
     tensors, raw = [], []
     for name, array in inputs.items():
-        data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+        data = _little_endian_bytes(array)
         tensors.append(
             {
                 "name": name,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import socket
 from pathlib import Path
 
 from edgeft.errors import EdgeftError
@@ -28,12 +27,8 @@ def serve(
     config: ServerConfig,
     host: str = "127.0.0.1",
     port: int = 8000,
-    sock: socket.socket | None = None,
 ) -> None:
-    """Run until SIGINT/SIGTERM; in-flight requests finish before the engine stops.
-
-    ``sock`` (an already bound socket) lets a caller pick a free port without a race.
-    """
+    """Run until SIGINT/SIGTERM; in-flight requests finish before the engine stops."""
     import uvicorn
 
     from edgeft.serve.app import create_app
@@ -50,7 +45,7 @@ def serve(
             access_log=False,
         )
     )
-    server.run(sockets=[sock] if sock is not None else None)
+    server.run()
 
 
 def default_model_name(bundle: str | Path) -> str:

@@ -7,15 +7,14 @@ The accuracy-budget loop (``edgeft.quantize.budget``) drives it without knowing 
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from edgeft.bundle import model_files
-from edgeft.errors import EdgeftError
 from edgeft.evaluation.runtime_scoring import EncodedSplit
 from edgeft.quantize.scheme import QuantizationScheme
+from edgeft.runtime.engines.base import import_backend
 
 # A candidate file -> (accuracy drop in points against fp32, its scores). Lower is better.
 Validator = Callable[[Path], tuple[float, dict]]
@@ -75,7 +74,4 @@ QUANTIZE_ENGINES = tuple(_BACKENDS)
 
 
 def quantizer_class(engine: str) -> type[Int8Quantizer]:
-    if engine not in _BACKENDS:
-        raise EdgeftError(f"unknown engine {engine!r}; choose {', '.join(_BACKENDS)} or all")
-    module_name, class_name = _BACKENDS[engine].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    return import_backend(_BACKENDS, engine, f"{', '.join(_BACKENDS)} or all")

@@ -50,16 +50,21 @@ _BACKENDS = {
 ENGINES = tuple(_BACKENDS)
 
 
-def session_class(engine: str) -> type[EngineSession]:
-    """The backend for ``engine``, imported only when asked for (an edge box has one engine)."""
-    if engine not in _BACKENDS:
-        raise EdgeftError(f"unknown engine {engine!r}; choose one of {', '.join(_BACKENDS)}")
-    module_name, class_name = _BACKENDS[engine].split(":")
+def import_backend(backends: Mapping[str, str], engine: str, choices: str) -> type:
+    """``backends[engine]`` ("module:Class"), imported only when asked for: an edge box has one
+    engine, and the build side's quantizers pull in their own libraries."""
+    if engine not in backends:
+        raise EdgeftError(f"unknown engine {engine!r}; choose {choices}")
+    module_name, class_name = backends[engine].split(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise EdgeftError(f"engine {engine} is not installed here ({exc.name} missing)") from exc
     return getattr(module, class_name)
+
+
+def session_class(engine: str) -> type[EngineSession]:
+    return import_backend(_BACKENDS, engine, f"one of {', '.join(_BACKENDS)}")
 
 
 def open_session(

@@ -52,7 +52,7 @@ class OpenVINOSession(EngineSession):
             raise EdgeftError(f"{model_path}: OpenVINO cannot read it ({exc})") from exc
         self._compiled = self._compile(self._model)
         self._request = self._compiled.create_infer_request()
-        self._outputs = list(self._compiled.outputs)
+        self._output_count = len(self._compiled.outputs)
         self._only_batch_dynamic = all(
             port.get_partial_shape().rank.is_static
             and all(d.is_static for d in list(port.get_partial_shape())[1:])
@@ -94,7 +94,7 @@ class OpenVINOSession(EngineSession):
         # share_inputs=False: by default OpenVINO keeps a view of the caller's arrays.
         request = self._request_for(inputs)
         request.infer(dict(inputs), share_inputs=False, share_outputs=True)
-        return [request.get_output_tensor(i).data.copy() for i in range(len(self._outputs))]
+        return [request.get_output_tensor(i).data.copy() for i in range(self._output_count)]
 
     def throughput(self, inputs: Mapping[str, np.ndarray], duration_s: float) -> float:
         """OpenVINO's own way: an async queue of the compiled model's optimal request count."""
