@@ -433,15 +433,15 @@ def targets(as_json: JsonFlag = False) -> None:
         print(json.dumps(rows, indent=2))
         return
     table = Table(title="edgeft targets")
-    for column in ("name", "engines", "int8 activations", "runs here"):
+    for column in ("name", "engines", "int8 act x weights", "runs here"):
         table.add_column(column, overflow="fold")
     for row in rows:
         scheme = row["int8_scheme"]
         table.add_row(
             row["name"],
             ", ".join(row["engines"]),
-            f"{scheme.get('activations', '?')}"
-            + (" (7-bit w)" if scheme.get("reduce_range") else ""),
+            f"{scheme.get('activations', '?')} x {scheme.get('weights', 'int8')}"
+            + (" (7-bit)" if scheme.get("reduce_range") else ""),
             "[green]yes[/]" if row["runs_here"] else f"[dim]no: {'; '.join(row['why_not'])}[/]",
         )
     console.print(table)

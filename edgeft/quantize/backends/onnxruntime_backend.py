@@ -116,7 +116,7 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
                 activation_type=QuantType.QUInt8
                 if self.scheme.activations == "uint8"
                 else QuantType.QInt8,
-                weight_type=QuantType.QInt8,
+                weight_type=QuantType.QUInt8 if self.scheme.weights == "uint8" else QuantType.QInt8,
                 nodes_to_exclude=list(keep_float),
                 calibrate_method=_METHODS[variant],
                 extra_options=options,
