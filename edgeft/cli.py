@@ -100,12 +100,16 @@ def data_inspect(
 @app.command()
 def finetune(
     out: Annotated[Path, typer.Option("--out", help="Run folder to create (or continue).")],
-    model: Annotated[str, typer.Option(help="Zoo name or torchvision:<arch>.")] = "mobilenet_v2",
-    data: Annotated[str, typer.Option(help="Image folder or a built-in dataset.")] = "elpv",
+    model: Annotated[
+        str, typer.Option(help="Zoo name, torchvision:<arch> or a local Hugging Face folder.")
+    ] = "mobilenet_v2",
+    data: Annotated[
+        str, typer.Option(help="Image folder, CSV/JSONL text table, or a built-in dataset.")
+    ] = "elpv",
     strategy: Annotated[
         str, typer.Option(help="feature-extraction, full or progressive.")
     ] = "full",
-    epochs: int = 12,
+    epochs: Annotated[int | None, typer.Option(help="Default: 12 image, 4 text.")] = None,
     batch_size: int = 32,
     image_size: Annotated[
         int | None, typer.Option(help="Crop size (default: the model's).")
@@ -113,8 +117,10 @@ def finetune(
     crop_fraction: Annotated[
         float, typer.Option(help="Share of the resized image the centre crop keeps.")
     ] = 1.0,
-    lr_head: float = 2e-3,
-    lr_backbone: float = 5e-4,
+    lr_head: Annotated[float | None, typer.Option(help="Default: 2e-3 image, 1e-3 text.")] = None,
+    lr_backbone: Annotated[
+        float | None, typer.Option(help="Default: 5e-4 image, 5e-5 text.")
+    ] = None,
     layer_decay: Annotated[float, typer.Option(help="Backbone lr factor per group.")] = 1.0,
     patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).")] = 6,
     precision: Annotated[str, typer.Option(help="auto, fp32 or bf16 autocast.")] = "auto",
@@ -130,7 +136,7 @@ def finetune(
     qat_lr: Annotated[float, typer.Option(help="QAT learning rate.")] = 2e-5,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")] = False,
 ) -> None:
-    """Fine-tune a pretrained backbone on an image dataset (transfer learning), then QAT."""
+    """Fine-tune a pretrained backbone on an image or text dataset (transfer learning), then QAT."""
     from edgeft.train import Recipe
     from edgeft.train import finetune as run_finetune
 

@@ -5,22 +5,33 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgeft.data.dataset import ClassificationDataset, Example
-from edgeft.data.elpv import VARIANTS as BUILTIN_DATASETS
+from edgeft.data.elpv import VARIANTS as ELPV_VARIANTS
 from edgeft.data.elpv import elpv_recipe, materialise_elpv
 from edgeft.data.image_folder import load_image_folder
 from edgeft.data.inspect import DatasetReport, inspect_dataset
+from edgeft.data.rotten_tomatoes import NAME as ROTTEN_TOMATOES
+from edgeft.data.rotten_tomatoes import materialise_rotten_tomatoes, split_recipe
 from edgeft.data.splits import SPLITS, stratified_split
 from edgeft.data.text_table import is_text_source, load_text_table
 from edgeft.errors import DatasetError
 
+BUILTIN_DATASETS = (*ELPV_VARIANTS, ROTTEN_TOMATOES)
+
 
 def load_dataset(source: str | Path, seed: int = 0) -> ClassificationDataset:
-    """A built-in name (``elpv``, ``elpv4``), a CSV/JSONL file or folder, or an image folder."""
-    if str(source) in BUILTIN_DATASETS:
+    """A built-in name (``elpv``, ``elpv4``, ``rotten-tomatoes``), a CSV/JSONL file or folder,
+    or an image folder."""
+    if str(source) in ELPV_VARIANTS:
         folder = materialise_elpv(str(source))
         dataset = load_image_folder(folder, seed=seed)
         dataset.source = str(source)
         dataset.split_recipe = elpv_recipe(folder)
+        return dataset
+    if str(source) == ROTTEN_TOMATOES:
+        folder = materialise_rotten_tomatoes()
+        dataset = load_text_table(folder, seed=seed)
+        dataset.source = ROTTEN_TOMATOES
+        dataset.split_recipe = split_recipe(folder)
         return dataset
     path = Path(source)
     if not path.exists():

@@ -11,13 +11,13 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.progress import track
 
 from edgeft.data.splits import SPLITS, stratified_split
+from edgeft.data.staging import staged_folder
 from edgeft.errors import DatasetError
 from edgeft.home import edgeft_home
 
@@ -78,7 +78,7 @@ def elpv_recipe(folder: Path) -> dict[str, object]:
 def materialise_elpv(variant: str = "elpv", root: Path | None = None) -> Path:
     """Write ``root/{train,val,test}/<class>/cellNNNN.png`` and ``metadata.csv`` once; reuse after.
 
-    Built in a temporary sibling folder and renamed, so an interrupted run leaves nothing behind.
+    Built in a staged folder, so an interrupted run leaves nothing behind.
     """
     if variant not in VARIANTS:
         raise DatasetError(f"unknown built-in dataset {variant!r}; choose {', '.join(VARIANTS)}")
@@ -98,9 +98,7 @@ def materialise_elpv(variant: str = "elpv", root: Path | None = None) -> Path:
     cells = read_elpv_labels()
     strata = [(c.probability, c.module_type) for c in cells]
     parts = stratified_split(strata, FRACTIONS, SEED)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-    try:
+    with staged_folder(target) as staging:
         rows = []
         jobs = [(split, cells[i]) for split, idx in zip(SPLITS, parts, strict=True) for i in idx]
         for split, cell in track(jobs, description=f"Writing {variant} images"):
@@ -122,8 +120,4 @@ def materialise_elpv(variant: str = "elpv", root: Path | None = None) -> Path:
             writer.writerow(["split", "file", "label", "defect_probability", "module_type"])
             writer.writerows(rows)
         (staging / _MARKER).write_text(json.dumps(recipe))
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target

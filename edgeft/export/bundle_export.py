@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from edgeft.bundle import (
@@ -17,12 +17,15 @@ from edgeft.bundle import (
     ImagePreprocessing,
     Manifest,
     ModelEntry,
+    Preprocessing,
     TensorSpec,
+    TextPreprocessing,
     preprocessing_from_dict,
     stage_bundle,
     write_manifest,
 )
 from edgeft.errors import EdgeftError
+from edgeft.export.model_inputs import model_inputs
 from edgeft.export.onnx_export import export_onnx
 from edgeft.export.openvino_export import export_openvino
 from edgeft.export.qat_export import export_qat_onnx
@@ -44,9 +47,10 @@ class ExportSource:
     model: nn.Module
     task: str
     labels: list[str]
-    preprocessing: ImagePreprocessing
+    preprocessing: Preprocessing
     provenance: dict[str, Any]
     qat_model: nn.Module | None = None  # fake-quantized (NNCF) twin, exported as the int8 models
+    files: dict[str, Path] = field(default_factory=dict)  # bundle name -> file, e.g. tokenizer
 
 
 def load_source(source: str | Path) -> ExportSource:
@@ -71,7 +75,12 @@ def load_source(source: str | Path) -> ExportSource:
             qat_model = restore_qat_model(
                 entry.create(num_classes=len(run["labels"])), Path(source)
             )
-        return ExportSource(model, run["task"], run["labels"], preprocessing, provenance, qat_model)
+        files = {}
+        if isinstance(preprocessing, TextPreprocessing):
+            files[preprocessing.tokenizer] = Path(source) / preprocessing.tokenizer
+        return ExportSource(
+            model, run["task"], run["labels"], preprocessing, provenance, qat_model, files
+        )
     entry = get_model(str(source))
     if not entry.labels():
         raise EdgeftError(
@@ -91,16 +100,12 @@ def export_bundle(
     loaded = source if isinstance(source, ExportSource) else load_source(source)
     spec, labels = loaded.preprocessing, loaded.labels
     model = loaded.model.eval()
-    example = {"input": torch.randn(2, 3, *spec.crop, generator=torch.Generator().manual_seed(0))}
-    axes = {"input": {0: "batch"}, "logits": {0: "batch"}}
+    inputs = model_inputs(spec)
+    example, axes = inputs.example, inputs.dynamic_axes
     with stage_bundle(out, overwrite=overwrite) as staging:
-        deviation = export_onnx(
-            model,
-            example,
-            ["logits"],
-            staging / ONNX_FILE,
-            axes,
-        )
+        for name, file in loaded.files.items():
+            shutil.copyfile(file, staging / name)
+        deviation = export_onnx(model, example, ["logits"], staging / ONNX_FILE, axes)
         export_openvino(staging / ONNX_FILE, staging / OPENVINO_FILE)
         checked = {"max_relative_deviation_vs_torch": deviation}
         models = [
@@ -121,7 +126,7 @@ def export_bundle(
             task=loaded.task,
             labels=labels,
             preprocessing=spec,
-            inputs=[TensorSpec("input", (-1, 3, *spec.crop), "float32")],
+            inputs=inputs.specs,
             outputs=[TensorSpec("logits", (-1, len(labels)), "float32")],
             models=models,
             provenance=loaded.provenance

@@ -29,11 +29,13 @@ MAX_FLOAT_SHARE = 0.5  # by default, keeping more than half the layers in float 
 class Attempt:
     variant: str
     keep_float: list[str]
-    drop: float
+    drop: float  # inf when the engine could not quantize with this variant (``error`` says why)
     scores: dict[str, Any] = field(repr=False)
+    error: str | None = None
 
     def summary(self) -> dict[str, Any]:
-        return asdict(self) | {"scores": headline(self.scores)}
+        summary = asdict(self) | {"scores": headline(self.scores)}
+        return summary | ({"drop": None} if self.error else {})
 
 
 @dataclass
@@ -51,7 +53,7 @@ class BudgetExceeded(EdgeftError):
     def __init__(self, engine: str, max_drop: float, attempts: list[Attempt]) -> None:
         tried = "; ".join(
             f"{a.variant}{f' +{len(a.keep_float)} float layers' if a.keep_float else ''}: "
-            f"-{a.drop:.2f} pt"
+            + (f"failed ({a.error})" if a.error else f"-{a.drop:.2f} pt")
             for a in attempts
         )
         super().__init__(
@@ -101,15 +103,23 @@ def quantize_within_budget(
     ]
     for variant, candidate in candidates:
         with console.status(f"{engine}: quantizing ({variant})"):
-            if variant not in (ready or {}):
-                quantizer.quantize(variant, candidate)
+            try:
+                if variant not in (ready or {}):
+                    quantizer.quantize(variant, candidate)
+            except EdgeftError as exc:  # one calibration method failing leaves the others
+                attempts.append(Attempt(variant, [], float("inf"), {}, error=str(exc)))
+                console.print(f"{engine} int8 ({variant}): [yellow]failed[/]: {exc}")
+                continue
             drop, scores = validate(candidate)
         attempts.append(Attempt(variant, [], drop, scores))
         console.print(f"{engine} int8 ({variant}): {_describe(drop, scores)}")
         if drop <= max_drop:
             _move(quantizer, candidate, out)
             return BudgetResult(variant, [], drop, scores, attempts)
-    best = min((a for a in attempts if a.variant not in (ready or {})), key=lambda a: a.drop)
+    tried = [a for a in attempts if a.variant not in (ready or {}) and a.error is None]
+    if not tried:
+        raise BudgetExceeded(engine, max_drop, attempts)
+    best = min(tried, key=lambda a: a.drop)
     console.print(
         f"{engine}: over the {max_drop:.2f}-point budget; keeping sensitive layers in float "
         f"(starting from {best.variant})"

@@ -99,7 +99,12 @@ def quantize_bundle(
             fp32 = manifest.model(engine, "fp32")
             fp32_logits = entry_logits(bundle, fp32, validation)
             quantizer = quantizer_class(engine)(
-                bundle.path_of(fp32), calibration_data, scheme, Path(work), validation
+                bundle.path_of(fp32),
+                calibration_data,
+                scheme,
+                Path(work),
+                validation,
+                "transformer" if manifest.task == "text-classification" else "cnn",
             )
             qat = [m for m in replaced if m.engine == engine and m.details.get("source") == "qat"]
             ready = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -31,13 +32,16 @@ class TextEncoder:
     """The bundle's own tokenizer.json through the ``tokenizers`` library (no transformers).
 
     A batch is padded to its longest member only: padding a single input to a fixed length
-    roughly doubles MiniLM's latency (STACK.md).
+    roughly doubles MiniLM's latency (STACK.md). Training encodes with this same class, so the
+    edge box tokenizes exactly as the model learned.
     """
 
-    def __init__(self, spec: TextPreprocessing, bundle: Bundle, input_names: Sequence[str]) -> None:
+    def __init__(
+        self, spec: TextPreprocessing, tokenizer_file: Path, input_names: Sequence[str]
+    ) -> None:
         from tokenizers import Tokenizer
 
-        self.tokenizer = Tokenizer.from_file(str(bundle.path_of(spec.tokenizer)))
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
         self.tokenizer.enable_truncation(spec.max_length)
         self.tokenizer.no_padding()
         self.input_names = list(input_names)
@@ -65,4 +69,4 @@ def encoder_for(bundle: Bundle) -> InputEncoder:
     spec = manifest.preprocessing
     if isinstance(spec, ImagePreprocessing):
         return ImageEncoder(spec, manifest.inputs[0].name)
-    return TextEncoder(spec, bundle, [t.name for t in manifest.inputs])
+    return TextEncoder(spec, bundle.path_of(spec.tokenizer), [t.name for t in manifest.inputs])

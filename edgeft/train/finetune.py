@@ -1,4 +1,4 @@
-"""``edgeft finetune``: a pretrained backbone -> a model for the user's small image dataset.
+"""``edgeft finetune``: a pretrained backbone -> a model for the user's small image or text dataset.
 
 Strategies: ``feature-extraction`` (frozen backbone, features cached once, head trained in
 seconds), ``full`` (everything trains, discriminative learning rates) and ``progressive`` (the
@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,25 +22,33 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
-from edgeft.bundle import ImagePreprocessing
+from edgeft.bundle import ImagePreprocessing, TextPreprocessing
 from edgeft.data import ClassificationDataset, load_dataset
 from edgeft.data.transforms import eval_transform, train_transform
 from edgeft.errors import EdgeftError
 from edgeft.evaluation import classification_metrics
+from edgeft.runtime.encoders import TextEncoder
 from edgeft.train import checkpoint
 from edgeft.train.image_data import ImageExamples, drop_unreadable
 from edgeft.train.optim import param_groups, thaw_top, train_mode, warmup_cosine
 from edgeft.train.plots import plot_confusion, plot_curves
 from edgeft.train.qat import quantization_aware_training
 from edgeft.train.recipe import Recipe
+from edgeft.train.text_data import TextCollator
 from edgeft.zoo import LayerGroup, get_model
+from edgeft.zoo.huggingface_text import INPUT_NAMES, TOKENIZER_FILE
 
 RECIPE = "recipe.json"
 RUN = "run.json"
 METRICS = "metrics.json"
 MODEL = "model.safetensors"
+
+
+# Examples of one split -> batches of (inputs, labels); ``shuffle`` and ``augment`` for training.
+MakeLoader = Callable[..., DataLoader]
+_TASK_OF_KIND = {"image": "image-classification", "text": "text-classification"}
 
 
 @dataclass
@@ -98,6 +108,10 @@ class _Trainer:
             enabled=enabled and self.amp is not None,
         )
 
+    def inputs(self, x: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """A batch's model inputs on the device: one image tensor, or a text's ids and mask."""
+        return tuple(t.to(self.device) for t in (x if isinstance(x, tuple | list) else (x,)))
+
     def predict(
         self, module: nn.Module, loader: DataLoader, fp32: bool = False
     ) -> tuple[np.ndarray, np.ndarray, float]:
@@ -109,7 +123,7 @@ class _Trainer:
         labels, preds, losses = [], [], []
         with torch.no_grad(), self.autocast(enabled=not fp32):
             for x, y in loader:
-                logits = module(x.to(self.device)).float()
+                logits = module(*self.inputs(x)).float()
                 losses.append(
                     nn.functional.cross_entropy(logits, y.to(self.device), reduction="sum").item()
                 )
@@ -134,13 +148,17 @@ def finetune(
             f"{run_dir} already exists; pass --resume to continue it or choose another --out"
         )
     dataset = load_dataset(recipe.data, seed=recipe.seed)
-    if dataset.kind != "image":
-        raise EdgeftError(
-            "this edgeft fine-tunes image datasets; text fine-tuning is not built yet"
-        )
     entry = get_model(recipe.model, weights=recipe.weights)
-    if entry.task != "image-classification":
-        raise EdgeftError(f"{recipe.model} is a {entry.task} model; {dataset.source} holds images")
+    if entry.task != _TASK_OF_KIND[dataset.kind]:
+        raise EdgeftError(
+            f"{recipe.model} is a {entry.task} model; {dataset.source} holds {dataset.kind}s"
+        )
+    if recipe.qat and dataset.kind != "image":
+        raise EdgeftError(
+            "--qat is built for image models; text models go to int8 post-training "
+            "(edgeft quantize), within the same accuracy budget"
+        )
+    recipe = recipe.for_task(entry.task)
     run_dir.mkdir(parents=True, exist_ok=True)
     trainer = _Trainer(recipe, run_dir, console)
     try:
@@ -157,14 +175,22 @@ def finetune(
 
 def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: bool) -> RunResult:
     recipe, run_dir = trainer.recipe, trainer.run_dir
-    spec = resized_spec(entry.preprocessing, recipe.image_size, recipe.crop_fraction)
     skipped: list[str] = []
-    splits = {}
-    for split in ("train", "val", "test"):
-        splits[split], bad = drop_unreadable(dataset.splits[split], recipe.skip_bad)
-        skipped += bad
-    if skipped:
-        trainer.say(f"skipped {len(skipped)} unreadable image(s) (--skip-bad)")
+    splits = dict(dataset.splits)
+    if dataset.kind == "image":
+        spec: ImagePreprocessing | TextPreprocessing = resized_spec(
+            entry.preprocessing, recipe.image_size, recipe.crop_fraction
+        )
+        for split in ("train", "val", "test"):
+            splits[split], bad = drop_unreadable(dataset.splits[split], recipe.skip_bad)
+            skipped += bad
+        if skipped:
+            trainer.say(f"skipped {len(skipped)} unreadable image(s) (--skip-bad)")
+        loader = _image_loaders(spec, recipe)
+    else:
+        spec = entry.preprocessing
+        shutil.copyfile(entry.path() / TOKENIZER_FILE, run_dir / TOKENIZER_FILE)
+        loader = _text_loaders(TextEncoder(spec, run_dir / TOKENIZER_FILE, INPUT_NAMES), recipe)
     if not resume:
         (run_dir / RECIPE).write_text(recipe.to_json())
         run_info = {
@@ -178,11 +204,6 @@ def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: 
     torch.manual_seed(recipe.seed)
     model = entry.create(num_classes=len(dataset.classes)).to(trainer.device)
     groups = entry.layer_groups(model)
-
-    def loader(examples: list, shuffle: bool = False, augment: bool = False) -> DataLoader:
-        transform = train_transform(spec) if augment else eval_transform(spec)
-        return _batches(ImageExamples(examples, transform), recipe, shuffle)
-
     train_loader = loader(splits["train"], shuffle=True, augment=recipe.augment)
     val_loader = loader(splits["val"])
     counts = np.bincount([e.label for e in splits["train"]], minlength=len(dataset.classes))
@@ -199,7 +220,7 @@ def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: 
     started = time.perf_counter()
     if recipe.strategy == "feature-extraction":
         trainable, train_loader, val_loader, groups = _cached_features(
-            trainer, model, groups, splits, spec
+            trainer, model, groups, splits, loader
         )
     caching_seconds = time.perf_counter() - started
     history = _fit(
@@ -252,20 +273,38 @@ def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: 
     return RunResult(run_dir, metrics)
 
 
-def _batches(dataset: Dataset, recipe: Recipe, shuffle: bool) -> DataLoader:
+def _batches(
+    dataset: Any, recipe: Recipe, shuffle: bool, collate: Callable | None = None
+) -> DataLoader:
     """Batches in the recipe's size; shuffling is seeded so a run repeats exactly."""
     return DataLoader(
         dataset,
         batch_size=recipe.batch_size,
         shuffle=shuffle,
         generator=torch.Generator().manual_seed(recipe.seed),
+        collate_fn=collate,
     )
 
 
+def _image_loaders(spec: ImagePreprocessing, recipe: Recipe) -> MakeLoader:
+    def loader(examples: list, shuffle: bool = False, augment: bool = False) -> DataLoader:
+        transform = train_transform(spec) if augment else eval_transform(spec)
+        return _batches(ImageExamples(examples, transform), recipe, shuffle)
+
+    return loader
+
+
+def _text_loaders(encoder: TextEncoder, recipe: Recipe) -> MakeLoader:
+    def loader(examples: list, shuffle: bool = False, augment: bool = False) -> DataLoader:
+        return _batches(list(examples), recipe, shuffle, TextCollator(encoder))
+
+    return loader
+
+
 def _cached_features(
-    trainer: _Trainer, model: nn.Module, groups: list, splits: dict, spec: ImagePreprocessing
+    trainer: _Trainer, model: nn.Module, groups: list, splits: dict, loader: MakeLoader
 ):
-    """Run the frozen backbone once per image; the head then trains on the cached features."""
+    """Run the frozen backbone once per example; the head then trains on the cached features."""
     head = (
         groups[-1].modules[0]
         if len(groups[-1].modules) == 1
@@ -280,8 +319,7 @@ def _cached_features(
         for split in ("train", "val"):
             captured.clear()
             examples = splits[split]
-            images = ImageExamples(examples, eval_transform(spec))
-            trainer.predict(model, _batches(images, trainer.recipe, shuffle=False))
+            trainer.predict(model, loader(examples))
             features = TensorDataset(torch.cat(captured), torch.tensor([e.label for e in examples]))
             loaders.append(_batches(features, trainer.recipe, shuffle=split == "train"))
     finally:
@@ -321,9 +359,9 @@ def _fit(
             train_mode(trainable, groups)
             running, seen, started = 0.0, 0, time.perf_counter()
             for x, y in train_loader:
-                x, y = x.to(trainer.device), y.to(trainer.device)
+                y = y.to(trainer.device)
                 with trainer.autocast():
-                    loss = loss_fn(trainable(x).float(), y)
+                    loss = loss_fn(trainable(*trainer.inputs(x)).float(), y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from edgeft.errors import EdgeftError
 
 STRATEGIES = ("feature-extraction", "full", "progressive")
+# Per task: the ELPV recipe measured in STACK.md for images; for text encoders the usual BERT
+# fine-tuning range (backbone 2e-5..5e-5, a few epochs), with a faster new head.
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "image-classification": {"epochs": 12, "lr_head": 2e-3, "lr_backbone": 5e-4},
+    "text-classification": {"epochs": 4, "lr_head": 1e-3, "lr_backbone": 5e-5},
+}
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """Defaults are the ELPV recipe measured in STACK.md (89.6% with MobileNetV2 at 224).
+    """Image defaults are the ELPV recipe measured in STACK.md (89.6% with MobileNetV2 at 224);
+    ``epochs`` and the learning rates left None take the task's defaults (``for_task``).
 
-    Learning rates are discriminative: the head trains at ``lr_head`` (4x the backbone), and
+    Learning rates are discriminative: the head trains at ``lr_head`` (above the backbone), and
     ``layer_decay`` < 1 further scales the backbone rate down per group towards the input. The
     default keeps one backbone rate, as the measured ELPV recipe does (STACK.md: backbone rates
     below 5e-4 underfit there). ``crop_fraction`` is the share of the resized image the centre crop keeps: 1.0 (the
@@ -30,12 +37,12 @@ class Recipe:
     model: str
     data: str
     strategy: str = "full"
-    epochs: int = 12
+    epochs: int | None = None  # None: the task's default (TASK_DEFAULTS)
     batch_size: int = 32
     image_size: int | None = None
     crop_fraction: float | None = 1.0
-    lr_head: float = 2e-3
-    lr_backbone: float = 5e-4
+    lr_head: float | None = None
+    lr_backbone: float | None = None
     layer_decay: float = 1.0
     weight_decay: float = 0.05
     warmup_epochs: float = 0.5
@@ -61,8 +68,13 @@ class Recipe:
             raise EdgeftError("crop_fraction must be between 0.3 and 1.0")
         if self.qat_images < 1 or self.qat_lr <= 0:
             raise EdgeftError("qat_images and qat_lr must be positive")
-        if self.epochs < 1 or self.batch_size < 1:
+        if (self.epochs is not None and self.epochs < 1) or self.batch_size < 1:
             raise EdgeftError("epochs and batch size must be at least 1")
+
+    def for_task(self, task: str) -> Recipe:
+        """This recipe with the unset knobs filled in from ``TASK_DEFAULTS[task]``."""
+        defaults = TASK_DEFAULTS[task]
+        return replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

@@ -14,9 +14,9 @@ from torch import nn
 
 from edgeft.bundle import ImagePreprocessing
 from edgeft.errors import EdgeftError
+from edgeft.packaged import PackagedFile
 from edgeft.zoo.base import LayerGroup, ZooModel
 from edgeft.zoo.imagenet import imagenet_labels
-from edgeft.zoo.packaged_weights import PackagedWeights
 from edgeft.zoo.state_dict_files import load_state_dict
 
 
@@ -29,7 +29,7 @@ class TorchvisionModel(ZooModel):
         self,
         name: str,
         arch: str,
-        weights: PackagedWeights | Path,
+        weights: PackagedFile | Path,
         description: str = "",
         stages: Sequence[Sequence[int]] | None = None,
     ) -> None:
@@ -43,7 +43,7 @@ class TorchvisionModel(ZooModel):
 
     @property
     def weights_source(self) -> str:
-        if isinstance(self.weights, PackagedWeights):
+        if isinstance(self.weights, PackagedFile):
             return self.weights.pip_spec
         return str(self.weights)
 
@@ -63,7 +63,7 @@ class TorchvisionModel(ZooModel):
 
     def create(self, num_classes: int | None = None) -> nn.Module:
         model = torchvision.models.get_model(self.arch, weights=None)
-        path = self.weights.path() if isinstance(self.weights, PackagedWeights) else self.weights
+        path = self.weights.path() if isinstance(self.weights, PackagedFile) else self.weights
         state = load_state_dict(path)
         result = model.load_state_dict(state, strict=False)
         if result.missing_keys or result.unexpected_keys:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
 from edgeft.bundle import model_files
 from edgeft.evaluation.runtime_scoring import EncodedSplit
@@ -18,6 +19,8 @@ from edgeft.runtime.engines.base import import_backend
 
 # A candidate file -> (accuracy drop in points against fp32, its scores). Lower is better.
 Validator = Callable[[Path], tuple[float, dict]]
+# As NNCF's ModelType: transformers keep softmax, layer norms and residual sums in float.
+ModelType = Literal["cnn", "transformer"]
 
 
 class Int8Quantizer(ABC):
@@ -31,12 +34,14 @@ class Int8Quantizer(ABC):
         scheme: QuantizationScheme,
         workdir: Path,
         validation: EncodedSplit | None = None,
+        model_type: ModelType = "cnn",
     ) -> None:
         self.fp32_path = fp32_path
         self.calibration = calibration
         self.scheme = scheme
         self.workdir = workdir
         self.validation = validation
+        self.model_type = model_type
 
     @abstractmethod
     def variants(self, method: str) -> list[str]:

@@ -72,6 +72,8 @@ class OpenVINOQuantizer(Int8Quantizer):
 
     def _settings(self, variant: str, keep_float: Sequence[str]) -> dict[str, Any]:
         settings: dict[str, Any] = {"subset_size": len(self._examples)} | _VARIANTS[variant]
+        if self.model_type == "transformer":
+            settings["model_type"] = nncf.ModelType.TRANSFORMER
         if keep_float:
             settings["ignored_scope"] = nncf.IgnoredScope(names=list(keep_float))
         return settings
