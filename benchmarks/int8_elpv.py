@@ -21,9 +21,8 @@ from pathlib import Path
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader, quantize_static
 from rich.console import Console
-from rich.table import Table
+from side_by_side import interleaved_p50_ms, write_table
 
-from edgeft.bench import measure_latency
 from edgeft.bundle import model_files
 from edgeft.data import ClassificationDataset, load_dataset, materialise_elpv
 from edgeft.evaluation.runtime_scoring import encode_items, encode_split, model_logits, score_logits
@@ -118,10 +117,7 @@ def main() -> None:
         }
     sessions = {name: open_session(e, p, precision=pr) for name, (e, p, pr) in models.items()}
     one = {k: v[:1] for k, v in test.batches[0].items()}
-    rounds: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(args.rounds):
-        for name, session in sessions.items():
-            rounds[name].append(measure_latency(session, one, duration_s=args.seconds).p50_ms)
+    rounds = interleaved_p50_ms(sessions, one, args.rounds, args.seconds)
     for name in models:
         rows[name]["p50_ms_batch1"] = float(np.median(rounds[name]))
         rows[name]["round_p50s_ms"] = rounds[name]
@@ -142,24 +138,10 @@ def main() -> None:
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "int8_elpv.json").write_text(json.dumps(result, indent=2))
-    table = Table(title=f"ELPV test ({len(test)} cells), batch-1 latency medians, {host.cpu_model}")
-    for column in (
-        "model",
-        "accuracy",
-        "certain",
-        "uncertain",
-        "macro-F1",
-        "agree fp32",
-        "size MB",
-        "p50 ms",
-    ):
-        table.add_column(column, justify="left" if column == "model" else "right")
-    lines = [
-        "| model | test accuracy | certain cells | uncertain cells | macro-F1 | agreement with fp32 | size MB | p50 ms (batch 1) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, r in rows.items():
-        cells = (
+    columns = ("model", "test accuracy", "certain cells", "uncertain cells", "macro-F1",
+               "agreement with fp32", "size MB", "p50 ms (batch 1)")  # fmt: skip
+    cells = {
+        name: (
             f"{r['accuracy']:.4f}",
             f"{r['accuracy_certain_cells']:.4f}",
             f"{r['accuracy_uncertain_cells']:.4f}",
@@ -168,13 +150,15 @@ def main() -> None:
             f"{r['size_mb']:.2f}",
             f"{r['p50_ms_batch1']:.2f}",
         )
-        table.add_row(name, *cells)
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    console.print(table)
-    (RESULTS / "int8_elpv.md").write_text(
-        f"Command: `{result['command']}`\n\nHost: {host.cpu_model}, {host.cores} cores\n\n"
-        + "\n".join(lines)
-        + "\n"
+        for name, r in rows.items()
+    }
+    write_table(
+        cells,
+        columns,
+        f"ELPV test ({len(test)} cells), batch-1 latency medians, {host.cpu_model}",
+        RESULTS / "int8_elpv.md",
+        f"Command: `{result['command']}`\n\nHost: {host.cpu_model}, {host.cores} cores",
+        console,
     )
 
 

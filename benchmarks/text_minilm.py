@@ -1,0 +1,181 @@
+"""MiniLM on the built-in Rotten Tomatoes reviews: TF-IDF + logistic regression against the
+fine-tuned encoder, then its int8 models against the default a user would try first.
+
+    .venv/bin/python benchmarks/text_minilm.py --run RUN_DIR [--fe-run FE_RUN] --out /tmp/text
+
+RUN_DIR is an ``edgeft finetune --model minilm --data rotten-tomatoes`` run (FE_RUN, optionally,
+the feature-extraction one). The baseline's C is chosen on the validation split. The run is
+exported, ``edgeft quantize`` makes both int8 models (1-point budget on validation), and beside
+them ONNX Runtime's dynamic quantization (``quantize_dynamic``, what ``optimum-cli onnxruntime
+quantize --avx2`` applies) of the same fp32 graph. Everything is scored on the test split through
+edgeft.runtime and timed at batch 1 on one test review in interleaved rounds.
+Writes benchmarks/results/text_minilm.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from onnxruntime.quantization import QuantType, quantize_dynamic
+from rich.console import Console
+from side_by_side import interleaved_p50_ms, write_table
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from edgeft.bundle import model_files
+from edgeft.data import load_dataset
+from edgeft.evaluation import classification_metrics
+from edgeft.evaluation.runtime_scoring import encode_split, model_logits, score_logits
+from edgeft.export import export_bundle
+from edgeft.quantize import QuantizeConfig, quantize_bundle
+from edgeft.runtime.engines import open_session
+from edgeft.targets import this_host
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def tfidf_baseline(dataset) -> dict:
+    """Word 1-2-gram TF-IDF + logistic regression, C picked on validation macro-F1."""
+    texts = {s: [e.item for e in dataset.splits[s]] for s in dataset.splits}
+    labels = {s: np.array([e.label for e in dataset.splits[s]]) for s in dataset.splits}
+    started = time.perf_counter()
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    train = vectorizer.fit_transform(texts["train"])
+    best = None
+    for c in (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0):
+        model = LogisticRegression(C=c, max_iter=2000).fit(train, labels["train"])
+        val = classification_metrics(
+            labels["val"], model.predict(vectorizer.transform(texts["val"])), dataset.classes
+        )
+        if best is None or val["macro_f1"] > best[0]:
+            best = (val["macro_f1"], c, model)
+    _, c, model = best
+    test = classification_metrics(
+        labels["test"], model.predict(vectorizer.transform(texts["test"])), dataset.classes
+    )
+    return {"C": c, "seconds": round(time.perf_counter() - started, 1), "test": test}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--fe-run", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    args = parser.parse_args()
+    console = Console()
+    dataset = load_dataset("rotten-tomatoes")
+    baseline = tfidf_baseline(dataset)
+    training = {"TF-IDF + logistic regression": baseline | {"trainable_params": None}}
+    for label, run in (("MiniLM feature extraction", args.fe_run), ("MiniLM", args.run)):
+        if run is not None:
+            metrics = json.loads((run / "metrics.json").read_text())
+            recipe = json.loads((run / "recipe.json").read_text())
+            training[f"{label} ({recipe['strategy']})"] = {
+                "seconds": metrics["training_seconds"],
+                "trainable_params": metrics["trainable_params"],
+                "test": metrics["test"],
+            }
+
+    fp32 = export_bundle(args.run, args.out / "fp32", overwrite=True)
+    started = time.perf_counter()
+    bundle = quantize_bundle(
+        fp32.root, args.out / "int8", QuantizeConfig(), overwrite=True, console=console
+    )
+    quantize_seconds = time.perf_counter() - started
+    onnx_fp32 = bundle.path_of(bundle.manifest.model("onnxruntime", "fp32"))
+    dynamic = args.out / "quantize_dynamic.onnx"
+    quantize_dynamic(str(onnx_fp32), str(dynamic), weight_type=QuantType.QInt8)
+
+    def model(engine: str, precision: str) -> Path:
+        return bundle.path_of(bundle.manifest.model(engine, precision))
+
+    models = {
+        "onnxruntime fp32": ("onnxruntime", onnx_fp32, "fp32"),
+        "onnxruntime int8 (edgeft, static)": ("onnxruntime", model("onnxruntime", "int8"), "int8"),
+        "onnxruntime int8 (quantize_dynamic)": ("onnxruntime", dynamic, "int8"),
+        "openvino fp32 (true f32)": ("openvino", model("openvino", "fp32"), "fp32"),
+        "openvino int8 (edgeft)": ("openvino", model("openvino", "int8"), "int8"),
+    }
+    test = encode_split(bundle, dataset, "test")
+    reference: dict[str, np.ndarray] = {}
+    rows = {}
+    for name, (engine, path, precision) in models.items():
+        logits = model_logits(engine, path, precision, test)
+        reference.setdefault(engine, logits)
+        scores = score_logits(logits, test, reference[engine])
+        rows[name] = {
+            "accuracy": scores["accuracy"],
+            "macro_f1": scores["macro_f1"],
+            "agreement_with_fp32": scores["agreement"],
+            "size_mb": sum(f.stat().st_size for f in model_files(path)) / 1e6,
+        }
+    sessions = {name: open_session(e, p, precision=pr) for name, (e, p, pr) in models.items()}
+    one = {k: v[:1] for k, v in test.batches[0].items()}
+    rounds = interleaved_p50_ms(sessions, one, args.rounds, args.seconds)
+    for name in models:
+        rows[name]["p50_ms_batch1"] = float(np.median(rounds[name]))
+        rows[name]["round_p50s_ms"] = rounds[name]
+    host = this_host()
+    command = f"python benchmarks/text_minilm.py --run {args.run}" + (
+        f" --fe-run {args.fe_run}" if args.fe_run else ""
+    )
+    result = {
+        "command": f"{command} --out {args.out}",
+        "host": {"cpu": host.cpu_model, "cores": host.cores, "vnni": host.has_vnni},
+        "test_examples": len(test),
+        "tokens_in_timed_review": int(one["attention_mask"].sum()),
+        "training": training,
+        "quantize_seconds": round(quantize_seconds, 1),
+        "models": rows,
+        "edgeft_int8_details": {
+            m.engine: {k: m.details[k] for k in ("variant", "kept_float", "val_drop_points")}
+            for m in bundle.manifest.models
+            if m.precision == "int8"
+        },
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "text_minilm.json").write_text(json.dumps(result, indent=2))
+    preamble = f"Command: `{result['command']}`\n\nHost: {host.cpu_model}, {host.cores} cores"
+    write_table(
+        {
+            name: (
+                f"{r['test']['accuracy']:.4f}",
+                f"{r['test']['macro_f1']:.4f}",
+                f"{r['seconds']:.0f}",
+                f"{r['trainable_params']:,}" if r["trainable_params"] else "-",
+            )
+            for name, r in training.items()
+        },
+        ("model", "test accuracy", "macro-F1", "training s", "trainable params"),
+        f"Rotten Tomatoes test ({len(test)} reviews)",
+        RESULTS / "text_minilm_training.md",
+        preamble,
+        console,
+    )
+    write_table(
+        {
+            name: (
+                f"{r['accuracy']:.4f}",
+                f"{r['macro_f1']:.4f}",
+                f"{r['agreement_with_fp32']:.4f}",
+                f"{r['size_mb']:.2f}",
+                f"{r['p50_ms_batch1']:.2f}",
+            )
+            for name, r in rows.items()
+        },
+        ("model", "test accuracy", "macro-F1", "agreement with fp32", "size MB", "p50 ms"),
+        f"MiniLM int8, Rotten Tomatoes test, batch-1 medians, {host.cpu_model}",
+        RESULTS / "text_minilm.md",
+        preamble,
+        console,
+    )
+
+
+if __name__ == "__main__":
+    main()
