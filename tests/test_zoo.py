@@ -61,7 +61,7 @@ def test_minilm_classifies_with_its_own_tokenizer() -> None:
     encoding = tokenizer.encode("The Conveyor Belt stopped")
     assert encoding.tokens[:3] == ["[CLS]", "the", "convey"]  # lower-cased WordPiece
     with torch.no_grad():
-        logits = model(input_ids=torch.tensor([encoding.ids])).logits
+        logits = model(torch.tensor([encoding.ids]), torch.tensor([encoding.attention_mask]))
     assert logits.shape == (1, 4)
     assert entry.preprocessing.lowercase is True and entry.labels() == []
 
