@@ -12,7 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 from edgeft.bench import measure_latency
-from edgeft.runtime.engines import EngineSession
+from edgeft.bundle import Bundle
+from edgeft.evaluation.runtime_scoring import EncodedSplit
+from edgeft.runtime.engines import EngineSession, open_session
+from edgeft.targets import this_host
 
 
 def interleaved_p50_ms(
@@ -27,6 +30,37 @@ def interleaved_p50_ms(
         for name, session in sessions.items():
             p50s[name].append(measure_latency(session, inputs, duration_s=seconds).p50_ms)
     return p50s
+
+
+def add_batch1_latency(
+    rows: dict[str, dict],
+    models: Mapping[str, tuple[str, Path, str]],
+    data: EncodedSplit,
+    rounds: int,
+    seconds: float,
+) -> None:
+    """Time every model (name -> engine, file, precision) on the first item of ``data`` and add
+    ``p50_ms_batch1`` (median of the round p50s) and the round p50s to its row."""
+    sessions = {name: open_session(e, p, precision=pr) for name, (e, p, pr) in models.items()}
+    one = {k: v[:1] for k, v in data.batches[0].items()}
+    p50s = interleaved_p50_ms(sessions, one, rounds, seconds)
+    for name in models:
+        rows[name]["p50_ms_batch1"] = float(np.median(p50s[name]))
+        rows[name]["round_p50s_ms"] = p50s[name]
+
+
+def host_summary() -> dict[str, object]:
+    host = this_host()
+    return {"cpu": host.cpu_model, "cores": host.cores, "vnni": host.has_vnni}
+
+
+def int8_choices(bundle: Bundle) -> dict[str, dict[str, object]]:
+    """Per engine, what ``edgeft quantize`` settled on: variant, layers kept in float, val drop."""
+    return {
+        m.engine: {k: m.details[k] for k in ("variant", "kept_float", "val_drop_points")}
+        for m in bundle.manifest.models
+        if m.precision == "int8"
+    }
 
 
 def write_table(

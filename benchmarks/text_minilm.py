@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from rich.console import Console
-from side_by_side import interleaved_p50_ms, write_table
+from side_by_side import add_batch1_latency, host_summary, int8_choices, write_table
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
@@ -32,7 +32,6 @@ from edgeft.evaluation import classification_metrics
 from edgeft.evaluation.runtime_scoring import encode_split, model_logits, score_logits
 from edgeft.export import export_bundle
 from edgeft.quantize import QuantizeConfig, quantize_bundle
-from edgeft.runtime.engines import open_session
 from edgeft.targets import this_host
 
 RESULTS = Path(__file__).parent / "results"
@@ -115,29 +114,20 @@ def main() -> None:
             "agreement_with_fp32": scores["agreement"],
             "size_mb": sum(f.stat().st_size for f in model_files(path)) / 1e6,
         }
-    sessions = {name: open_session(e, p, precision=pr) for name, (e, p, pr) in models.items()}
-    one = {k: v[:1] for k, v in test.batches[0].items()}
-    rounds = interleaved_p50_ms(sessions, one, args.rounds, args.seconds)
-    for name in models:
-        rows[name]["p50_ms_batch1"] = float(np.median(rounds[name]))
-        rows[name]["round_p50s_ms"] = rounds[name]
+    add_batch1_latency(rows, models, test, args.rounds, args.seconds)
     host = this_host()
     command = f"python benchmarks/text_minilm.py --run {args.run}" + (
         f" --fe-run {args.fe_run}" if args.fe_run else ""
     )
     result = {
         "command": f"{command} --out {args.out}",
-        "host": {"cpu": host.cpu_model, "cores": host.cores, "vnni": host.has_vnni},
+        "host": host_summary(),
         "test_examples": len(test),
-        "tokens_in_timed_review": int(one["attention_mask"].sum()),
+        "tokens_in_timed_review": int(test.batches[0]["attention_mask"][0].sum()),
         "training": training,
         "quantize_seconds": round(quantize_seconds, 1),
         "models": rows,
-        "edgeft_int8_details": {
-            m.engine: {k: m.details[k] for k in ("variant", "kept_float", "val_drop_points")}
-            for m in bundle.manifest.models
-            if m.precision == "int8"
-        },
+        "edgeft_int8_details": int8_choices(bundle),
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "text_minilm.json").write_text(json.dumps(result, indent=2))
