@@ -8,7 +8,8 @@ the feature-extraction one). The baseline's C is chosen on the validation split.
 exported, ``edgeft quantize`` makes both int8 models (1-point budget on validation), and beside
 them ONNX Runtime's dynamic quantization (``quantize_dynamic``, what ``optimum-cli onnxruntime
 quantize --avx2`` applies) of the same fp32 graph. Everything is scored on the test split through
-edgeft.runtime and timed at batch 1 on one test review in interleaved rounds.
+edgeft.runtime and timed at batch 1 on one test review in interleaved rounds. ``--reuse`` keeps
+the int8 bundle an earlier run wrote to --out (quantizing takes about a quarter of an hour).
 Writes benchmarks/results/text_minilm.{json,md}.
 """
 
@@ -26,7 +27,7 @@ from side_by_side import add_batch1_latency, host_summary, int8_choices, write_t
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from edgeft.bundle import model_files
+from edgeft.bundle import Bundle, model_files
 from edgeft.data import load_dataset
 from edgeft.evaluation import classification_metrics
 from edgeft.evaluation.runtime_scoring import encode_split, model_logits, score_logits
@@ -66,6 +67,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--reuse", action="store_true", help="Keep the int8 bundle in --out.")
     args = parser.parse_args()
     console = Console()
     dataset = load_dataset("rotten-tomatoes")
@@ -81,12 +83,15 @@ def main() -> None:
                 "test": metrics["test"],
             }
 
-    fp32 = export_bundle(args.run, args.out / "fp32", overwrite=True)
     started = time.perf_counter()
-    bundle = quantize_bundle(
-        fp32.root, args.out / "int8", QuantizeConfig(), overwrite=True, console=console
-    )
-    quantize_seconds = time.perf_counter() - started
+    if args.reuse:  # re-score and re-time the bundles an earlier run left in --out
+        bundle, quantize_seconds = Bundle.load(args.out / "int8"), None
+    else:
+        fp32 = export_bundle(args.run, args.out / "fp32", overwrite=True)
+        bundle = quantize_bundle(
+            fp32.root, args.out / "int8", QuantizeConfig(), overwrite=True, console=console
+        )
+        quantize_seconds = round(time.perf_counter() - started, 1)
     onnx_fp32 = bundle.path_of(bundle.manifest.model("onnxruntime", "fp32"))
     dynamic = args.out / "quantize_dynamic.onnx"
     quantize_dynamic(str(onnx_fp32), str(dynamic), weight_type=QuantType.QInt8)
@@ -120,12 +125,12 @@ def main() -> None:
         f" --fe-run {args.fe_run}" if args.fe_run else ""
     )
     result = {
-        "command": f"{command} --out {args.out}",
+        "command": f"{command} --out {args.out}" + (" --reuse" if args.reuse else ""),
         "host": host_summary(),
         "test_examples": len(test),
         "tokens_in_timed_review": int(test.batches[0]["attention_mask"][0].sum()),
         "training": training,
-        "quantize_seconds": round(quantize_seconds, 1),
+        "quantize_seconds": quantize_seconds,
         "models": rows,
         "edgeft_int8_details": int8_choices(bundle),
     }

@@ -11,10 +11,15 @@ NNCF's placement config ``qat/nncf.json``; ``edgeft export`` turns it into the i
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from pathlib import Path
 from typing import Any
+
+# NNCF compiles its CPU extension on first use and gives up after 60 s by default; on a busy
+# 2-core box the compile alone can take longer (seen in CI), so allow ten minutes.
+os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "600")
 
 import nncf
 import torch
