@@ -134,6 +134,13 @@ def finetune(
     ] = False,
     qat_images: Annotated[int, typer.Option(help="Training images the QAT pass sees.")] = 512,
     qat_lr: Annotated[float, typer.Option(help="QAT learning rate.")] = 2e-5,
+    pretrained: Annotated[
+        bool,
+        typer.Option(
+            "--pretrained/--from-scratch",
+            help="Start from the pretrained weights, or from random ones (the baseline).",
+        ),
+    ] = True,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")] = False,
 ) -> None:
     """Fine-tune a pretrained backbone on an image or text dataset (transfer learning), then QAT."""
@@ -159,6 +166,7 @@ def finetune(
         qat=qat,
         qat_images=qat_images,
         qat_lr=qat_lr,
+        pretrained=pretrained,
     )
     result = run_finetune(recipe, out, resume=resume, console=console)
     console.print(f"run written to {result.run_dir} (metrics.json, curves.png, confusion.png)")

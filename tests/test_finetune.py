@@ -5,12 +5,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from safetensors.torch import load_file
 from skimage import data as skimage_data
 
 from edgeft.errors import DatasetError, EdgeftError
 from edgeft.train import Recipe, finetune
 from edgeft.train import checkpoint as ckpt
+from edgeft.zoo import get_model
 
 
 def _crops(photo: np.ndarray, folder: Path, count: int, seed: int) -> None:
@@ -27,8 +30,8 @@ def _crops(photo: np.ndarray, folder: Path, count: int, seed: int) -> None:
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("photos")
-    _crops(skimage_data.chelsea(), root / "cat", 14, 1)
-    _crops(skimage_data.coffee(), root / "coffee", 14, 2)
+    _crops(skimage_data.chelsea(), root / "cat", 20, 1)
+    _crops(skimage_data.coffee(), root / "coffee", 20, 2)
     return root
 
 
@@ -147,3 +150,17 @@ def test_bad_recipes_are_refused() -> None:
         Recipe(model="mobilenet_v2", data="elpv", strategy="lora")
     with pytest.raises(EdgeftError, match="precision"):
         Recipe(model="mobilenet_v2", data="elpv", precision="fp8")
+    with pytest.raises(EdgeftError, match="from scratch with --strategy full"):
+        Recipe(model="mobilenet_v2", data="elpv", strategy="feature-extraction", pretrained=False)
+
+
+@pytest.mark.parametrize("pretrained", [True, False])
+def test_from_scratch_starts_from_random_weights(
+    photos: Path, tmp_path: Path, pretrained: bool
+) -> None:
+    # lr 0 keeps the starting weights: the pretrained stem, or the architecture's random init
+    recipe = _recipe(photos, epochs=1, lr_head=0.0, lr_backbone=0.0, pretrained=pretrained)
+    finetune(recipe, tmp_path / "run")
+    stem = load_file(tmp_path / "run" / "model.safetensors")["features.0.0.weight"]
+    reference = get_model("mobilenet_v2").create().state_dict()["features.0.0.weight"]
+    assert torch.equal(stem, reference) == pretrained

@@ -60,7 +60,7 @@ def load_source(source: str | Path) -> ExportSource:
         run = json.loads(run_file.read_text())
         recipe = json.loads((Path(source) / RECIPE).read_text())
         entry = get_model(run["model"], weights=recipe.get("weights"))
-        model = entry.create(num_classes=len(run["labels"]))
+        model = entry.create(num_classes=len(run["labels"]), pretrained=False)
         load_weights(model, Path(source) / MODEL)
         preprocessing = preprocessing_from_dict(run["preprocessing"])
         provenance = {
@@ -73,7 +73,7 @@ def load_source(source: str | Path) -> ExportSource:
         qat_model = None
         if (Path(source) / QAT_MODEL).is_file():
             qat_model = restore_qat_model(
-                entry.create(num_classes=len(run["labels"])), Path(source)
+                entry.create(num_classes=len(run["labels"]), pretrained=False), Path(source)
             )
         files = {}
         if isinstance(preprocessing, TextPreprocessing):

@@ -85,7 +85,7 @@ def quantization_aware_training(
     with trainer.progress() as bar:
         task = bar.add_task("QAT", total=len(loader))
         for x, y in loader:
-            loss = loss_fn(quantized(x.to(trainer.device)), y.to(trainer.device))
+            loss = loss_fn(quantized(*trainer.inputs(x)), y.to(trainer.device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

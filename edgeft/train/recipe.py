@@ -31,7 +31,9 @@ class Recipe:
     defect; None keeps the model's ImageNet framing (224 of 256). ``patience`` counts epochs without a better
     validation macro-F1 before stopping; ``unfreeze_patience`` is the same for progressive
     unfreezing's next thaw. ``qat`` adds quantization-aware training after the float phase:
-    one pass over ``qat_images`` training images at ``qat_lr``.
+    one pass over ``qat_images`` training images at ``qat_lr``. ``pretrained=False`` trains
+    the same architecture from its random initialisation (full strategy only): the baseline that
+    shows what transfer learning buys.
     """
 
     model: str
@@ -58,6 +60,7 @@ class Recipe:
     qat: bool = False
     qat_images: int = 512
     qat_lr: float = 2e-5
+    pretrained: bool = True
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -68,6 +71,11 @@ class Recipe:
             raise EdgeftError("crop_fraction must be between 0.3 and 1.0")
         if self.qat_images < 1 or self.qat_lr <= 0:
             raise EdgeftError("qat_images and qat_lr must be positive")
+        if not self.pretrained and self.strategy != "full":
+            raise EdgeftError(
+                f"{self.strategy} keeps layers frozen, which only makes sense with pretrained "
+                "weights; train from scratch with --strategy full"
+            )
         if (self.epochs is not None and self.epochs < 1) or self.batch_size < 1:
             raise EdgeftError("epochs and batch size must be at least 1")
 

@@ -45,8 +45,12 @@ class ZooModel(ABC):
         """The pretrained head's class names ([] when the network has no classification head)."""
 
     @abstractmethod
-    def create(self, num_classes: int | None = None) -> nn.Module:
-        """The network with pretrained weights; with ``num_classes``, a fresh head of that size."""
+    def create(self, num_classes: int | None = None, pretrained: bool = True) -> nn.Module:
+        """The network with pretrained weights; with ``num_classes``, a fresh head of that size.
+
+        ``pretrained=False`` gives the architecture's own random initialisation: the from-scratch
+        baseline of a transfer-learning comparison, and a cheap shell for loading a run's weights.
+        """
 
     @abstractmethod
     def replace_head(self, model: nn.Module, num_classes: int) -> nn.Module:

@@ -48,8 +48,10 @@ class EfficientNetLite0(ZooModel):
     def labels(self) -> list[str]:
         return list(imagenet_labels())
 
-    def create(self, num_classes: int | None = None) -> nn.Module:
+    def create(self, num_classes: int | None = None, pretrained: bool = True) -> nn.Module:
         model = timm.create_model(_TIMM_ARCH, pretrained=False)
+        if not pretrained:
+            return self.replace_head(model, num_classes) if num_classes else model
         source = load_state_dict(self.weights.path())
         source_keys = [k for k in source if not _is_counter(k)]
         target = model.state_dict()

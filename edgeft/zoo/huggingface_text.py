@@ -19,7 +19,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch
 from torch import nn
-from transformers import AutoModel
+from transformers import AutoConfig, AutoModel
 from transformers.utils import logging as hf_logging
 
 from edgeft.bundle import TextPreprocessing
@@ -87,14 +87,18 @@ class HuggingFaceTextModel(ZooModel):
     def labels(self) -> list[str]:
         return []
 
-    def create(self, num_classes: int | None = None) -> nn.Module:
+    def create(self, num_classes: int | None = None, pretrained: bool = True) -> nn.Module:
         """The bare encoder, or with ``num_classes`` a ``MeanPooledClassifier`` with a new head."""
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # unused-weights notices for the [CLS] pooler
         try:
-            encoder = AutoModel.from_pretrained(
-                str(self.path()), local_files_only=True, add_pooling_layer=False
-            )
+            if pretrained:
+                encoder = AutoModel.from_pretrained(
+                    str(self.path()), local_files_only=True, add_pooling_layer=False
+                )
+            else:
+                config = AutoConfig.from_pretrained(str(self.path()), local_files_only=True)
+                encoder = AutoModel.from_config(config, add_pooling_layer=False)
         finally:
             hf_logging.set_verbosity(verbosity)
         return encoder if num_classes is None else MeanPooledClassifier(encoder, num_classes)

@@ -61,8 +61,10 @@ class TorchvisionModel(ZooModel):
     def labels(self) -> list[str]:
         return list(imagenet_labels())
 
-    def create(self, num_classes: int | None = None) -> nn.Module:
+    def create(self, num_classes: int | None = None, pretrained: bool = True) -> nn.Module:
         model = torchvision.models.get_model(self.arch, weights=None)
+        if not pretrained:
+            return self.replace_head(model, num_classes) if num_classes else model
         path = self.weights.path() if isinstance(self.weights, PackagedFile) else self.weights
         state = load_state_dict(path)
         result = model.load_state_dict(state, strict=False)
