@@ -28,7 +28,7 @@ RESULTS = Path(__file__).parent / "results"
 BASE = {"model": "mobilenet_v2", "data": "elpv", "epochs": 12, "patience": 6}
 # name -> the recipe's changes from BASE and the same as CLI flags
 RUNS: dict[str, tuple[dict[str, Any], str]] = {
-    "from scratch": ({"pretrained": False}, "--from-scratch"),
+    "from scratch": ({"pretrained": False}, "--from-scratch"),  # 12 epochs: the image default
     "feature extraction": (
         {"strategy": "feature-extraction", "epochs": 30, "lr_head": 3e-3},
         "--strategy feature-extraction --epochs 30 --lr-head 3e-3",
@@ -72,16 +72,18 @@ def main() -> None:
     rows["full fine-tuning + QAT (int8-sim)"] = row(
         full, full["qat"], full["training_seconds"] + full["qat"]["seconds"]
     )
-    base_flags = f"--model {BASE['model']} --data {BASE['data']} --epochs {BASE['epochs']}"
     commands = "\n".join(
-        f"    edgeft finetune {base_flags} {flags} --out {folders[name]}"
+        f"    edgeft finetune --model {BASE['model']} --data {BASE['data']} {flags} "
+        f"--out {folders[name]}"
         for name, (_, flags) in RUNS.items()
     )
     test_cells = sum(c["support"] for c in full["test"]["per_class"].values())
     host = host_summary()
     preamble = (
         f"MobileNetV2 on ELPV (functional/defective, stratified split, {test_cells} test cells), "
-        f"trained on {host['cpu']} ({host['cores']} cores), one run at a time. Made by `python benchmarks/finetune_elpv.py --out {args.out}`:\n\n"
+        f'trained on {host["cpu"]} ({host["cores"]} cores), one run at a time; "trainable" is '
+        f"the most parameters a run trained at once. Made by `python benchmarks/finetune_elpv.py "
+        f"--out {args.out}{f' --full {args.full}' if args.full else ''}`:\n\n"
         f"{commands}"
     )
     columns = ("training", "test acc %", "macro-F1", "epochs (best)", "train min", "trainable")
