@@ -162,8 +162,9 @@ def test_impossible_budget_writes_nothing_and_lists_attempts(
     config = QuantizeConfig(
         calibration=20, method="minmax", max_accuracy_drop=0.0, max_float_layers=0
     )
-    with pytest.raises(BudgetExceeded, match=r"minmax: -?\d"):
+    with pytest.raises(BudgetExceeded, match=r"minmax: -?\d") as raised:
         quantize_bundle(bundle.root, tmp_path / "int8", config, console=QUIET)
+    assert "keeping up to 0 of the most sensitive layers in float did not fit" in str(raised.value)
     assert not (tmp_path / "int8").exists()
     assert not list(tmp_path.glob(".int8.partial-*"))
     assert json.loads((bundle.root / "edgeft.json").read_text()) == before

@@ -136,6 +136,8 @@ def quantize_within_budget(
         else None
     )
     if kept is None:
+        failure = f"keeping up to {limit} of the most sensitive layers in float did not fit"
+        attempts.append(Attempt(best.variant, [], float("inf"), {}, error=failure))
         raise BudgetExceeded(engine, max_drop, attempts)
     drop, scores = validate(candidate)
     attempts.append(Attempt(best.variant, kept, drop, scores))
