@@ -50,8 +50,11 @@ class EfficientNetLite0(ZooModel):
 
     def create(self, num_classes: int | None = None, pretrained: bool = True) -> nn.Module:
         model = timm.create_model(_TIMM_ARCH, pretrained=False)
-        if not pretrained:
-            return self.replace_head(model, num_classes) if num_classes else model
+        if pretrained:
+            self._load_pretrained(model)
+        return self.replace_head(model, num_classes) if num_classes else model
+
+    def _load_pretrained(self, model: nn.Module) -> None:
         source = load_state_dict(self.weights.path())
         source_keys = [k for k in source if not _is_counter(k)]
         target = model.state_dict()
@@ -64,7 +67,6 @@ class EfficientNetLite0(ZooModel):
         model.load_state_dict(
             {t: source[s] for s, t in zip(source_keys, target_keys, strict=True)}, strict=False
         )
-        return self.replace_head(model, num_classes) if num_classes else model
 
     def replace_head(self, model: nn.Module, num_classes: int) -> nn.Module:
         model.reset_classifier(num_classes)

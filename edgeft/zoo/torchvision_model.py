@@ -63,17 +63,18 @@ class TorchvisionModel(ZooModel):
 
     def create(self, num_classes: int | None = None, pretrained: bool = True) -> nn.Module:
         model = torchvision.models.get_model(self.arch, weights=None)
-        if not pretrained:
-            return self.replace_head(model, num_classes) if num_classes else model
+        if pretrained:
+            self._load_pretrained(model)
+        return self.replace_head(model, num_classes) if num_classes else model
+
+    def _load_pretrained(self, model: nn.Module) -> None:
         path = self.weights.path() if isinstance(self.weights, PackagedFile) else self.weights
-        state = load_state_dict(path)
-        result = model.load_state_dict(state, strict=False)
+        result = model.load_state_dict(load_state_dict(path), strict=False)
         if result.missing_keys or result.unexpected_keys:
             raise EdgeftError(
                 f"{path} does not fit torchvision {self.arch}: "
                 f"missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]}"
             )
-        return self.replace_head(model, num_classes) if num_classes else model
 
     def replace_head(self, model: nn.Module, num_classes: int) -> nn.Module:
         name, linear = _last_linear(model)
