@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from side_by_side import host_summary, write_table
+from side_by_side import write_table
 
+from edgeft.bench.run import host_fingerprint
 from edgeft.train import Recipe, finetune
 from edgeft.train.finetune import MODEL
 
@@ -78,7 +79,7 @@ def main() -> None:
         for name, (_, flags) in RUNS.items()
     )
     test_cells = sum(c["support"] for c in full["test"]["per_class"].values())
-    host = host_summary()
+    host = host_fingerprint()
     preamble = (
         f"MobileNetV2 on ELPV (functional/defective, stratified split, {test_cells} test cells), "
         f'trained on {host["cpu"]} ({host["cores"]} cores), one run at a time; "trainable" is '

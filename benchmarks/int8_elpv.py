@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader, quantize_static
 from rich.console import Console
-from side_by_side import add_batch1_latency, host_summary, int8_choices, write_table
+from side_by_side import add_batch1_latency, int8_choices, write_table
 
+from edgeft.bench.run import host_fingerprint
 from edgeft.bundle import model_files
 from edgeft.data import ClassificationDataset, load_dataset, materialise_elpv
 from edgeft.evaluation.runtime_scoring import encode_items, encode_split, model_logits, score_logits
@@ -118,7 +119,7 @@ def main() -> None:
     host = this_host()
     result = {
         "command": f"python benchmarks/int8_elpv.py --run {args.run} --out {args.out}",
-        "host": host_summary(),
+        "host": host_fingerprint(host),
         "quantize_seconds": round(quantize_seconds, 1),
         "quantize_static_seconds": round(baseline_seconds, 1),
         "test_examples": len(test),

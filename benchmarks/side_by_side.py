@@ -15,7 +15,6 @@ from edgeft.bench import measure_latency
 from edgeft.bundle import Bundle
 from edgeft.evaluation.runtime_scoring import EncodedSplit
 from edgeft.runtime.engines import EngineSession, open_session
-from edgeft.targets import this_host
 
 
 def interleaved_p50_ms(
@@ -47,11 +46,6 @@ def add_batch1_latency(
     for name in models:
         rows[name]["p50_ms_batch1"] = float(np.median(p50s[name]))
         rows[name]["round_p50s_ms"] = p50s[name]
-
-
-def host_summary() -> dict[str, object]:
-    host = this_host()
-    return {"cpu": host.cpu_model, "cores": host.cores, "vnni": host.has_vnni}
 
 
 def int8_choices(bundle: Bundle) -> dict[str, dict[str, object]]:

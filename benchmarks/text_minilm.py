@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from rich.console import Console
-from side_by_side import add_batch1_latency, host_summary, int8_choices, write_table
+from side_by_side import add_batch1_latency, int8_choices, write_table
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from edgeft.bench.run import host_fingerprint
 from edgeft.bundle import Bundle, model_files
 from edgeft.data import load_dataset
 from edgeft.evaluation import classification_metrics
@@ -126,7 +127,7 @@ def main() -> None:
     )
     result = {
         "command": f"{command} --out {args.out}" + (" --reuse" if args.reuse else ""),
-        "host": host_summary(),
+        "host": host_fingerprint(host),
         "test_examples": len(test),
         "tokens_in_timed_review": int(test.batches[0]["attention_mask"][0].sum()),
         "training": training,
