@@ -22,6 +22,7 @@ from edgeft.export import ExportSource, export_bundle
 from edgeft.quantize import (
     BudgetExceeded,
     CalibrationRecipe,
+    QuantizationScheme,
     QuantizeConfig,
     quantize_bundle,
     resolve_recipe,
@@ -168,6 +169,30 @@ def test_impossible_budget_writes_nothing_and_lists_attempts(
     assert not (tmp_path / "int8").exists()
     assert not list(tmp_path.glob(".int8.partial-*"))
     assert json.loads((bundle.root / "edgeft.json").read_text()) == before
+
+
+@pytest.mark.parametrize("saturates", [True, False])
+def test_openvino_weights_take_7_bits_where_int8_products_saturate(
+    fragile_bundle: tuple[Bundle, str], tmp_path: Path, saturates: bool
+) -> None:
+    """Without VNNI (U8U8 scheme) NNCF's overflow fix covers every layer, so no int8 weight
+    exceeds 7 bits; elsewhere only the first layer is narrowed and the head uses all 8."""
+    import openvino as ov
+
+    bundle, _ = fragile_bundle
+    scheme = QuantizationScheme(weights="uint8") if saturates else QuantizationScheme()
+    config = QuantizeConfig(
+        engines=("openvino",), calibration=20, method="minmax", max_accuracy_drop=100.0,
+        scheme=scheme,
+    )  # fmt: skip
+    out = quantize_bundle(bundle.root, tmp_path / "int8", config, console=QUIET)
+    model = ov.Core().read_model(out.path_of(out.manifest.model("openvino", "int8")))
+    widest = max(
+        int(np.abs(op.get_data().astype(np.int32)).max())
+        for op in model.get_ops()
+        if op.get_type_name() == "Constant" and op.get_element_type() == ov.Type.i8
+    )
+    assert widest <= 64 if saturates else widest > 64
 
 
 def test_calibration_never_uses_test_data(

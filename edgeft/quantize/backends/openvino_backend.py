@@ -1,7 +1,9 @@
 """OpenVINO int8 through NNCF post-training quantization, and NNCF's accuracy control.
 
 Variants are the knobs NNCF documents as worth trying on a model that loses accuracy: the
-default, full (not fast) bias correction, and the mixed preset (asymmetric activations).
+default, full (not fast) bias correction, and the mixed preset (asymmetric activations). On
+targets whose int8 products saturate (the scheme says so), every variant quantizes weights to
+7 bits (NNCF's overflow fix in every layer).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import openvino as ov
 from nncf.quantization.advanced_parameters import (
     AdvancedAccuracyRestorerParameters,
     AdvancedQuantizationParameters,
+    OverflowFix,
 )
 from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
@@ -30,17 +33,10 @@ _VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "accurate-bias": {"fast_bias_correction": False},
     "mixed": {"preset": nncf.QuantizationPreset.MIXED},
-    "percentile": {
-        "advanced_parameters": AdvancedQuantizationParameters(
-            activations_range_estimator_params=RangeEstimatorParametersSet.MEAN_QUANTILE
-        )
-    },
-    "histogram": {
-        "advanced_parameters": AdvancedQuantizationParameters(
-            activations_range_estimator_params=RangeEstimatorParametersSet.HISTOGRAM
-        )
-    },
+    "percentile": {"activations_range_estimator_params": RangeEstimatorParametersSet.MEAN_QUANTILE},
+    "histogram": {"activations_range_estimator_params": RangeEstimatorParametersSet.HISTOGRAM},
 }
+_ADVANCED = {"activations_range_estimator_params"}  # AdvancedQuantizationParameters' fields
 _BY_METHOD = {
     "auto": ["default", "accurate-bias", "mixed"],
     "minmax": ["default"],
@@ -71,7 +67,17 @@ class OpenVINOQuantizer(Int8Quantizer):
         return self.calibration.one_per_item()
 
     def _settings(self, variant: str, keep_float: Sequence[str]) -> dict[str, Any]:
-        settings: dict[str, Any] = {"subset_size": len(self._examples)} | _VARIANTS[variant]
+        options = dict(_VARIANTS[variant])
+        advanced = {key: options.pop(key) for key in _ADVANCED & set(options)}
+        overflow_fix = (
+            OverflowFix.ENABLE if self.scheme.avoids_saturation else OverflowFix.FIRST_LAYER
+        )
+        settings: dict[str, Any] = {
+            "subset_size": len(self._examples),
+            "advanced_parameters": AdvancedQuantizationParameters(
+                overflow_fix=overflow_fix, **advanced
+            ),
+        } | options
         if self.model_type == "transformer":
             settings["model_type"] = nncf.ModelType.TRANSFORMER
         if keep_float:
@@ -102,6 +108,8 @@ class OpenVINOQuantizer(Int8Quantizer):
             return float(np.mean(hits)), hits
 
         settings = self._settings(variant, ())
+        # The same parameters under the name accuracy control gives them.
+        settings["advanced_quantization_parameters"] = settings.pop("advanced_parameters")
         try:
             quantized = nncf.quantize_with_accuracy_control(
                 self._model(),
