@@ -1,0 +1,140 @@
+"""The pretrained zoo MobileNetV2 (ImageNet) in int8: does it keep its fp32 answers on real photos?
+
+    .venv/bin/python benchmarks/zoo_agreement.py --out /tmp/zoo-agreement
+
+Exports ``mobilenet_v2`` from the zoo and quantizes it with both engines (plain post-training
+quantization: ``--method minmax``, budget off) on each of two calibration folders, then compares
+int8 with fp32 top-1 on 176 real views: the 8 natural photographs packaged with scikit-image and
+matplotlib, each whole, cropped to 85% and 70% (four corners and centre) and mirrored. The
+calibration crops (50/60/75%) are never among those views. Writes
+benchmarks/results/zoo_agreement.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from PIL import Image
+from rich.console import Console
+from side_by_side import write_table
+from skimage import data as skimage_data
+
+from edgeft.bench.run import host_fingerprint
+from edgeft.export import export_bundle
+from edgeft.quantize import QuantizationScheme, QuantizeConfig, quantize_bundle
+from edgeft.runtime import Predictor
+from edgeft.targets import this_host
+
+RESULTS = Path(__file__).parent / "results"
+EVALUATED = ("chelsea", "astronaut", "coffee", "rocket", "stereo_motorcycle", "camera", "clock",
+             "grace_hopper.jpg")  # fmt: skip
+CALIBRATION = {
+    # every sample image scikit-image ships, textures and micrographs included
+    "all packaged sample images": (*EVALUATED[:-1], "immunohistochemistry", "hubble_deep_field",
+                                   "retina", "colorwheel", "coins", "brick", "gravel", "moon"),
+    # other crops of the evaluated photographs, and three more photos
+    "natural photos only": (*EVALUATED, "coins", "hubble_deep_field", "immunohistochemistry"),
+}  # fmt: skip
+
+
+def photo(name: str) -> np.ndarray:
+    if name.endswith(".jpg"):
+        return np.asarray(Image.open(Path(matplotlib.get_data_path(), "sample_data", name)))
+    image = getattr(skimage_data, name)()
+    return image[0] if isinstance(image, tuple) else image
+
+
+def views(image: np.ndarray, shares: tuple[float, ...], mirrored: bool) -> list[np.ndarray]:
+    """Crops of ``image`` at each share of its sides: whole (1.0), or four corners and centre."""
+    h, w = image.shape[:2]
+    out = []
+    for share in shares:
+        ch, cw = int(h * share), int(w * share)
+        corners = [
+            (0, 0),
+            (0, w - cw),
+            (h - ch, 0),
+            (h - ch, w - cw),
+            ((h - ch) // 2, (w - cw) // 2),
+        ]
+        for top, left in corners[-1:] if share == 1.0 else corners:
+            crop = image[top : top + ch, left : left + cw]
+            out += [crop, crop[:, ::-1]] if mirrored else [crop]
+    return [np.ascontiguousarray(v) for v in out]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    console = Console()
+    fp32 = export_bundle("mobilenet_v2", args.out / "fp32", overwrite=True)
+    evaluation = [v for n in EVALUATED for v in views(photo(n), (1.0, 0.85, 0.7), mirrored=True)]
+    scheme = QuantizationScheme.for_host()
+    per_photo = len(evaluation) // len(EVALUATED)
+    whole = list(range(0, len(evaluation), per_photo))  # each photo's first view is the whole
+    rows: dict[str, dict] = {}
+    for calibration_name, names in CALIBRATION.items():
+        folder = args.out / f"calibration-{len(rows)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        crops = [v for n in names for v in views(photo(n), (0.5, 0.6, 0.75), mirrored=False)]
+        for i, crop in enumerate(crops):
+            Image.fromarray(crop).save(folder / f"{i:04d}.png")
+        config = QuantizeConfig(calibration=str(folder), method="minmax", max_accuracy_drop=100.0)
+        out = folder.with_suffix(".int8")
+        bundle = quantize_bundle(fp32.root, out, config, overwrite=True, console=console)
+        for engine in ("onnxruntime", "openvino"):
+            fp32_top1 = Predictor(bundle, engine=engine, precision="fp32").predict(
+                evaluation, top_k=1
+            )
+            int8 = Predictor(bundle, engine=engine, precision="int8").predict(evaluation, top_k=1)
+            same = np.array([a.label == b.label for a, b in zip(fp32_top1, int8, strict=True)])
+            sure = np.array([p.confidence > 0.5 for p in fp32_top1])
+            rows[f"{engine} int8, calibrated on {calibration_name} ({len(crops)})"] = {
+                "agreement": float(same.mean()),
+                "flips": int((~same).sum()),
+                "agreement_fp32_confident": float(same[sure].mean()),
+                "fp32_confident_views": int(sure.sum()),
+                "whole_photos_kept": int(same[whole].sum()),
+                "whole_photo_answers": {
+                    name: [fp32_top1[i].label, int8[i].label]
+                    for name, i in zip(EVALUATED, whole, strict=True)
+                },
+            }
+    host = this_host()
+    result = {
+        "command": f"python benchmarks/zoo_agreement.py --out {args.out}",
+        "host": host_fingerprint(host),
+        "scheme": scheme.to_dict(),
+        "views": len(evaluation),
+        "models": rows,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "zoo_agreement.json").write_text(json.dumps(result, indent=2))
+    columns = ("model", "agreement", "flips", "agreement where fp32 p>0.5", "whole photos kept")
+    cells = {
+        name: (
+            f"{r['agreement']:.3f}",
+            f"{r['flips']} / {len(evaluation)}",
+            f"{r['agreement_fp32_confident']:.3f} ({r['fp32_confident_views']} views)",
+            f"{r['whole_photos_kept']} / {len(EVALUATED)}",
+        )
+        for name, r in rows.items()
+    }
+    write_table(
+        cells,
+        columns,
+        f"zoo MobileNetV2, int8 vs fp32 top-1 on {len(evaluation)} real views, {host.cpu_model}",
+        RESULTS / "zoo_agreement.md",
+        f"Command: `{result['command']}`\n\nHost: {host.cpu_model}, {host.cores} cores; "
+        f"int8 scheme {scheme.to_dict()}",
+        console,
+    )
+
+
+if __name__ == "__main__":
+    main()
