@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 
 import onnx
@@ -113,7 +114,7 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
             options["CalibStridedMinMax"] = 1  # one batch of full activations in memory at a time
         if self.scheme.reduce_range:
             options["TensorQuantOverrides"] = {
-                w: [{"reduce_range": True}] for w in self._saturating()
+                w: [{"reduce_range": True}] for w in self._saturating
             }
         try:
             quantize_static(
@@ -138,6 +139,7 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
                 f"ONNX Runtime could not quantize {self.fp32_path.name}: {exc}"
             ) from exc
 
+    @cached_property
     def _saturating(self) -> list[str]:
         """Weights whose products ONNX Runtime sums in saturating 16 bits without VNNI: every
         layer's but depthwise convolutions', whose kernel widens to 16 bits before multiplying.
@@ -156,7 +158,9 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
         return chosen
 
     def layers(self) -> list[str]:
-        if not hasattr(self, "_layers"):
-            graph = onnx.load(str(self.prepared), load_external_data=False).graph
-            self._layers = [n.name for n in graph.node if n.op_type in _LAYER_OPS and n.name]
         return self._layers
+
+    @cached_property
+    def _layers(self) -> list[str]:
+        graph = onnx.load(str(self.prepared), load_external_data=False).graph
+        return [n.name for n in graph.node if n.op_type in _LAYER_OPS and n.name]
