@@ -155,6 +155,35 @@ def test_over_budget_layers_are_kept_in_float(
         assert details["val_drop_points"] <= 1.0
 
 
+def test_without_labels_the_budget_is_agreement_and_both_engines_fall_back(
+    fragile_bundle: tuple[Bundle, str], tmp_path: Path
+) -> None:
+    """A bundle with no dataset (as a zoo model) calibrated on a folder: the budget is top-1
+    agreement with fp32 there. Plain int8 flips about half the answers, and both engines keep
+    the fragile conv in float (OpenVINO too, although NNCF's accuracy control needs labels)."""
+    _, data = fragile_bundle
+    source = ExportSource(
+        model=_fragile_network(),
+        task="image-classification",
+        labels=load_dataset(data).classes,
+        preprocessing=ImagePreprocessing(crop=(16, 16), resize=16),
+        provenance={},
+    )
+    bundle = export_bundle(source, tmp_path / "bundle")
+    folder = tmp_path / "calibration"
+    folder.mkdir()
+    for image in sorted(Path(data).rglob("*.png"))[::3]:
+        shutil.copy(image, folder / f"{image.parent.name}-{image.name}")
+    config = QuantizeConfig(calibration=str(folder), method="minmax")
+    out = quantize_bundle(bundle.root, tmp_path / "int8", config, console=QUIET)
+    for engine in ("onnxruntime", "openvino"):
+        details = out.manifest.model(engine, "int8").details
+        assert details["budget_metric"] == "agreement"
+        assert details["attempts"][0]["drop"] > 25.0, details["attempts"]
+        assert len(details["kept_float"]) == 1 and "/0/" in details["kept_float"][0], details
+        assert details["val_drop_points"] <= 1.0
+
+
 def test_impossible_budget_writes_nothing_and_lists_attempts(
     fragile_bundle: tuple[Bundle, str], tmp_path: Path
 ) -> None:

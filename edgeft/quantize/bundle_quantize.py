@@ -123,6 +123,7 @@ def quantize_bundle(
                 ready,
             )
             fp32_scores = score_logits(fp32_logits, validation)
+            rewrites = {} if result.variant in ready else quantizer.rewrites
             entries.append(
                 ModelEntry(
                     quantizer.int8_file,
@@ -133,7 +134,7 @@ def quantize_bundle(
                         "val_fp32": headline(fp32_scores, _SHOWN),
                     },
                     details=_details(result, fp32_scores, validation, scheme, config)
-                    | {"calibration": calibration.describe()},
+                    | {"calibration": calibration.describe(), "graph_rewrites": rewrites},
                 )
             )
         new_manifest = replace(

@@ -1,5 +1,7 @@
 """ONNX Runtime static quantization: QDQ format, per-channel int8 weights, calibrated ranges.
 With ``reduce_range`` (CPUs without VNNI) only the weights whose kernels saturate take 7 bits.
+Depthwise-convolution inputs are equalized first (``edgeft.quantize.depthwise_equalization``),
+standing in for the per-channel activation ranges ONNX Runtime's kernels lack.
 
 Ranges are computed once per calibration method and cached (ONNX Runtime's own calibration
 cache), so re-quantizing with layers kept in float for the accuracy budget costs only the graph
@@ -27,6 +29,7 @@ from edgeft.bundle import MODEL_FILES
 from edgeft.errors import EdgeftError
 from edgeft.evaluation.runtime_scoring import EncodedSplit
 from edgeft.quantize.backends.base import Int8Quantizer, ModelType
+from edgeft.quantize.depthwise_equalization import equalize_depthwise_inputs
 from edgeft.quantize.scheme import QuantizationScheme
 
 _METHODS = {
@@ -85,6 +88,12 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
                 "quant_pre_process failed (%s); using raw graph", exc
             )
             self.prepared.write_bytes(fp32_path.read_bytes())
+        if model_type == "cnn":
+            graph = onnx.load(str(self.prepared))
+            count = equalize_depthwise_inputs(graph, calibration.batches)
+            if count:
+                onnx.save(graph, str(self.prepared))
+                self.rewrites["depthwise_inputs_equalized"] = count
 
     def variants(self, method: str) -> list[str]:
         if method == "auto":

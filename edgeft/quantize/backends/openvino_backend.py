@@ -98,8 +98,14 @@ class OpenVINOQuantizer(Int8Quantizer):
         self, variant: str, out: Path, validate: Validator, max_drop: float, max_float_layers: int
     ) -> list[str] | None:
         """NNCF's accuracy control: it ranks quantized layers on the validation data and
-        reverts the worst to float until the drop is within ``max_drop`` points."""
-        validation = self._validation_items()
+        reverts the worst to float until the drop is within ``max_drop`` points. It needs labels;
+        without them (a zoo model calibrated on a folder) the budget is agreement with fp32,
+        which the leave-one-out ranking of the base class follows."""
+        if self.validation is None or self.validation.labels is None:
+            return super().restore_accuracy(variant, out, validate, max_drop, max_float_layers)
+        validation = list(
+            zip(self.validation.one_per_item(), self.validation.labels.tolist(), strict=True)
+        )
 
         def accuracy(compiled: ov.CompiledModel, items: list) -> tuple[float, list[float]]:
             hits = [
@@ -132,12 +138,6 @@ class OpenVINOQuantizer(Int8Quantizer):
         drop, _ = validate(out)
         kept = float_layers(quantized)
         return kept if drop <= max_drop and len(kept) <= max_float_layers else None
-
-    def _validation_items(self) -> list[tuple[dict[str, np.ndarray], int]]:
-        data = self.validation
-        if data is None or data.labels is None:
-            raise EdgeftError("NNCF accuracy control needs labelled validation data (--data)")
-        return list(zip(data.one_per_item(), data.labels.tolist(), strict=True))
 
     def layers(self) -> list[str]:
         return [
