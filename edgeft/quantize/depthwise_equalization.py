@@ -5,15 +5,17 @@ MobileNet-style depthwise convolutions differ by channel by orders of magnitude 
 MobileNetV2's first block: channel maxima from 0.06 to 3.6), so the small channels keep a few
 int8 levels. NNCF gives those inputs a scale per channel. This rewrite gets the same effect in
 ONNX Runtime's kernels: in each ``Conv -> Relu|Clip(0, 6) -> depthwise Conv`` chain it multiplies
-channel ``c`` of the first convolution by ``s_c = max / max_c`` (the calibration maxima) and
-divides the depthwise filter ``c`` by ``s_c``. Both weights are quantized per output channel, so
-neither loses precision, and every channel of the activation now spans the same range.
+channel ``c`` of the first convolution by ``s_c`` (from the calibration maxima: narrow channels
+are widened towards the widest) and divides the depthwise filter ``c`` by ``s_c``. Both weights
+are quantized per output channel, so neither loses precision, and the narrow channels of the
+activation get more of its int8 levels.
 
-ReLU6 is not scale-equivariant, but the rewrite changes nothing the int8 model computes: the
-scaled channels stay below the largest maximum (at most 6), where the activation quantizer clips
-anyway, so channel ``c`` is in effect clipped at its own calibrated maximum, as NNCF's
-per-channel quantizer does. Zoo MobileNetV2 on the AVX2 host, 176 real views: ONNX Runtime int8
-agreed with fp32 on 76% before, 85% after.
+ReLU6 is not scale-equivariant, but on the calibration data no scaled channel passes the widest
+channel's maximum (at most 6), where the activation quantizer clips anyway, so the float graph's
+answers are unchanged there. Measured on the AVX2 host, plain minmax, against no equalization:
+zoo MobileNetV2 int8/fp32 agreement on 176 real views 76.1% -> 83.0% (calibrated on all
+packaged images) and 77.3% -> 80.7% (natural photos only); a fine-tuned ELPV model's validation
+accuracy in int8 83.8% -> 85.8% (fp32 85.3%), agreement 90.4% -> 92.4%.
 """
 
 from __future__ import annotations
@@ -26,7 +28,12 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
-MAX_SCALE = 1000.0  # a channel 1000x smaller than the widest is as good as dead
+# Each channel is scaled up to half the widest channel's calibrated maximum, by at most 8x.
+# Full equalization (no headroom, up to 1000x) clips channels at exactly their calibration
+# maxima, and a fine-tuned ELPV model's validation cells reach 1.2-1.9x those, or light up
+# channels all but dead in calibration: it lost 13 validation points where plain int8 lost 1.5.
+HEADROOM = 2.0
+MAX_SCALE = 8.0
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,8 @@ def equalize_depthwise_inputs(model: onnx.ModelProto, batches: Iterable[dict]) -
     for chain, channel_max in zip(chains, maxima, strict=True):
         live = channel_max > 0
         scale = np.ones_like(channel_max)
-        scale[live] = np.minimum(channel_max.max() / channel_max[live], MAX_SCALE)
+        wanted = channel_max.max() / (HEADROOM * channel_max[live])
+        scale[live] = np.clip(wanted, 1.0, MAX_SCALE)
         rescale(chain.producer.input[1], scale)
         if len(chain.producer.input) > 2 and chain.producer.input[2]:
             rescale(chain.producer.input[2], scale)
