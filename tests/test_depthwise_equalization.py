@@ -59,7 +59,7 @@ def _outputs(path: Path, batches: list[dict[str, np.ndarray]]) -> np.ndarray:
     return np.concatenate([session.run(None, batch)[0] for batch in batches])
 
 
-def test_equalized_channels_share_one_range_and_int8_error_falls(tmp_path: Path) -> None:
+def test_narrow_channels_widen_float_answers_hold_and_int8_error_falls(tmp_path: Path) -> None:
     batches = _uneven_block(tmp_path / "block.onnx")
     model = onnx.load(str(tmp_path / "block.onnx"))
     activation = next(n.output[0] for n in model.graph.node if n.op_type == "Clip")

@@ -90,7 +90,7 @@ def _chains(graph: onnx.GraphProto) -> list[_Chain]:
         if (
             producer is not None
             and _is_conv(producer, initializers)
-            and _group(producer) == 1
+            and conv_groups(producer) == 1
             and uses.get(producer.output[0]) == 1
             and uses.get(activation.output[0]) == 1
         ):
@@ -98,7 +98,8 @@ def _chains(graph: onnx.GraphProto) -> list[_Chain]:
     return chains
 
 
-def _group(node: onnx.NodeProto) -> int:
+def conv_groups(node: onnx.NodeProto) -> int:
+    """A Conv node's ``group`` attribute (1 when absent, as ONNX defines it)."""
     return next((a.i for a in node.attribute if a.name == "group"), 1)
 
 
@@ -112,24 +113,25 @@ def _is_conv(node: onnx.NodeProto, initializers: dict) -> bool:
 
 def _is_depthwise(node: onnx.NodeProto, initializers: dict) -> bool:
     dims = initializers[node.input[1]].dims
-    return _group(node) > 1 and _group(node) == dims[0] and dims[1] == 1
+    groups = conv_groups(node)
+    return groups > 1 and groups == dims[0] and dims[1] == 1
 
 
-def _is_relu(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> bool:
+def _is_relu(node: onnx.NodeProto, constants: dict[str, onnx.TensorProto]) -> bool:
     """Relu, or Clip with a constant lower bound of 0 (ReLU6)."""
     if node.op_type == "Relu":
         return True
     if node.op_type != "Clip" or len(node.input) < 2 or node.input[1] not in constants:
         return False
-    return float(constants[node.input[1]]) == 0.0
+    return float(numpy_helper.to_array(constants[node.input[1]])) == 0.0
 
 
-def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
-    """Initializers and Constant nodes' values (exporters write small constants as either)."""
-    found = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+def _constants(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
+    """Initializers and Constant nodes' tensors (exporters write small constants as either)."""
+    found = {i.name: i for i in graph.initializer}
     for node in graph.node:
         if node.op_type == "Constant" and node.attribute[0].name == "value":
-            found[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+            found[node.output[0]] = node.attribute[0].t
     return found
 
 

@@ -29,7 +29,7 @@ from edgeft.bundle import MODEL_FILES
 from edgeft.errors import EdgeftError
 from edgeft.evaluation.runtime_scoring import EncodedSplit
 from edgeft.quantize.backends.base import Int8Quantizer, ModelType
-from edgeft.quantize.depthwise_equalization import equalize_depthwise_inputs
+from edgeft.quantize.depthwise_equalization import conv_groups, equalize_depthwise_inputs
 from edgeft.quantize.scheme import QuantizationScheme
 
 _METHODS = {
@@ -161,7 +161,7 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
             if node.op_type not in _LAYER_OPS or len(node.input) < 2:
                 continue
             weight = weights.get(node.input[1])
-            groups = next((a.i for a in node.attribute if a.name == "group"), 1)
+            groups = conv_groups(node)
             if weight is not None and not (groups > 1 and groups == weight.dims[0]):
                 chosen.append(weight.name)
         return chosen
