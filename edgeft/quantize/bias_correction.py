@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import numpy_helper
+
+from edgeft.quantize.graph_probe import cpu_session, with_outputs
 
 THRESHOLD = 2.0  # skip a layer whose correction is at least this multiple of its bias
 _LAYERS = ("Conv", "Gemm")
@@ -45,30 +46,19 @@ def measure_bias_shifts(
     """Per layer name (except ``skip``), the mean per-channel output of the float layer minus
     that of its int8 version, both fed the float graph's input on ``batches``."""
     float_outputs = {n.name: n.output[0] for n in float_model.graph.node if n.name}
+    skipped = set(skip)
     layers = [
         layer
         for layer in _quantized_layers(qdq)
-        if layer.name in float_outputs and layer.name not in set(skip)
+        if layer.name in float_outputs and layer.name not in skipped
     ]
     if not layers:
         return {}
     wanted = sorted({layer.input for layer in layers} | {float_outputs[x.name] for x in layers})
-    probe = onnx.ModelProto()
-    probe.CopyFrom(float_model)
-    present = {o.name for o in probe.graph.output}
-    probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in wanted if n not in present)
-    exact = ort.SessionOptions()
-    exact.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    float_session = ort.InferenceSession(
-        probe.SerializeToString(), exact, providers=["CPUExecutionProvider"]
-    )
+    float_session = cpu_session(with_outputs(float_model, wanted), exact=True)
     extractor = onnx.utils.Extractor(onnx.shape_inference.infer_shapes(qdq))
     int8_sessions = [
-        ort.InferenceSession(
-            extractor.extract_model([layer.input], [layer.output]).SerializeToString(),
-            exact,
-            providers=["CPUExecutionProvider"],
-        )
+        cpu_session(extractor.extract_model([layer.input], [layer.output]), exact=True)
         for layer in layers
     ]
     sums: list[np.ndarray | float] = [0.0] * len(layers)

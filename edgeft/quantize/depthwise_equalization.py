@@ -27,8 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import numpy_helper
+
+from edgeft.quantize.graph_probe import cpu_session, with_outputs
 
 # Each channel is scaled up to half the widest channel's calibrated maximum, by at most 8x.
 # Full equalization (no headroom, up to 1000x) clips channels at exactly their calibration
@@ -141,10 +142,7 @@ def _channel_maxima(
     model: onnx.ModelProto, tensors: list[str], batches: Iterable[dict]
 ) -> list[np.ndarray]:
     """Per-channel maxima (over batch and space) of ``tensors`` on ``batches``."""
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    probe.graph.output.extend(onnx.helper.make_empty_tensor_value_info(t) for t in tensors)
-    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = cpu_session(with_outputs(model, tensors))
     per_batch = [
         [o.max(axis=(0, *range(2, o.ndim))) for o in session.run(tensors, batch)]
         for batch in batches

@@ -42,7 +42,7 @@ class Int8Quantizer(ABC):
         self.workdir = workdir
         self.validation = validation
         self.model_type = model_type
-        # graph rewrites made before calibrating, by name -> how many places (for the manifest)
+        # rewrites of the graph around calibration, by name -> how many places (for the manifest)
         self.rewrites: dict[str, int] = {}
 
     @abstractmethod
