@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from PIL import Image
@@ -200,53 +201,51 @@ def test_impossible_budget_writes_nothing_and_lists_attempts(
     assert json.loads((bundle.root / "edgeft.json").read_text()) == before
 
 
-def _weight_scales(bundle: Bundle) -> dict[str, tuple[int, int]]:
-    """Per layer of a bundle's ONNX Runtime int8 model: how many scales its int8 weight has,
-    and how many output channels the layer has."""
-    import onnx
+def _onnx_int8_weights(bundle: Bundle) -> dict[str, tuple[onnx.NodeProto, np.ndarray, np.ndarray]]:
+    """Per layer of a bundle's ONNX Runtime int8 model with an int8 weight: the node, that
+    weight and its scales."""
     from onnx import numpy_helper
 
     graph = onnx.load(str(bundle.path_of(bundle.manifest.model("onnxruntime", "int8")))).graph
-    initializers = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    initializers = {i.name: i for i in graph.initializer}
     producer = {out: node for node in graph.node for out in node.output}
+    found = {}
+    for node in graph.node:
+        if node.op_type in ("Conv", "Gemm", "MatMul") and node.input[1] in producer:
+            dequantize = producer[node.input[1]]
+            weight = initializers.get(dequantize.input[0])
+            if weight is not None and weight.data_type == onnx.TensorProto.INT8:
+                scales = numpy_helper.to_array(initializers[dequantize.input[1]])
+                found[node.name] = (node, numpy_helper.to_array(weight), scales)
+    return found
+
+
+def _weight_scales(bundle: Bundle) -> dict[str, tuple[int, int]]:
+    """Per layer of a bundle's ONNX Runtime int8 model: how many scales its int8 weight has,
+    and how many output channels the layer has."""
     return {
-        node.name: (
-            initializers[dequantize.input[1]].size,
-            initializers[dequantize.input[0]].shape[0],
-        )
-        for node in graph.node
-        if node.op_type in ("Conv", "Gemm")
-        and (dequantize := producer.get(node.input[1])) is not None
-        and dequantize.input[0] in initializers
+        name: (scales.size, weight.shape[0])
+        for name, (_, weight, scales) in _onnx_int8_weights(bundle).items()
     }
 
 
 def _int8_weight_widths(bundle: Bundle, engine: str) -> dict[str, tuple[int, bool]]:
     """Per int8 weight of a bundle's int8 model: its largest magnitude, and whether it belongs
     to a depthwise convolution (ONNX Runtime; always False for OpenVINO's constants)."""
-    path = bundle.path_of(bundle.manifest.model(engine, "int8"))
     if engine == "openvino":
         import openvino as ov
 
+        path = bundle.path_of(bundle.manifest.model(engine, "int8"))
         return {
             op.get_friendly_name(): (int(np.abs(op.get_data().astype(np.int32)).max()), False)
             for op in ov.Core().read_model(path).get_ops()
             if op.get_type_name() == "Constant" and op.get_element_type() == ov.Type.i8
         }
-    import onnx
-    from onnx import numpy_helper
-
-    graph = onnx.load(str(path)).graph
-    weights = {i.name: numpy_helper.to_array(i) for i in graph.initializer if i.data_type == 3}
-    producer = {out: node for node in graph.node for out in node.output}
     widths = {}
-    for node in graph.node:
-        if node.op_type in ("Conv", "Gemm", "MatMul") and node.input[1] in producer:
-            weight = weights.get(producer[node.input[1]].input[0])
-            if weight is not None:
-                groups = next((a.i for a in node.attribute if a.name == "group"), 1)
-                depthwise = groups > 1 and groups == weight.shape[0]
-                widths[node.name] = (int(np.abs(weight.astype(np.int32)).max()), depthwise)
+    for name, (node, weight, _) in _onnx_int8_weights(bundle).items():
+        groups = next((a.i for a in node.attribute if a.name == "group"), 1)
+        depthwise = groups > 1 and groups == weight.shape[0]
+        widths[name] = (int(np.abs(weight.astype(np.int32)).max()), depthwise)
     return widths
 
 
