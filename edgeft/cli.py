@@ -198,7 +198,7 @@ def quantize(
         typer.Option(help="A size, a recipe in calibration/, a .toml file or an image folder."),
     ] = None,
     method: Annotated[
-        str, typer.Option(help="minmax, entropy, percentile, or auto (try several).")
+        str, typer.Option(help="minmax, mean-minmax, entropy, percentile, or auto (try several).")
     ] = "auto",
     max_accuracy_drop: Annotated[
         float, typer.Option(help="Budget: allowed validation accuracy drop, in points.")

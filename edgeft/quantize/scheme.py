@@ -16,7 +16,7 @@ from typing import Any, Literal
 from edgeft.errors import EdgeftError
 from edgeft.targets import Host, this_host
 
-METHODS = ("minmax", "entropy", "percentile")
+METHODS = ("minmax", "mean-minmax", "entropy", "percentile")
 
 
 @dataclass(frozen=True)

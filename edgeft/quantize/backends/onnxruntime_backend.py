@@ -5,6 +5,14 @@ For CNNs, depthwise-convolution inputs are equalized first
 ONNX Runtime's kernels lack, and the int8 biases absorb each layer's mean output shift
 (``edgeft.quantize.bias_correction``).
 
+Calibration methods: ONNX Runtime's minmax (the extremes over the whole set), percentile and
+entropy, and ``mean-minmax``: the mean over calibration items of each item's extremes, NNCF's
+default for per-tensor activations, which one outlying image cannot stretch. It assumes each item
+spans most of a tensor's range; where items differ wholesale (a tensor positive for one class,
+negative for the other) it clips them, so ``auto`` tries it after minmax and the budget decides.
+On the zoo MobileNetV2 it kept more fp32 answers than minmax; on validation it lost 0.5 points
+more than minmax on ELPV and 0.1 fewer on MiniLM.
+
 Ranges are computed once per calibration method and cached (ONNX Runtime's own calibration
 cache), so re-quantizing with layers kept in float for the accuracy budget costs only the graph
 rewrite, not another calibration pass.
@@ -38,6 +46,7 @@ from edgeft.quantize.scheme import QuantizationScheme
 
 _METHODS = {
     "minmax": CalibrationMethod.MinMax,
+    "mean-minmax": CalibrationMethod.MinMax,  # averaged per item: see ``quantize``
     "entropy": CalibrationMethod.Entropy,
     "percentile": CalibrationMethod.Percentile,
 }
@@ -103,7 +112,7 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
 
     def variants(self, method: str) -> list[str]:
         if method == "auto":
-            return ["minmax", "percentile", "entropy"]
+            return ["minmax", "mean-minmax", "percentile", "entropy"]
         if method not in _METHODS:
             raise EdgeftError(
                 f"unknown calibration method {method!r}; choose {', '.join(_METHODS)} or auto"
@@ -116,7 +125,7 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
             raise EdgeftError(
                 f"no such layer(s) in {self.fp32_path.name}: {', '.join(sorted(unknown))}"
             )
-        histogram = variant != "minmax"
+        histogram = variant in ("entropy", "percentile")
         out.parent.mkdir(parents=True, exist_ok=True)
         options = {
             "ActivationSymmetric": self.scheme.activations == "int8",
@@ -127,6 +136,12 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
         }
         if histogram:
             options["CalibStridedMinMax"] = 1  # one batch of full activations in memory at a time
+        calibration = self.calibration
+        if variant == "mean-minmax":
+            # ONNX Runtime's moving-average option takes the mean of each batch's extremes
+            # within one calibration pass; batches of one item make that the per-item mean.
+            options["CalibMovingAverage"] = True
+            calibration = EncodedSplit(self.calibration.one_per_item(), None, [])
         if self.scheme.reduce_range:
             # An override without "axis" makes ONNX Runtime quantize that weight per tensor.
             options["TensorQuantOverrides"] = {
@@ -139,7 +154,7 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
             quantize_static(
                 str(self.prepared),
                 str(out),
-                _BatchReader(self.calibration),
+                _BatchReader(calibration),
                 quant_format=QuantFormat.QDQ,
                 per_channel=self.scheme.per_channel,
                 reduce_range=False,  # per weight, in the overrides above

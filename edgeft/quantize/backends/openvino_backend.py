@@ -39,7 +39,9 @@ _VARIANTS: dict[str, dict[str, Any]] = {
 _ADVANCED = {"activations_range_estimator_params"}  # AdvancedQuantizationParameters' fields
 _BY_METHOD = {
     "auto": ["default", "accurate-bias", "mixed"],
+    # NNCF's default ranges: per-item extremes, averaged for per-tensor activations
     "minmax": ["default"],
+    "mean-minmax": ["default"],
     "percentile": ["percentile"],
     "entropy": ["histogram"],
 }
