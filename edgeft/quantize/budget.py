@@ -159,7 +159,8 @@ def greedy_keep_float(
     max_float_layers: int,
 ) -> list[str] | None:
     """Rank layers by how much closer to fp32 the model gets with that one layer in float,
-    then keep the top 1, 2, 4, ... (at most ``max_float_layers``) until the budget holds."""
+    keep the top 1, 2, 4, ... (at most ``max_float_layers``) until the budget holds, then
+    bisect back to the fewest of them that hold it; that model is left at ``out``."""
     layers = quantizer.layers()
     probe = quantizer.workdir / "probe" / Path(quantizer.int8_file).name
     deviation: dict[str, float] = {}
@@ -167,15 +168,26 @@ def greedy_keep_float(
         quantizer.quantize(variant, probe, keep_float=[layer])
         deviation[layer] = validate(probe)[1]["deviation"]
     ranking = sorted(layers, key=deviation.__getitem__)
-    count = 1
-    while True:
-        kept = ranking[: min(count, max_float_layers)]
-        quantizer.quantize(variant, out, keep_float=kept)
-        if validate(out)[0] <= max_drop:
-            return kept
+
+    def fits(count: int) -> bool:
+        quantizer.quantize(variant, out, keep_float=ranking[:count])
+        return validate(out)[0] <= max_drop
+
+    failing, count = 0, 1  # the most layers known not to fit, the count tried next
+    while not fits(count):
         if count >= max_float_layers:
             return None
-        count *= 2
+        failing, count = count, min(count * 2, max_float_layers)
+    fitting = last = count
+    while fitting - failing > 1:
+        last = (failing + fitting) // 2
+        if fits(last):
+            fitting = last
+        else:
+            failing = last
+    if last != fitting:  # the last model written did not fit: write the one that does
+        fits(fitting)
+    return ranking[:fitting]
 
 
 def _describe(drop: float, scores: dict[str, Any]) -> str:
