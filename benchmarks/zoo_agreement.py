@@ -124,7 +124,6 @@ def main() -> None:
                 name = f"{engine} int8 ({method}), calibrated on {calibration_name} ({len(crops)})"
                 rows[name] = _agreement(bundle, engine, inputs, whole)
     host = this_host()
-    host = this_host()
     result = {
         "command": f"python benchmarks/zoo_agreement.py --out {args.out}",
         "host": host_fingerprint(host),
