@@ -29,6 +29,7 @@ from edgeft.quantize import (
     resolve_recipe,
     select_calibration,
 )
+from edgeft.quantize.depthwise_equalization import conv_groups
 from edgeft.train import Recipe, finetune
 from tests.test_finetune import _crops
 
@@ -243,7 +244,7 @@ def _int8_weight_widths(bundle: Bundle, engine: str) -> dict[str, tuple[int, boo
         }
     widths = {}
     for name, (node, weight, _) in _onnx_int8_weights(bundle).items():
-        groups = next((a.i for a in node.attribute if a.name == "group"), 1)
+        groups = conv_groups(node)
         depthwise = groups > 1 and groups == weight.shape[0]
         widths[name] = (int(np.abs(weight.astype(np.int32)).max()), depthwise)
     return widths
