@@ -72,6 +72,17 @@ def views(image: np.ndarray, shares: tuple[float, ...], mirrored: bool) -> list[
     return [np.ascontiguousarray(v) for v in out]
 
 
+def evaluation_views() -> list[np.ndarray]:
+    """The 176 views int8 is compared with fp32 on: each evaluated photo whole, cropped to 85%
+    and 70% (four corners and centre), and mirrored."""
+    return [v for n in EVALUATED for v in views(photo(n), (1.0, 0.85, 0.7), mirrored=True)]
+
+
+def int8_folder(calibration_folder: Path, method: str) -> Path:
+    """Where the int8 bundle calibrated on ``calibration_folder`` with ``method`` is written."""
+    return calibration_folder.with_name(f"{calibration_folder.name}.{method}.int8")
+
+
 def _agreement(bundle: Bundle, engine: str, inputs: dict, whole: list[int]) -> dict:
     """How the bundle's int8 model on ``engine`` agrees with its fp32 model on ``inputs``."""
     fp32_p, int8_p = (
@@ -102,7 +113,7 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
     fp32 = export_bundle("mobilenet_v2", args.out / "fp32", overwrite=True)
-    evaluation = [v for n in EVALUATED for v in views(photo(n), (1.0, 0.85, 0.7), mirrored=True)]
+    evaluation = evaluation_views()
     scheme = QuantizationScheme.for_host()
     inputs = encoder_for(fp32).encode(evaluation)
     per_photo = len(evaluation) // len(EVALUATED)
@@ -118,7 +129,7 @@ def main() -> None:
             config = QuantizeConfig(
                 engines=engines, calibration=str(folder), method=method, max_accuracy_drop=100.0
             )
-            out = folder.with_name(f"{folder.name}.{method}.int8")
+            out = int8_folder(folder, method)
             bundle = quantize_bundle(fp32.root, out, config, overwrite=True, console=console)
             for engine in engines:
                 name = f"{engine} int8 ({method}), calibrated on {calibration_name} ({len(crops)})"

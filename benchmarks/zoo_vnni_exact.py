@@ -21,7 +21,7 @@ import numpy as np
 import openvino as ov
 from rich.console import Console
 from side_by_side import write_table
-from zoo_agreement import CALIBRATION, EVALUATED, RESULTS, photo, views
+from zoo_agreement import CALIBRATION, RESULTS, evaluation_views, int8_folder
 
 from edgeft.bundle import Bundle
 from edgeft.quantize import QuantizationScheme, QuantizeConfig, quantize_bundle
@@ -42,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
     fp32 = Bundle.load(args.zoo_out / "fp32")
-    evaluation = [v for n in EVALUATED for v in views(photo(n), (1.0, 0.85, 0.7), mirrored=True)]
+    evaluation = evaluation_views()
     images = encoder_for(fp32).encode(evaluation)["input"]
     reference = top1(fp32.root / "openvino" / "model.xml", images, {})
     rows: dict[str, dict[str, float]] = {}
@@ -50,7 +50,7 @@ def main() -> None:
         folder = args.zoo_out / f"calibration-{index}"
         vnni = quantize_bundle(
             fp32.root,
-            folder.with_name(f"{folder.name}.vnni.int8"),
+            int8_folder(folder, "vnni"),
             QuantizeConfig(
                 engines=("openvino",),
                 calibration=str(folder),
@@ -61,7 +61,7 @@ def main() -> None:
             overwrite=True,
             console=console,
         )
-        shipped = Bundle.load(folder.with_name(f"{folder.name}.minmax.int8"))
+        shipped = Bundle.load(int8_folder(folder, "minmax"))
         for scheme, bundle in (("host scheme (shipped)", shipped), ("VNNI scheme", vnni)):
             xml = bundle.root / "openvino" / "model.int8.xml"
             rows[f"OpenVINO int8, {scheme}, calibrated on {calibration_name}"] = {
