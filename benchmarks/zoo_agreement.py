@@ -83,6 +83,15 @@ def int8_folder(calibration_folder: Path, method: str) -> Path:
     return calibration_folder.with_name(f"{calibration_folder.name}.{method}.int8")
 
 
+def photo_interval(same: np.ndarray, photos: int, resamples: int = 10_000) -> tuple[float, float]:
+    """95% interval of the agreement when the photos are resampled with replacement (each with
+    all its views): views of one photo are not independent, so this is the honest spread."""
+    per_photo = same.reshape(photos, -1).mean(1)
+    picks = np.random.default_rng(0).integers(0, photos, size=(resamples, photos))
+    low, high = np.percentile(per_photo[picks].mean(1), [2.5, 97.5])
+    return float(low), float(high)
+
+
 def _agreement(bundle: Bundle, engine: str, inputs: dict, whole: list[int]) -> dict:
     """How the bundle's int8 model on ``engine`` agrees with its fp32 model on ``inputs``."""
     fp32_p, int8_p = (
@@ -94,6 +103,7 @@ def _agreement(bundle: Bundle, engine: str, inputs: dict, whole: list[int]) -> d
     labels = bundle.manifest.labels
     return {
         "agreement": float(same.mean()),
+        "agreement_interval": photo_interval(same, len(EVALUATED)),
         "flips": int((~same).sum()),
         "agreement_fp32_confident": float(same[sure].mean()),
         "fp32_confident_views": int(sure.sum()),
@@ -145,12 +155,13 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "zoo_agreement.json").write_text(json.dumps(result, indent=2))
     columns = (
-        "model", "agreement", "flips", "agreement where fp32 p>0.5", "whole photos kept",
+        "model", "agreement", "95% interval, photos resampled", "flips", "agreement where fp32 p>0.5", "whole photos kept",
         "probability L1 to fp32",
     )  # fmt: skip
     cells = {
         name: (
             f"{r['agreement']:.3f}",
+            "{:.3f} - {:.3f}".format(*r["agreement_interval"]),
             f"{r['flips']} / {len(evaluation)}",
             f"{r['agreement_fp32_confident']:.3f} ({r['fp32_confident_views']} views)",
             f"{r['whole_photos_kept']} / {len(EVALUATED)}",

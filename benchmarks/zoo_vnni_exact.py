@@ -21,7 +21,14 @@ import numpy as np
 import openvino as ov
 from rich.console import Console
 from side_by_side import write_table
-from zoo_agreement import CALIBRATION, RESULTS, evaluation_views, int8_folder
+from zoo_agreement import (
+    CALIBRATION,
+    EVALUATED,
+    RESULTS,
+    evaluation_views,
+    int8_folder,
+    photo_interval,
+)
 
 from edgeft.bundle import Bundle
 from edgeft.quantize import QuantizationScheme, QuantizeConfig, quantize_bundle
@@ -36,6 +43,17 @@ def top1(xml: Path, images: np.ndarray, config: dict[str, str]) -> np.ndarray:
     return np.concatenate([compiled(images[i : i + 1])[0] for i in range(len(images))]).argmax(1)
 
 
+def _agreement(same: np.ndarray) -> dict:
+    return {
+        "agreement": float(same.mean()),
+        "agreement_interval": photo_interval(same, len(EVALUATED)),
+    }
+
+
+def _cell(score: dict) -> str:
+    return "{:.3f} ({:.3f} - {:.3f})".format(score["agreement"], *score["agreement_interval"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--zoo-out", type=Path, required=True)
@@ -45,7 +63,7 @@ def main() -> None:
     evaluation = evaluation_views()
     images = encoder_for(fp32).encode(evaluation)["input"]
     reference = top1(fp32.root / "openvino" / "model.xml", images, {})
-    rows: dict[str, dict[str, float]] = {}
+    rows: dict[str, dict[str, dict]] = {}
     for index, calibration_name in enumerate(CALIBRATION):
         folder = args.zoo_out / f"calibration-{index}"
         vnni = quantize_bundle(
@@ -65,7 +83,7 @@ def main() -> None:
         for scheme, bundle in (("host scheme (shipped)", shipped), ("VNNI scheme", vnni)):
             xml = bundle.root / "openvino" / "model.int8.xml"
             rows[f"OpenVINO int8, {scheme}, calibrated on {calibration_name}"] = {
-                way: float((top1(xml, images, config) == reference).mean())
+                way: _agreement(top1(xml, images, config) == reference)
                 for way, config in (("int8 kernels", {}), ("exact", EXACT))
             }
     host = this_host()
@@ -78,8 +96,12 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "zoo_vnni_exact.json").write_text(json.dumps(result, indent=2))
     write_table(
-        {name: tuple(f"{v:.3f}" for v in r.values()) for name, r in rows.items()},
-        ("model", "agreement through this CPU's int8 kernels", "agreement computed exactly"),
+        {name: tuple(_cell(score) for score in r.values()) for name, r in rows.items()},
+        (
+            "model",
+            "agreement through this CPU's int8 kernels (95% interval, photos resampled)",
+            "agreement computed exactly (95% interval)",
+        ),
         f"zoo MobileNetV2, int8 vs fp32 top-1 on {len(evaluation)} real views, {host.cpu_model}",
         RESULTS / "zoo_vnni_exact.md",
         f"Command: `{result['command']}`",
