@@ -85,7 +85,8 @@ def int8_folder(calibration_folder: Path, method: str) -> Path:
 
 def photo_interval(same: np.ndarray, photos: int, resamples: int = 10_000) -> tuple[float, float]:
     """95% interval of the agreement when the photos are resampled with replacement (each with
-    all its views): views of one photo are not independent, so this is the honest spread."""
+    all its views): views of one photo are not independent, so this is the honest spread.
+    ``same`` holds each photo's views one after another, as ``evaluation_views()`` orders them."""
     per_photo = same.reshape(photos, -1).mean(1)
     picks = np.random.default_rng(0).integers(0, photos, size=(resamples, photos))
     low, high = np.percentile(per_photo[picks].mean(1), [2.5, 97.5])
@@ -155,8 +156,8 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "zoo_agreement.json").write_text(json.dumps(result, indent=2))
     columns = (
-        "model", "agreement", "95% interval, photos resampled", "flips", "agreement where fp32 p>0.5", "whole photos kept",
-        "probability L1 to fp32",
+        "model", "agreement", "95% interval, photos resampled", "flips",
+        "agreement where fp32 p>0.5", "whole photos kept", "probability L1 to fp32",
     )  # fmt: skip
     cells = {
         name: (
