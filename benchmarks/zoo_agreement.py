@@ -93,6 +93,14 @@ def photo_interval(same: np.ndarray, photos: int, resamples: int = 10_000) -> tu
     return float(low), float(high)
 
 
+def agreement_score(same: np.ndarray) -> dict:
+    """Share of the evaluation views where int8's top-1 is fp32's, with its photo interval."""
+    return {
+        "agreement": float(same.mean()),
+        "agreement_interval": photo_interval(same, len(EVALUATED)),
+    }
+
+
 def _agreement(bundle: Bundle, engine: str, inputs: dict, whole: list[int]) -> dict:
     """How the bundle's int8 model on ``engine`` agrees with its fp32 model on ``inputs``."""
     fp32_p, int8_p = (
@@ -103,8 +111,7 @@ def _agreement(bundle: Bundle, engine: str, inputs: dict, whole: list[int]) -> d
     sure = fp32_p.max(1) > 0.5
     labels = bundle.manifest.labels
     return {
-        "agreement": float(same.mean()),
-        "agreement_interval": photo_interval(same, len(EVALUATED)),
+        **agreement_score(same),
         "flips": int((~same).sum()),
         "agreement_fp32_confident": float(same[sure].mean()),
         "fp32_confident_views": int(sure.sum()),

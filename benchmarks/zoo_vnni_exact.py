@@ -21,14 +21,7 @@ import numpy as np
 import openvino as ov
 from rich.console import Console
 from side_by_side import write_table
-from zoo_agreement import (
-    CALIBRATION,
-    EVALUATED,
-    RESULTS,
-    evaluation_views,
-    int8_folder,
-    photo_interval,
-)
+from zoo_agreement import CALIBRATION, RESULTS, agreement_score, evaluation_views, int8_folder
 
 from edgeft.bundle import Bundle
 from edgeft.quantize import QuantizationScheme, QuantizeConfig, quantize_bundle
@@ -41,13 +34,6 @@ EXACT = {"LP_TRANSFORMS_MODE": "NO"}  # FakeQuantize in float: exact int8 arithm
 def top1(xml: Path, images: np.ndarray, config: dict[str, str]) -> np.ndarray:
     compiled = ov.Core().compile_model(str(xml), "CPU", config)
     return np.concatenate([compiled(images[i : i + 1])[0] for i in range(len(images))]).argmax(1)
-
-
-def _agreement(same: np.ndarray) -> dict:
-    return {
-        "agreement": float(same.mean()),
-        "agreement_interval": photo_interval(same, len(EVALUATED)),
-    }
 
 
 def _cell(score: dict) -> str:
@@ -83,7 +69,7 @@ def main() -> None:
         for scheme, bundle in (("host scheme (shipped)", shipped), ("VNNI scheme", vnni)):
             xml = bundle.root / "openvino" / "model.int8.xml"
             rows[f"OpenVINO int8, {scheme}, calibrated on {calibration_name}"] = {
-                way: _agreement(top1(xml, images, config) == reference)
+                way: agreement_score(top1(xml, images, config) == reference)
                 for way, config in (("int8 kernels", {}), ("exact", EXACT))
             }
     host = this_host()
