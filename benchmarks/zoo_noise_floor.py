@@ -25,10 +25,11 @@ import onnxruntime as ort
 from onnx import numpy_helper
 from rich.console import Console
 from side_by_side import write_table
-from zoo_agreement import RESULTS, agreement_score, evaluation_views
+from zoo_agreement import RESULTS, agreement_cell, agreement_score, evaluation_views
 
 from edgeft.bundle import Bundle
 from edgeft.runtime.encoders import encoder_for
+from edgeft.runtime.predictor import softmax
 from edgeft.targets import this_host
 
 MARGINS = (0.01, 0.02, 0.05, 0.1)
@@ -37,11 +38,11 @@ MARGINS = (0.01, 0.02, 0.05, 0.1)
 def probabilities(model: onnx.ModelProto, images: np.ndarray) -> np.ndarray:
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    logits = np.concatenate(
-        [session.run(None, {name: images[i : i + 16]})[0] for i in range(0, len(images), 16)]
+    return softmax(
+        np.concatenate(
+            [session.run(None, {name: images[i : i + 16]})[0] for i in range(0, len(images), 16)]
+        )
     )
-    exp = np.exp(logits - logits.max(1, keepdims=True))
-    return exp / exp.sum(1, keepdims=True)
 
 
 def per_channel_rounding(bits: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -110,7 +111,7 @@ def main() -> None:
     write_table(
         {
             name: (
-                "{:.3f} ({:.3f} - {:.3f})".format(r["agreement"], *r["agreement_interval"]),
+                agreement_cell(r),
                 f"{r['flips']} / {len(evaluation)}",
                 str(r["flips_where_margin_below_0.05"]),
                 f"{r['probability_l1']:.3f}",

@@ -21,7 +21,14 @@ import numpy as np
 import openvino as ov
 from rich.console import Console
 from side_by_side import write_table
-from zoo_agreement import CALIBRATION, RESULTS, agreement_score, evaluation_views, int8_folder
+from zoo_agreement import (
+    CALIBRATION,
+    RESULTS,
+    agreement_cell,
+    agreement_score,
+    evaluation_views,
+    int8_folder,
+)
 
 from edgeft.bundle import Bundle
 from edgeft.quantize import QuantizationScheme, QuantizeConfig, quantize_bundle
@@ -34,10 +41,6 @@ EXACT = {"LP_TRANSFORMS_MODE": "NO"}  # FakeQuantize in float: exact int8 arithm
 def top1(xml: Path, images: np.ndarray, config: dict[str, str]) -> np.ndarray:
     compiled = ov.Core().compile_model(str(xml), "CPU", config)
     return np.concatenate([compiled(images[i : i + 1])[0] for i in range(len(images))]).argmax(1)
-
-
-def _cell(score: dict) -> str:
-    return "{:.3f} ({:.3f} - {:.3f})".format(score["agreement"], *score["agreement_interval"])
 
 
 def main() -> None:
@@ -82,7 +85,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "zoo_vnni_exact.json").write_text(json.dumps(result, indent=2))
     write_table(
-        {name: tuple(_cell(score) for score in r.values()) for name, r in rows.items()},
+        {name: tuple(agreement_cell(score) for score in r.values()) for name, r in rows.items()},
         (
             "model",
             "agreement through this CPU's int8 kernels (95% interval, photos resampled)",
