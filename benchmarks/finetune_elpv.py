@@ -21,7 +21,7 @@ from typing import Any
 from rich.console import Console
 from side_by_side import write_table
 
-from edgeft.bench.run import host_fingerprint
+from edgeft.targets import host_fingerprint
 from edgeft.train import Recipe, finetune
 from edgeft.train.finetune import MODEL
 

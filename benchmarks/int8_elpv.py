@@ -23,13 +23,12 @@ from onnxruntime.quantization import CalibrationDataReader, quantize_static
 from rich.console import Console
 from side_by_side import add_batch1_latency, int8_choices, write_table
 
-from edgeft.bench.run import host_fingerprint
 from edgeft.bundle import model_files
 from edgeft.data import ClassificationDataset, load_dataset, materialise_elpv
-from edgeft.evaluation.runtime_scoring import encode_items, encode_split, model_logits, score_logits
 from edgeft.export import export_bundle
 from edgeft.quantize import QuantizeConfig, quantize_bundle, resolve_recipe, select_calibration
-from edgeft.targets import this_host
+from edgeft.runtime.scoring import encode_items, encode_split, model_logits, score_logits
+from edgeft.targets import host_fingerprint, this_host
 
 RESULTS = Path(__file__).parent / "results"
 

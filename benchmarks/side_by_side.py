@@ -13,8 +13,8 @@ from rich.table import Table
 
 from edgeft.bench import measure_latency
 from edgeft.bundle import Bundle
-from edgeft.evaluation.runtime_scoring import EncodedSplit
 from edgeft.runtime.engines import EngineSession, open_session
+from edgeft.runtime.scoring import EncodedSplit
 
 
 def interleaved_p50_ms(

@@ -30,14 +30,13 @@ from side_by_side import add_batch1_latency, int8_choices, write_table
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from edgeft.bench.run import host_fingerprint
 from edgeft.bundle import Bundle, model_files
 from edgeft.data import load_dataset
 from edgeft.evaluation import classification_metrics
-from edgeft.evaluation.runtime_scoring import encode_split, model_logits, score_logits
 from edgeft.export import export_bundle
 from edgeft.quantize import QuantizeConfig, quantize_bundle
-from edgeft.targets import this_host
+from edgeft.runtime.scoring import encode_split, model_logits, score_logits
+from edgeft.targets import host_fingerprint, this_host
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -27,13 +27,12 @@ from side_by_side import write_table
 from skimage import data as skimage_data
 from sklearn.datasets import load_sample_image
 
-from edgeft.bench.run import host_fingerprint
 from edgeft.bundle import Bundle
 from edgeft.export import export_bundle
 from edgeft.quantize import QuantizationScheme, QuantizeConfig, quantize_bundle
 from edgeft.runtime import Predictor
 from edgeft.runtime.encoders import encoder_for
-from edgeft.targets import this_host
+from edgeft.targets import host_fingerprint, this_host
 
 RESULTS = Path(__file__).parent / "results"
 # scikit-image's photos by loader name; the files of other packages as "package:file"

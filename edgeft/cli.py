@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from edgeft.errors import EdgeftError
+
+if TYPE_CHECKING:
+    from edgeft.runtime.model_choice import ModelChoice
 
 app = typer.Typer(
     help="Fine-tune, compress, benchmark and run pretrained models on edge boxes.",
@@ -28,6 +31,24 @@ app.add_typer(data_app, name="data")
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+EngineOption = Annotated[str, typer.Option(help="auto, onnxruntime or openvino.")]
+PrecisionOption = Annotated[
+    str,
+    typer.Option(help="auto (the int8 model that fits this host, else fp32), int8 or fp32."),
+]
+AllowMismatchFlag = Annotated[
+    bool,
+    typer.Option(
+        "--allow-mismatch",
+        help="With --precision int8: run an int8 model whose scheme does not fit this host.",
+    ),
+]
+
+
+def _say_choice(choice: ModelChoice) -> None:
+    """When an int8 model was passed over, why (on stderr, so --json output stays clean)."""
+    for note in choice.notes:
+        Console(stderr=True).print(f"[yellow]note:[/] {note}", highlight=False)
 
 
 @app.command()
@@ -179,12 +200,13 @@ def export(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing bundle at --out.")] = False,
 ) -> None:
     """Export fp32 ONNX (checked against torch) and OpenVINO IR into a bundle."""
+    from edgeft.evaluation import model_size
     from edgeft.export import export_bundle
 
     bundle = export_bundle(source, out, overwrite=overwrite)
     for entry in bundle.manifest.models:
-        size = bundle.path_of(entry).stat().st_size / 1e6
-        console.print(f"{entry.engine:12s} {entry.precision}  {entry.path}  ({size:.1f} MB)")
+        size = model_size(bundle, entry) / 1e6
+        console.print(f"{entry.label:24s} {entry.path}  ({size:.1f} MB)")
     console.print(f"bundle written to {out}")
 
 
@@ -215,50 +237,60 @@ def quantize(
     ] = True,
     target: Annotated[
         str | None,
-        typer.Option(help="A target profile (targets/): its int8 scheme and engines are used."),
+        typer.Option(
+            help="Target profiles, comma-separated, or all-cpu: one int8 model per engine and "
+            "int8 scheme they need (default: this host's scheme)."
+        ),
     ] = None,
+    budget_metric: Annotated[
+        str, typer.Option(help="What the budget holds: accuracy, macro-f1 or recall:CLASS.")
+    ] = "accuracy",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing bundle at --out.")] = False,
 ) -> None:
-    """int8 models (ONNX Runtime QDQ, OpenVINO via NNCF) within an accuracy budget."""
-    from edgeft.quantize import QuantizationScheme, QuantizeConfig, quantize_bundle
-    from edgeft.quantize.backends.base import QUANTIZE_ENGINES
-    from edgeft.targets import load_targets
+    """int8 models (ONNX Runtime QDQ, OpenVINO via NNCF) within an accuracy budget.
 
-    engines = QUANTIZE_ENGINES if engine == "all" else (engine,)
-    scheme = None
-    if target is not None:  # quantizing for a box is done on the workstation: no host check
-        targets = load_targets()
-        if target not in targets:
-            raise EdgeftError(f"unknown target {target!r}; choose one of {', '.join(targets)}")
-        profile = targets[target]
-        scheme = QuantizationScheme.from_dict(profile.quantization)
-        engines = tuple(e for e in engines if e in profile.engines)
-        if not engines:
-            raise EdgeftError(f"target {target} runs {', '.join(profile.engines)}, not {engine}")
+    Example: edgeft quantize runs/elpv-bundle --out runs/elpv-int8 --target x86-avx2,x86-avx512-vnni
+    """
+    from edgeft.quantize import QuantizeConfig, quantize_bundle
+    from edgeft.quantize.backends.base import QUANTIZE_ENGINES
+
     config = QuantizeConfig(
-        engines=engines,
-        scheme=scheme,
+        engines=QUANTIZE_ENGINES if engine == "all" else (engine,),
+        targets=tuple(t.strip() for t in target.split(",") if t.strip()) if target else (),
         calibration=calibration,
         method=method,
         max_accuracy_drop=max_accuracy_drop,
+        budget_metric=budget_metric,
         data=data,
         max_float_layers=max_float_layers,
         use_qat=qat,
     )
     result = quantize_bundle(bundle, out, config, overwrite=overwrite, console=console)
     table = Table(title=f"{out}: int8 on the validation split, through edgeft.runtime")
-    for column in ("engine", "precision", "size MB", "val accuracy", "drop pt", "float layers"):
-        table.add_column(column, justify="left" if column in ("engine", "precision") else "right")
+    columns = (
+        "model",
+        "for targets",
+        "size MB",
+        "val accuracy",
+        "drop pt (95% CI)",
+        "float layers",
+    )
+    for column in columns:
+        table.add_column(column, justify="left" if column in columns[:2] else "right")
     from edgeft.evaluation import model_size
 
     for entry in result.manifest.models:
         details, val = entry.details, entry.metrics.get("val", {})
+        interval = details.get("val_drop_interval")
         table.add_row(
-            entry.engine,
-            entry.precision,
+            entry.label + (" (candidate)" if entry.candidate else ""),
+            ", ".join(entry.targets),
             f"{model_size(result, entry) / 1e6:.2f}",
             f"{val['accuracy']:.4f}" if "accuracy" in val else "",
-            f"{details['val_drop_points']:.2f}" if "val_drop_points" in details else "",
+            f"{details['val_drop_points']:.2f}"
+            + (f" ({interval['low']:.2f} to {interval['high']:.2f})" if interval else "")
+            if "val_drop_points" in details
+            else "",
             str(len(details["kept_float"])) if "kept_float" in details else "",
         )
     console.print(table)
@@ -266,10 +298,77 @@ def quantize(
         for name, delta in entry.details.get("per_class_delta_points", {}).items():
             if delta["recall"] < 0:
                 console.print(
-                    f"{entry.engine} int8 loses on {name}: recall {delta['recall']:+.2f} pt, "
+                    f"{entry.label} loses on {name}: recall {delta['recall']:+.2f} pt, "
                     f"F1 {delta['f1']:+.2f} pt"
                 )
+    for failure in result.manifest.provenance.get("int8_failures", []):
+        console.print(
+            f"[red]not written:[/] {failure['engine']} {failure['scheme']} broke the budget; "
+            f"to accept its best candidate: {failure['command']}",
+            highlight=False,
+        )
     console.print(f"bundle written to {out}")
+
+
+@app.command()
+def validate(
+    bundle: Annotated[Path, typer.Argument(help="A bundle folder.")],
+    data: Annotated[
+        str | None,
+        typer.Option(help="A labelled image folder or text table (default: the acceptance set)."),
+    ] = None,
+    record: Annotated[
+        Path | None,
+        typer.Option(help="Where to record the result (default: <bundle>.validation.json)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Prove a bundle on this box: every model it can run, scored here; int8 held to the budget.
+
+    Exits 1 when an int8 model breaks the bundle's budget on this host.
+    Example: edgeft validate runs/elpv-int8 --json
+    """
+    from edgeft.bundle import Bundle
+    from edgeft.runtime.validation import validate_bundle, write_validation_record
+
+    report = validate_bundle(Bundle.load(bundle), data)
+    written = write_validation_record(report, record)
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        host = report.host
+        table = Table(
+            title=f"{bundle} on this host ({host['cpu']}, {', '.join(host['flags'])}): "
+            f"{report.data}, {report.items} items"
+        )
+        columns = ("model", "accuracy (95% CI)", "macro-F1", "vs fp32 here", "drop pt (95% CI)",
+                   "budget", "since build", "")  # fmt: skip
+        for column in columns:
+            table.add_column(column, justify="left" if column == "model" else "right")
+        for m in report.models:
+            acc, drop, recorded = m.scores, m.drop, m.recorded or {}
+            table.add_row(
+                m.model,
+                f"{acc['accuracy']:.4f} ({acc['accuracy_interval'][0]:.3f}-"
+                f"{acc['accuracy_interval'][1]:.3f})",
+                f"{acc['macro_f1']:.4f}",
+                f"{m.agreement_with_fp32:.1%}" if m.agreement_with_fp32 is not None else "",
+                f"{drop['drop']:.2f} ({drop['low']:.2f} to {drop['high']:.2f})" if drop else "",
+                f"{m.budget_points:.2f} {m.budget_metric}" if m.budget_points is not None else "",
+                f"{recorded['accuracy_change_points']:+.2f} pt, "
+                f"{recorded['agreement_with_recorded']:.1%} same"
+                if recorded
+                else "",
+                "[green]pass[/]" if m.passed else "[red]FAIL[/]",
+            )
+        console.print(table)
+        for skipped in report.skipped:
+            console.print(f"skipped {skipped['model']}: {skipped['reason']}", highlight=False)
+        for failure in report.failures():
+            console.print(f"[red]fail:[/] {failure}", highlight=False)
+        console.print(f"recorded in {written}")
+    if not report.passed:
+        raise typer.Exit(1)
 
 
 @app.command("eval")
@@ -302,14 +401,13 @@ def evaluate(
         print(json.dumps([r.row() for r in results], indent=2))
         return
     table = Table(title=f"{bundle} on {dataset.source} {split} ({results[0].scores['examples']})")
-    columns = ("engine", "precision", "size MB", "accuracy", "macro-F1", "Δ acc pt", "agreement")
+    columns = ("model", "size MB", "accuracy", "macro-F1", "Δ acc pt", "agreement")
     for column in columns:
-        table.add_column(column, justify="left" if column in ("engine", "precision") else "right")
+        table.add_column(column, justify="left" if column == "model" else "right")
     for r in results:
         s = r.scores
         table.add_row(
-            r.entry.engine,
-            r.entry.precision,
+            r.entry.label + (" (candidate)" if r.entry.candidate else ""),
             f"{r.size_bytes / 1e6:.2f}",
             f"{s['accuracy']:.4f}",
             f"{s['macro_f1']:.4f}",
@@ -320,7 +418,7 @@ def evaluate(
     per_class = Table(title="per class (precision / recall / F1)")
     per_class.add_column("class")
     for r in results:
-        per_class.add_column(f"{r.entry.engine} {r.entry.precision}", justify="right")
+        per_class.add_column(r.entry.label, justify="right")
     for name in loaded.manifest.labels:
         cells = [r.scores["per_class"][name] for r in results]
         per_class.add_row(
@@ -334,14 +432,19 @@ def predict(
     bundle: Annotated[Path, typer.Argument(help="A bundle folder.")],
     inputs: Annotated[list[str], typer.Argument(help="Image files (or texts, for a text model).")],
     top_k: Annotated[int, typer.Option("--top-k", help="How many classes to list.")] = 3,
-    engine: Annotated[str, typer.Option(help="auto, onnxruntime or openvino.")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto (int8 if present), int8 or fp32.")] = "auto",
+    engine: EngineOption = "auto",
+    precision: PrecisionOption = "auto",
+    allow_mismatch: AllowMismatchFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Label, confidence and top-k for each input, run as the edge box runs it."""
+    """Label, confidence and top-k for each input, run as the edge box runs it.
+
+    Example: edgeft predict runs/elpv-int8 cell_0001.png cell_0002.png --json
+    """
     from edgeft.runtime import Predictor
 
-    predictor = Predictor(bundle, engine=engine, precision=precision)
+    predictor = Predictor(bundle, engine=engine, precision=precision, allow_mismatch=allow_mismatch)
+    _say_choice(predictor.choice)
     is_text = predictor.bundle.manifest.task == "text-classification"
     results = predictor.predict(inputs if is_text else [Path(i) for i in inputs], top_k=top_k)
     if as_json:
@@ -371,8 +474,15 @@ def serve(
         "127.0.0.1"
     ),
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    engine: Annotated[str, typer.Option(help="auto, onnxruntime or openvino.")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto (int8 if present), int8 or fp32.")] = "auto",
+    engine: EngineOption = "auto",
+    precision: PrecisionOption = "auto",
+    allow_mismatch: AllowMismatchFlag = False,
+    validate: Annotated[
+        bool,
+        typer.Option(
+            "--validate", help="Run `edgeft validate` on the model first; not ready if it fails."
+        ),
+    ] = False,
     model_name: Annotated[
         str | None, typer.Option(help="Name in /v2/models/NAME (default: the bundle folder's).")
     ] = None,
@@ -406,17 +516,21 @@ def serve(
     from edgeft.targets import resolve_target
 
     profile = resolve_target(target) if target else None
-    predictor = Predictor(bundle, engine, precision, threads=threads, target=profile)
+    predictor = Predictor(
+        bundle, engine, precision, threads=threads, target=profile, allow_mismatch=allow_mismatch
+    )
+    _say_choice(predictor.choice)
     config = ServerConfig(
         model_name=model_name or default_model_name(bundle),
         max_batch=max_batch,
         max_wait_ms=max_wait_ms,
         max_request_bytes=int(max_request_mb * 1024 * 1024),
         token=token,
+        validate=validate,
     )
     model = predictor.model
     console.print(
-        f"serving {config.model_name} ({model.engine} {model.precision}) on "
+        f"serving {config.model_name} ({model.label}) on "
         f"http://{host}:{port}  v2: /v2/models/{config.model_name}/infer  upload: /v1/predict",
         highlight=False,
     )
@@ -516,6 +630,8 @@ def bench(
         run = benchmark_bundle(
             loaded, profile, _batches(batch), duration, processes=cold_start, progress=progress
         )
+    for skipped in run.skipped:
+        console.print(f"skipped {skipped['model']}: {skipped['reason']}", highlight=False)
     store = ResultsStore(db)
     run_id = store.add(run)
     if json_out is not None:

@@ -56,3 +56,21 @@ def zoo_bundle(tmp_path_factory: pytest.TempPathFactory):  # -> edgeft.bundle.Bu
     from edgeft.export import export_bundle
 
     return export_bundle("mobilenet_v2", tmp_path_factory.mktemp("zoo") / "mobilenet_v2")
+
+
+@pytest.fixture(scope="session")
+def edge_box(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with edgeft installed with no extras, as on an edge box (no torch): its bin/."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    venv = tmp_path_factory.mktemp("edge-box") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", str(repo)], check=True, capture_output=True
+    )
+    missing = subprocess.run([python, "-c", "import torch"], capture_output=True, text=True)
+    assert missing.returncode != 0 and "No module named 'torch'" in missing.stderr
+    return venv / "bin"

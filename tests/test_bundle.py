@@ -115,7 +115,11 @@ def _edit_manifest(root: Path, **changes: object) -> None:
         ),
         (
             {"files": {"../../etc/passwd": "0" * 64, "model.onnx": "0", "openvino/model.xml": "0"}},
-            "outside the bundle",
+            "not a plain path inside the bundle",
+        ),
+        (
+            {"files": {"/etc/passwd": "0" * 64, "model.onnx": "0", "openvino/model.xml": "0"}},
+            "not a plain path inside the bundle",
         ),
     ],
 )

@@ -9,9 +9,9 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from edgeft.evaluation.runtime_scoring import EncodedSplit
 from edgeft.quantize import QuantizationScheme
 from edgeft.quantize.backends.onnxruntime_backend import OnnxRuntimeQuantizer
+from edgeft.runtime.scoring import EncodedSplit
 from tests.test_depthwise_equalization import _uneven_block
 
 

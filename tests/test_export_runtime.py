@@ -86,7 +86,7 @@ def test_export_refuses_what_it_cannot_export(tmp_path: Path, mobilenet_bundle: 
         export_bundle("minilm", tmp_path / "m")
     with pytest.raises(BundleError, match="already exists"):
         export_bundle("mobilenet_v2", mobilenet_bundle.root)
-    with pytest.raises(BundleError, match="no int8 model"):
+    with pytest.raises(EdgeftError, match="no int8 model"):
         Predictor(mobilenet_bundle, precision="int8")
     with pytest.raises(EdgeftError, match="unknown engine"):
         Predictor(mobilenet_bundle, engine="tensorrt-9")

@@ -9,10 +9,10 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from edgeft.evaluation.runtime_scoring import EncodedSplit
 from edgeft.quantize import QuantizationScheme
 from edgeft.quantize.backends.base import Int8Quantizer
 from edgeft.quantize.budget import greedy_keep_float
+from edgeft.runtime.scoring import EncodedSplit
 
 LAYERS = [f"layer{i}" for i in range(10)]
 HARMFUL = {"layer2", "layer5", "layer7"}  # each costs 2 points while quantized

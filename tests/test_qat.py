@@ -11,6 +11,7 @@ from rich.console import Console
 from edgeft.bundle import Bundle
 from edgeft.export import export_bundle
 from edgeft.quantize import QuantizeConfig, quantize_bundle
+from edgeft.runtime import Predictor
 from edgeft.train import Recipe, finetune
 from edgeft.train.qat import QAT_CONFIG, QAT_MODEL
 from tests.test_finetune import photos  # noqa: F401 - the shared tiny real-photo dataset
@@ -40,18 +41,22 @@ def test_qat_run_exports_int8_models_that_quantize_keeps(photos: Path, tmp_path:
     bundle = export_bundle(tmp_path / "run", tmp_path / "bundle")
     int8 = {m.engine: m for m in bundle.manifest.models if m.precision == "int8"}
     assert set(int8) == {"onnxruntime", "openvino"}
-    assert all(m.details["source"] == "qat" for m in int8.values())
+    assert all(m.details["source"] == "qat" and m.candidate for m in int8.values())
+    # never held to a budget: the runtime does not run a candidate
+    assert Predictor(bundle).model.precision == "fp32"
     fp32_onnx = bundle.path_of(bundle.manifest.model("onnxruntime", "fp32")).stat().st_size
     assert bundle.path_of(int8["onnxruntime"]).stat().st_size * 3 < fp32_onnx  # int8 weights
 
     out = quantize_bundle(
         bundle.root,
         tmp_path / "int8",
-        QuantizeConfig(calibration=16, max_accuracy_drop=100.0),
+        # QAT keeps 8-bit weights: it is a candidate for the VNNI scheme, on any build host
+        QuantizeConfig(calibration=16, max_accuracy_drop=100.0, targets=("x86-avx512-vnni",)),
         console=QUIET,
     )
     for engine in ("onnxruntime", "openvino"):
-        details = out.manifest.model(engine, "int8").details
-        assert details["attempts"][0]["variant"] == "qat"
-        assert details["variant"] == "qat"  # a 100-point budget takes the first candidate
+        entry = out.manifest.model(engine, "int8")
+        assert entry.details["attempts"][0]["variant"] == "qat"
+        assert entry.details["variant"] == "qat"  # a 100-point budget takes the first candidate
+        assert not entry.candidate and entry.targets == ["x86-avx512-vnni"]
     Bundle.load(out.root)

@@ -21,7 +21,6 @@ from edgeft.errors import EdgeftError
 from edgeft.evaluation import evaluate_bundle
 from edgeft.export import ExportSource, export_bundle
 from edgeft.quantize import (
-    BudgetExceeded,
     CalibrationRecipe,
     QuantizationScheme,
     QuantizeConfig,
@@ -29,6 +28,7 @@ from edgeft.quantize import (
     resolve_recipe,
     select_calibration,
 )
+from edgeft.quantize.bundle_quantize import NoInt8Model
 from edgeft.quantize.depthwise_equalization import conv_groups
 from edgeft.train import Recipe, finetune
 from tests.test_finetune import _crops
@@ -194,9 +194,13 @@ def test_impossible_budget_writes_nothing_and_lists_attempts(
     config = QuantizeConfig(
         calibration=20, method="minmax", max_accuracy_drop=0.0, max_float_layers=0
     )
-    with pytest.raises(BudgetExceeded, match=r"minmax: -?\d") as raised:
+    with pytest.raises(NoInt8Model, match=r"minmax: -?\d") as raised:
         quantize_bundle(bundle.root, tmp_path / "int8", config, console=QUIET)
-    assert "keeping up to 0 of the most sensitive layers in float did not fit" in str(raised.value)
+    message = str(raised.value)
+    assert "keeping up to 0 of the most sensitive layers in float did not fit" in message
+    # the best candidate's figures and the line that would accept it
+    assert "best: minmax, drop 50.00 pt" in message
+    assert "--engine onnxruntime" in message and "--max-accuracy-drop 50.01" in message
     assert not (tmp_path / "int8").exists()
     assert not list(tmp_path.glob(".int8.partial-*"))
     assert json.loads((bundle.root / "edgeft.json").read_text()) == before

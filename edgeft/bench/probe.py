@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeft.bundle import ModelEntry
 from edgeft.errors import EdgeftError
 
 
@@ -25,10 +26,11 @@ class ProcessProbe:
 
 
 def probe_model(
-    bundle: Path, engine: str, precision: str, batch: int, settings: dict[str, Any]
+    bundle: Path, entry: ModelEntry, batch: int, settings: dict[str, Any]
 ) -> ProcessProbe:
+    engine, precision = entry.engine, entry.precision
     command = [
-        sys.executable, "-m", "edgeft.bench.probe_child", str(bundle), engine, precision, str(batch),
+        sys.executable, "-m", "edgeft.bench.probe_child", str(bundle), entry.path, str(batch),
         json.dumps(settings),
     ]  # fmt: skip
     started = time.perf_counter()

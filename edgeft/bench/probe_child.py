@@ -23,16 +23,15 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def main(bundle: str, engine: str, precision: str, batch: str, settings: str) -> None:
+def main(bundle: str, model_path: str, batch: str, settings: str) -> None:
     from edgeft.bench.inputs import benchmark_inputs
     from edgeft.bundle import Bundle
-    from edgeft.runtime.engines import open_session, session_class
+    from edgeft.runtime.engines import open_session
 
-    session_class(engine)
     loaded = Bundle.load(bundle)
-    entry = loaded.manifest.model(engine, precision)
+    entry = next(m for m in loaded.manifest.models if m.path == model_path)
     session = open_session(
-        engine, loaded.path_of(entry), precision=precision, **json.loads(settings)
+        entry.engine, loaded.path_of(entry), precision=entry.precision, **json.loads(settings)
     )
     inputs = benchmark_inputs(loaded, int(batch))
     session.run(inputs)

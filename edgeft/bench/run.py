@@ -6,14 +6,12 @@ neighbour or a thermal change hits them all alike and the ratios stay fair.
 
 from __future__ import annotations
 
-import platform
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from rich.progress import Progress
 
-from edgeft import __version__
 from edgeft.bench.inputs import benchmark_inputs
 from edgeft.bench.latency import LatencyStats, summarise, time_calls
 from edgeft.bench.probe import probe_model
@@ -21,18 +19,18 @@ from edgeft.bundle import Bundle, model_files
 from edgeft.bundle.manifest import Manifest, ModelEntry
 from edgeft.errors import EdgeftError
 from edgeft.runtime.engines import EngineSession, open_session, session_class
-from edgeft.targets import Host, TargetProfile, onnxruntime_providers, openvino_devices, this_host
+from edgeft.runtime.model_choice import int8_mismatch
+from edgeft.targets import Host, TargetProfile, host_fingerprint, this_host
 
 ROUNDS = 3
 WARMUP_CALLS = 10
-_SHOWN_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8",
-                "amx_bf16", "asimd", "asimddp", "i8mm", "sve")  # fmt: skip
 DEFAULT_PRECISION = "engine default"
 
 
 @dataclass
 class ModelBenchmark:
-    """One model (engine x precision, and for OpenVINO fp32 also its engine-default run)."""
+    """One model (engine x precision, and for OpenVINO fp32 also its engine-default run);
+    ``variant`` names an int8 model's scheme or that engine-default run."""
 
     engine: str
     precision: str
@@ -59,6 +57,7 @@ class BenchmarkRun:
     batches: list[int]
     duration_s: float
     models: list[ModelBenchmark]
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -66,25 +65,6 @@ class BenchmarkRun:
             raw["latency"] = {str(b): s.to_dict() for b, s in model.latency.items()}
             raw["samples_ms"] = {str(b): v for b, v in model.samples_ms.items()}
         return out
-
-
-def host_fingerprint(host: Host | None = None) -> dict[str, Any]:
-    host = host or this_host()
-    versions = {"edgeft": __version__, "python": platform.python_version()}
-    for module in ("onnxruntime", "openvino"):
-        try:
-            versions[module] = __import__(module).__version__
-        except ImportError:
-            continue
-    return {
-        "cpu": host.cpu_model,
-        "machine": host.machine,
-        "cores": host.cores,
-        "flags": [f for f in _SHOWN_FLAGS if f in host.flags],
-        "versions": versions,
-        "openvino_devices": list(openvino_devices()),
-        "onnxruntime_providers": list(onnxruntime_providers()),
-    }
 
 
 def recorded_accuracy(manifest: Manifest, entry: ModelEntry) -> float | None:
@@ -97,14 +77,22 @@ def recorded_accuracy(manifest: Manifest, entry: ModelEntry) -> float | None:
     return None
 
 
-def _candidates(bundle: Bundle, target: TargetProfile, host: Host) -> list[tuple[ModelEntry, str]]:
+def _candidates(
+    bundle: Bundle, target: TargetProfile, host: Host, skipped: list[dict[str, str]]
+) -> list[tuple[ModelEntry, str]]:
+    """The models to time; int8 models this host would not run (``choose_model``'s rule) go to
+    ``skipped`` with the reason."""
     has_bf16 = bool(host.flags & {"avx512_bf16", "amx_bf16"})
     out = []
     for entry in bundle.manifest.models:
         if entry.engine not in target.engines:
             continue
+        if entry.precision == "int8" and (why := int8_mismatch(entry, host)):
+            skipped.append({"model": entry.label, "reason": why})
+            continue
         session_class(entry.engine)  # a missing engine is named, not skipped silently
-        out.append((entry, ""))
+        scheme = entry.int8_scheme
+        out.append((entry, scheme.key if scheme else ""))  # two int8 models: told apart by scheme
         if entry.engine == "openvino" and entry.precision == "fp32" and has_bf16:
             out.append((entry, DEFAULT_PRECISION))
     if not out:
@@ -137,7 +125,8 @@ def benchmark_bundle(
     """Latency at each batch size, throughput in the engine's throughput mode, and (with
     ``processes``) cold start and peak memory in fresh processes, for every model."""
     host = this_host()
-    chosen = _candidates(bundle, target, host)
+    skipped: list[dict[str, str]] = []
+    chosen = _candidates(bundle, target, host, skipped)
     sessions = [_open(bundle, target, entry, variant) for entry, variant in chosen]
     results = [
         ModelBenchmark(
@@ -179,7 +168,7 @@ def benchmark_bundle(
             settings = target.session_settings(entry.engine)
             if variant == DEFAULT_PRECISION:
                 settings["engine_default_precision"] = True
-            probe = probe_model(bundle.root, entry.engine, entry.precision, 1, settings)
+            probe = probe_model(bundle.root, entry, 1, settings)
             result.cold_start_ms, result.peak_rss_mb = probe.cold_start_ms, probe.peak_rss_mb
             advance()
     return BenchmarkRun(
@@ -190,4 +179,5 @@ def benchmark_bundle(
         batches=list(batches),
         duration_s=duration_s,
         models=results,
+        skipped=skipped,
     )

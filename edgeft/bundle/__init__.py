@@ -12,7 +12,14 @@ from edgeft.bundle.manifest import (
     TextPreprocessing,
     preprocessing_from_dict,
 )
-from edgeft.bundle.store import Bundle, model_files, sha256_file, stage_bundle, write_manifest
+from edgeft.bundle.store import (
+    Bundle,
+    copy_bundle_files,
+    model_files,
+    sha256_file,
+    stage_bundle,
+    write_manifest,
+)
 
 __all__ = [
     "MANIFEST_NAME",
@@ -25,6 +32,7 @@ __all__ = [
     "Preprocessing",
     "TensorSpec",
     "TextPreprocessing",
+    "copy_bundle_files",
     "model_files",
     "preprocessing_from_dict",
     "sha256_file",

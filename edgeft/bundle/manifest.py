@@ -8,22 +8,33 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from edgeft.errors import BundleError
+from edgeft.errors import BundleError, EdgeftError
+from edgeft.targets.int8_scheme import QuantizationScheme
 
-SCHEMA_VERSION = 1
+# 2: per int8 model its scheme, targets, validating host and build-time acceptance outputs;
+# int8 candidates (a QAT export) apart from budget-checked models; the acceptance set.
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)
 MANIFEST_NAME = "edgeft.json"
 
 Task = Literal["image-classification", "text-classification"]
 TASKS: tuple[str, ...] = ("image-classification", "text-classification")
 ENGINES: tuple[str, ...] = ("onnxruntime", "openvino")
 PRECISIONS: tuple[str, ...] = ("fp32", "int8")
-# Where each engine's model sits inside a bundle, by (engine, precision).
-MODEL_FILES: dict[tuple[str, str], str] = {
-    ("onnxruntime", "fp32"): "model.onnx",
-    ("openvino", "fp32"): "openvino/model.xml",
-    ("onnxruntime", "int8"): "model.int8.onnx",
-    ("openvino", "int8"): "openvino/model.int8.xml",
-}
+# Where each engine's fp32 model sits inside a bundle; int8 models are named by their scheme
+# (``int8_file``) and QAT exports, candidates until the budget accepts them, by ``qat_file``.
+MODEL_FILES: dict[str, str] = {"onnxruntime": "model.onnx", "openvino": "openvino/model.xml"}
+
+
+def int8_file(engine: str, scheme_key: str) -> str:
+    """``model.int8-u8s8.onnx``, ``openvino/model.int8-u8s7.xml``: one file per int8 scheme."""
+    stem, _, suffix = MODEL_FILES[engine].rpartition(".")
+    return f"{stem}.int8-{scheme_key}.{suffix}"
+
+
+def qat_file(engine: str) -> str:
+    stem, _, suffix = MODEL_FILES[engine].rpartition(".")
+    return f"{stem}.qat.{suffix}"
 
 
 @dataclass(frozen=True)
@@ -68,13 +79,35 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One runnable model in the bundle: which engine reads which file at which precision."""
+    """One runnable model in the bundle: which engine reads which file at which precision.
+
+    int8 models also say which scheme they follow (``QuantizationScheme.to_dict``), which target
+    profiles they are for, and the host fingerprint they were held to the budget on. A
+    ``candidate`` (a QAT export) was never held to the budget: ``quantize`` may try it, the
+    runtime never runs it. ``reference_outputs`` names the logits this model gave on the bundle's
+    acceptance set when it was built, so a box can compare its own.
+    """
 
     path: str
     engine: str
     precision: str
     metrics: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    scheme: dict[str, Any] | None = None
+    targets: list[str] = field(default_factory=list)
+    validated_on: dict[str, Any] | None = None
+    candidate: bool = False
+    reference_outputs: str | None = None
+
+    @property
+    def int8_scheme(self) -> QuantizationScheme | None:
+        return QuantizationScheme.from_dict(self.scheme) if self.scheme else None
+
+    @property
+    def label(self) -> str:
+        """``onnxruntime/int8 u8s7``: how tables and messages name this model."""
+        scheme = self.int8_scheme
+        return f"{self.engine}/{self.precision}" + (f" {scheme.key}" if scheme else "")
 
 
 @dataclass
@@ -94,6 +127,7 @@ class Manifest:
     files: dict[str, str] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    acceptance: str | None = None  # the acceptance set's index file (``acceptance/set.json``)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -105,10 +139,11 @@ class Manifest:
         if not isinstance(data, dict):
             raise BundleError("manifest is not a JSON object")
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_SCHEMAS:
             raise BundleError(
                 f"manifest schema_version {version!r} is not supported (this edgeft reads "
-                f"{SCHEMA_VERSION}); re-export the bundle with this version of edgeft"
+                f"{', '.join(map(str, READABLE_SCHEMAS))}); re-export the bundle with this "
+                "version of edgeft"
             )
         task = _require(data, "task", str)
         if task not in TASKS:
@@ -116,11 +151,17 @@ class Manifest:
         labels = _require(data, "labels", list)
         if not labels or not all(isinstance(label, str) for label in labels):
             raise BundleError("manifest labels must be a non-empty list of strings")
-        models = [_model_entry(m) for m in _require(data, "models", list)]
+        models = [_model_entry(m, version) for m in _require(data, "models", list)]
         files = _require(data, "files", dict)
-        for entry in models:
-            if entry.path not in files:
-                raise BundleError(f"model file {entry.path!r} is not listed in manifest files")
+        for rel in files:
+            confined_path(str(rel), "files")
+        acceptance = data.get("acceptance")
+        named = [(m.path, "model") for m in models]
+        named += [(m.reference_outputs, "reference outputs") for m in models if m.reference_outputs]
+        named += [(acceptance, "acceptance set")] if acceptance is not None else []
+        for rel, what in named:
+            if confined_path(rel, what) not in files:
+                raise BundleError(f"{what} file {rel!r} is not listed in manifest files")
         return cls(
             task=task,
             labels=labels,
@@ -131,6 +172,7 @@ class Manifest:
             files={str(k): str(v) for k, v in files.items()},
             provenance=dict(data.get("provenance") or {}),
             metrics=dict(data.get("metrics") or {}),
+            acceptance=acceptance,
         )
 
     def model(self, engine: str | None = None, precision: str | None = None) -> ModelEntry:
@@ -186,15 +228,47 @@ def _tensor(data: Any) -> TensorSpec:
         raise BundleError(f"manifest tensor spec {data!r} is malformed") from exc
 
 
-def _model_entry(data: Any) -> ModelEntry:
+def confined_path(rel: Any, what: str) -> str:
+    """``rel`` as a relative POSIX path inside the bundle; ``..``, absolute paths and
+    backslashes are refused (symlinks out are caught when the files are hashed)."""
+    if not isinstance(rel, str) or not rel:
+        raise BundleError(f"manifest {what} path {rel!r} is not a non-empty string")
+    parts = rel.split("/")
+    if rel.startswith("/") or "\\" in rel or ":" in parts[0] or ".." in parts or "" in parts:
+        raise BundleError(f"manifest {what} path {rel!r} is not a plain path inside the bundle")
+    return rel
+
+
+def _model_entry(data: Any, version: int) -> ModelEntry:
     if not isinstance(data, dict):
         raise BundleError(f"manifest model entry {data!r} is not an object")
+    details = dict(data.get("details") or {})
+    precision = str(_require(data, "precision", str))
+    if version == 1:  # schema 1 kept the scheme in details; unchecked QAT exports had no drop
+        data = data | {
+            "scheme": details.get("scheme"),
+            "candidate": details.get("source") == "qat" and "val_drop_points" not in details,
+        }
+    scheme = data.get("scheme")
+    try:
+        if scheme is not None:
+            QuantizationScheme.from_dict(scheme)
+    except (EdgeftError, TypeError, AttributeError) as exc:
+        raise BundleError(f"model {data.get('path')!r}: int8 scheme {scheme!r}: {exc}") from exc
+    targets = data.get("targets") or []
+    if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+        raise BundleError(f"model {data.get('path')!r}: targets must be a list of names")
     entry = ModelEntry(
-        path=str(_require(data, "path", str)),
+        path=confined_path(_require(data, "path", str), "model"),
         engine=str(_require(data, "engine", str)),
-        precision=str(_require(data, "precision", str)),
+        precision=precision,
         metrics=dict(data.get("metrics") or {}),
-        details=dict(data.get("details") or {}),
+        details=details,
+        scheme=dict(scheme) if scheme else None,
+        targets=list(targets),
+        validated_on=dict(data["validated_on"]) if data.get("validated_on") else None,
+        candidate=bool(data.get("candidate", False)),
+        reference_outputs=data.get("reference_outputs"),
     )
     if entry.engine not in ENGINES:
         raise BundleError(f"model {entry.path!r}: engine {entry.engine!r} not in {ENGINES}")

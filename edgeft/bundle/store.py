@@ -121,6 +121,25 @@ def _swap_into_place(staging: Path, out: Path) -> None:
         shutil.rmtree(backup, ignore_errors=True)
 
 
+def copy_bundle_files(bundle: Bundle, staging: Path, keep: list[ModelEntry]) -> None:
+    """Every file of ``bundle`` into ``staging`` but those of the models not in ``keep`` (their
+    model files and recorded outputs): the start of a bundle derived from another."""
+    dropped = {
+        file.as_posix()
+        for m in bundle.manifest.models
+        if m not in keep
+        for file in [
+            *model_files(Path(m.path)),
+            *([Path(m.reference_outputs)] if m.reference_outputs else []),
+        ]
+    }
+    for rel in bundle.manifest.files:
+        if rel not in dropped:
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(bundle.path_of(rel), target)
+
+
 def write_manifest(staging: Path, manifest: Manifest) -> Manifest:
     """Hash every file in ``staging`` into the manifest and write ``edgeft.json``."""
     files = {}

@@ -10,7 +10,7 @@ from rich.progress import Progress
 from edgeft.bundle import Bundle, ModelEntry, model_files
 from edgeft.data import ClassificationDataset, load_dataset
 from edgeft.errors import EdgeftError
-from edgeft.evaluation.runtime_scoring import encode_split, entry_logits, score_logits
+from edgeft.runtime.scoring import encode_split, entry_logits, score_logits
 
 
 @dataclass
@@ -37,7 +37,15 @@ def model_size(bundle: Bundle, entry: ModelEntry) -> int:
 
 def recorded_dataset(bundle: Bundle, data: str | None) -> ClassificationDataset | None:
     """The labelled data to validate on: ``data``, else the dataset recorded at training."""
-    recorded = bundle.manifest.provenance.get("dataset") or {}
+    return dataset_from_provenance(bundle.manifest.provenance, data)
+
+
+def dataset_from_provenance(
+    provenance: dict[str, Any], data: str | None = None
+) -> ClassificationDataset | None:
+    """``data``, else the dataset a run or bundle records, split as it was (checked by the
+    validation split's fingerprint)."""
+    recorded = provenance.get("dataset") or {}
     source = data or recorded.get("source")
     if source is None:
         return None
@@ -77,18 +85,18 @@ def evaluate_bundle(
     if not chosen:
         raise EdgeftError(f"{bundle.root} has no {precision} model")
     data = encode_split(bundle, dataset, split, progress)
-    logits = {(m.engine, m.precision): entry_logits(bundle, m, data) for m in chosen}
+    logits = {m.path: entry_logits(bundle, m, data) for m in chosen}
     results = []
     for entry in chosen:
         fp32 = _fp32_of(bundle, entry) if entry.precision == "int8" else None
         if fp32 is None:
-            scores = score_logits(logits[(entry.engine, entry.precision)], data)
+            scores = score_logits(logits[entry.path], data)
         else:
-            reference = logits.get((fp32.engine, "fp32"))
+            reference = logits.get(fp32.path)
             if reference is None:
-                reference = logits[(fp32.engine, "fp32")] = entry_logits(bundle, fp32, data)
+                reference = logits[fp32.path] = entry_logits(bundle, fp32, data)
             reference_scores = score_logits(reference, data)
-            scores = score_logits(logits[(entry.engine, "int8")], data, reference)
+            scores = score_logits(logits[entry.path], data, reference)
             scores["accuracy_delta_points"] = round(
                 100.0 * (scores["accuracy"] - reference_scores["accuracy"]), 3
             )

@@ -24,20 +24,23 @@ from edgeft.bundle import (
     stage_bundle,
     write_manifest,
 )
+from edgeft.bundle.acceptance import DEFAULT_SIZE
+from edgeft.bundle.manifest import qat_file
 from edgeft.errors import EdgeftError
+from edgeft.evaluation.bundle_eval import dataset_from_provenance
+from edgeft.export.acceptance import record_outputs, store_acceptance_set
 from edgeft.export.model_inputs import model_inputs
 from edgeft.export.onnx_export import export_onnx
 from edgeft.export.openvino_export import export_openvino
 from edgeft.export.qat_export import export_qat_onnx
+from edgeft.targets import QuantizationScheme
 from edgeft.train.checkpoint import load_weights
 from edgeft.train.finetune import MODEL, RECIPE, RUN
 from edgeft.train.qat import QAT_MODEL, restore_qat_model
 from edgeft.zoo import get_model
 
-ONNX_FILE = MODEL_FILES[("onnxruntime", "fp32")]
-OPENVINO_FILE = MODEL_FILES[("openvino", "fp32")]
-ONNX_INT8_FILE = MODEL_FILES[("onnxruntime", "int8")]
-OPENVINO_INT8_FILE = MODEL_FILES[("openvino", "int8")]
+ONNX_FILE = MODEL_FILES["onnxruntime"]
+OPENVINO_FILE = MODEL_FILES["openvino"]
 
 
 @dataclass
@@ -93,11 +96,17 @@ def load_source(source: str | Path) -> ExportSource:
 
 
 def export_bundle(
-    source: str | Path | ExportSource, out: str | Path, overwrite: bool = False
+    source: str | Path | ExportSource,
+    out: str | Path,
+    overwrite: bool = False,
+    acceptance_size: int = DEFAULT_SIZE,
 ) -> Bundle:
     """Export a run folder, a zoo model (the zero-shot baseline) or your own network (an
-    ``ExportSource``) to the bundle ``out``."""
+    ``ExportSource``) to the bundle ``out``. Where the provenance names a dataset, a stratified
+    sample of ``acceptance_size`` validation items travels in the bundle (0: none), with every
+    model's outputs on it."""
     loaded = source if isinstance(source, ExportSource) else load_source(source)
+    dataset = dataset_from_provenance(loaded.provenance) if acceptance_size > 0 else None
     spec, labels = loaded.preprocessing, loaded.labels
     model = loaded.model.eval()
     inputs = model_inputs(spec)
@@ -113,15 +122,21 @@ def export_bundle(
             ModelEntry(OPENVINO_FILE, "openvino", "fp32"),
         ]
         if loaded.qat_model is not None:
+            onnx_qat, openvino_qat = qat_file("onnxruntime"), qat_file("openvino")
             qat_deviation = export_qat_onnx(
-                loaded.qat_model, example, ["logits"], staging / ONNX_INT8_FILE, axes
+                loaded.qat_model, example, ["logits"], staging / onnx_qat, axes
             )
-            export_openvino(staging / ONNX_INT8_FILE, staging / OPENVINO_INT8_FILE)
+            export_openvino(staging / onnx_qat, staging / openvino_qat)
             qat = {"source": "qat", "max_relative_deviation_vs_torch_qat": qat_deviation}
+            # NNCF's torch QAT keeps 8-bit weights: the scheme of VNNI-class hosts.
+            scheme = QuantizationScheme().to_dict()
             models += [
-                ModelEntry(ONNX_INT8_FILE, "onnxruntime", "int8", details=qat),
-                ModelEntry(OPENVINO_INT8_FILE, "openvino", "int8", details=qat),
+                ModelEntry(path, engine, "int8", details=qat, scheme=scheme, candidate=True)
+                for path, engine in ((onnx_qat, "onnxruntime"), (openvino_qat, "openvino"))
             ]
+        acceptance = None
+        if dataset is not None:
+            acceptance = store_acceptance_set(staging, dataset, spec, acceptance_size)
         manifest = Manifest(
             task=loaded.task,
             labels=labels,
@@ -131,6 +146,7 @@ def export_bundle(
             models=models,
             provenance=loaded.provenance
             | {"versions": {p: version(p) for p in ("edgeft", "torch", "onnx", "openvino")}},
+            acceptance=acceptance,
         )
-        write_manifest(staging, manifest)
+        write_manifest(staging, record_outputs(staging, manifest))
     return Bundle.load(out)

@@ -2,8 +2,13 @@
 
 from edgeft.quantize.budget import BudgetExceeded
 from edgeft.quantize.bundle_quantize import QuantizeConfig, quantize_bundle
-from edgeft.quantize.calibration import CalibrationRecipe, resolve_recipe, select_calibration
-from edgeft.quantize.scheme import METHODS, QuantizationScheme
+from edgeft.quantize.calibration import (
+    METHODS,
+    CalibrationRecipe,
+    resolve_recipe,
+    select_calibration,
+)
+from edgeft.targets.int8_scheme import QuantizationScheme
 
 __all__ = [
     "METHODS",

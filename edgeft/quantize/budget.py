@@ -18,9 +18,10 @@ import numpy as np
 from rich.console import Console
 
 from edgeft.errors import EdgeftError
-from edgeft.evaluation.runtime_scoring import EncodedSplit, headline, model_logits, score_logits
 from edgeft.quantize.backends.base import Int8Quantizer, Validator
+from edgeft.runtime.budget_metrics import metric_value
 from edgeft.runtime.predictor import softmax
+from edgeft.runtime.scoring import EncodedSplit, headline, model_logits, score_logits
 
 MAX_FLOAT_SHARE = 0.5  # by default, keeping more than half the layers in float defeats int8
 
@@ -35,7 +36,7 @@ class Attempt:
 
     def summary(self) -> dict[str, Any]:
         summary = asdict(self) | {"scores": headline(self.scores)}
-        return summary | ({"drop": None} if self.error else {})
+        return summary | ({"drop": None} if self.error else {"drop": round(self.drop, 3)})
 
 
 @dataclass
@@ -57,25 +58,36 @@ class BudgetExceeded(EdgeftError):
             for a in attempts
         )
         super().__init__(
-            f"{engine}: no int8 model within the {max_drop:.2f}-point budget (tried {tried}); "
-            "nothing was written. Raise --max-accuracy-drop or --max-float-layers, add calibration "
-            "data, or fine-tune with --qat"
+            f"{engine}: no int8 model within the {max_drop:.2f}-point budget (tried {tried}). "
+            "Raise --max-accuracy-drop or --max-float-layers, add calibration data, or fine-tune "
+            "with --qat"
         )
         self.attempts = attempts
+        measured = [a for a in attempts if a.error is None]
+        self.best = min(measured, key=lambda a: a.drop) if measured else None
 
 
-def make_validator(engine: str, data: EncodedSplit, fp32_logits: np.ndarray) -> Validator:
-    """Accuracy drop in points against fp32 on ``data``; without labels, top-1 disagreement
-    with fp32 in points. Scores carry ``deviation``: mean L1 distance of the probabilities."""
+def make_validator(
+    engine: str,
+    data: EncodedSplit,
+    fp32_logits: np.ndarray,
+    metric: str = "accuracy",
+    exact: bool = False,
+) -> Validator:
+    """Drop in points of ``metric`` against fp32 on ``data``; without labels, top-1
+    disagreement with fp32 in points. Scores carry ``deviation`` (mean L1 distance of the
+    probabilities) and ``predicted`` (for the paired interval). ``exact`` runs int8 in exact
+    arithmetic, for a scheme whose kernels would saturate on this host."""
     reference = score_logits(fp32_logits, data)
     fp32_probabilities = softmax(fp32_logits)
 
     def validate(path: Path) -> tuple[float, dict[str, Any]]:
-        logits = model_logits(engine, path, "int8", data)
+        logits = model_logits(engine, path, "int8", data, exact=exact)
         scores = score_logits(logits, data, reference=fp32_logits)
         scores["deviation"] = float(np.abs(softmax(logits) - fp32_probabilities).sum(1).mean())
+        scores["predicted"] = logits.argmax(axis=1)
         if data.labels is not None:
-            drop = 100.0 * (reference["accuracy"] - scores["accuracy"])
+            drop = 100.0 * (metric_value(reference, metric) - metric_value(scores, metric))
         else:
             drop = 100.0 * (1.0 - scores["agreement"])
         return drop, scores

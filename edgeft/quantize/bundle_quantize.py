@@ -1,7 +1,11 @@
 """``edgeft quantize``: an fp32 bundle -> a bundle that adds int8 models within an accuracy budget.
 
-The input bundle is only read. The output is staged and renamed into place, so an interrupted
-run leaves no half-written bundle, and an over-budget model is never written at all.
+One int8 model per engine and per int8 scheme the targets need (``edgeft.quantize.plan``), each
+held to the budget on this host, in exact arithmetic where this host's own int8 kernels would
+saturate on the scheme. The input bundle is only read. The output is staged and renamed into
+place, so an interrupted run leaves no half-written bundle, and an over-budget model is never
+written at all; an engine or scheme that fits is written even when another does not, and the
+manifest says which failed and why.
 """
 
 from __future__ import annotations
@@ -15,10 +19,28 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
-from edgeft.bundle import Bundle, ModelEntry, model_files, stage_bundle, write_manifest
+from edgeft.bundle import (
+    Bundle,
+    ModelEntry,
+    copy_bundle_files,
+    model_files,
+    stage_bundle,
+    write_manifest,
+)
 from edgeft.errors import EdgeftError
 from edgeft.evaluation.bundle_eval import per_class_deltas, recorded_dataset
-from edgeft.evaluation.runtime_scoring import (
+from edgeft.export.acceptance import record_outputs
+from edgeft.quantize.backends.base import QUANTIZE_ENGINES, quantizer_class
+from edgeft.quantize.budget import (
+    BudgetExceeded,
+    BudgetResult,
+    make_validator,
+    quantize_within_budget,
+)
+from edgeft.quantize.calibration import METHODS, resolve_recipe, select_calibration
+from edgeft.quantize.plan import Int8Plan, plan_int8_models
+from edgeft.runtime.budget_metrics import check_metric, paired_drop, resolution_note
+from edgeft.runtime.scoring import (
     HEADLINE,
     EncodedSplit,
     encode_items,
@@ -27,17 +49,18 @@ from edgeft.evaluation.runtime_scoring import (
     headline,
     score_logits,
 )
-from edgeft.quantize.backends.base import QUANTIZE_ENGINES, quantizer_class
-from edgeft.quantize.budget import BudgetResult, make_validator, quantize_within_budget
-from edgeft.quantize.calibration import resolve_recipe, select_calibration
-from edgeft.quantize.scheme import METHODS, QuantizationScheme
+from edgeft.targets import QuantizationScheme, host_fingerprint
 
 _SHOWN = ("examples", *HEADLINE)
 
 
 @dataclass(frozen=True)
 class QuantizeConfig:
-    """What ``edgeft quantize`` takes; ``data`` None means the dataset the bundle records."""
+    """What ``edgeft quantize`` takes; ``data`` None means the dataset the bundle records.
+
+    ``targets`` names target profiles (or ``all-cpu``); without them the int8 models follow
+    ``scheme`` (default: this host's). ``budget_metric`` is ``accuracy``, ``macro-f1`` or
+    ``recall:CLASS``."""
 
     engines: tuple[str, ...] = QUANTIZE_ENGINES
     calibration: str | int | None = None
@@ -45,8 +68,10 @@ class QuantizeConfig:
     max_accuracy_drop: float = 1.0
     data: str | None = None
     scheme: QuantizationScheme | None = None
+    targets: tuple[str, ...] = ()
+    budget_metric: str = "accuracy"
     max_float_layers: int | None = None  # None: up to half the quantizable layers
-    use_qat: bool = True  # try the bundle's QAT int8 models before calibrating
+    use_qat: bool = True  # try the bundle's QAT candidates (for their scheme) first
 
     def __post_init__(self) -> None:
         for engine in self.engines:
@@ -60,6 +85,10 @@ class QuantizeConfig:
         if self.max_float_layers is not None and self.max_float_layers < 0:
             raise EdgeftError("--max-float-layers must be at least 0")
 
+    def plans(self) -> list[Int8Plan]:
+        classes = {e: quantizer_class(e) for e in self.engines}
+        return plan_int8_models(self.engines, self.targets, self.scheme, engine_scheme=classes)
+
 
 def quantize_bundle(
     source: str | Path,
@@ -71,7 +100,8 @@ def quantize_bundle(
     console = console or Console()
     bundle = Bundle.load(source)
     manifest = bundle.manifest
-    scheme = config.scheme or QuantizationScheme.for_host()
+    check_metric(config.budget_metric, manifest.labels)
+    plans = config.plans()
     dataset = recorded_dataset(bundle, config.data)
     calibration = select_calibration(resolve_recipe(config.calibration), dataset)
     for warning in calibration.warnings:
@@ -88,62 +118,159 @@ def quantize_bundle(
                 "the calibration images"
             )
             validation = calibration_data
-    replaced = [m for m in manifest.models if m.precision == "int8" and m.engine in config.engines]
+    planned = {p.engine for p in plans}
+    replaced = [m for m in manifest.models if m.precision == "int8" and m.engine in planned]
     entries = [m for m in manifest.models if m not in replaced]
+    failures: list[dict[str, Any]] = []
+    host = host_fingerprint()
     with (
         tempfile.TemporaryDirectory(prefix="edgeft-quantize-") as work,
         stage_bundle(out, overwrite=overwrite) as staging,
     ):
-        _copy_files(bundle, staging, keep=entries)
-        for engine in config.engines:
-            fp32 = manifest.model(engine, "fp32")
-            fp32_logits = entry_logits(bundle, fp32, validation)
-            quantizer = quantizer_class(engine)(
-                bundle.path_of(fp32),
-                calibration_data,
-                scheme,
-                Path(work),
-                validation,
-                "transformer" if manifest.task == "text-classification" else "cnn",
-            )
-            qat = [m for m in replaced if m.engine == engine and m.details.get("source") == "qat"]
-            ready = (
-                {"qat": _copy_model(bundle, qat[0], Path(work) / f"{engine}-qat")}
-                if qat and config.use_qat
-                else {}
-            )
-            result = quantize_within_budget(
-                quantizer,
-                config.method,
-                staging / quantizer.int8_file,
-                make_validator(engine, validation, fp32_logits),
-                config.max_accuracy_drop,
-                console,
-                config.max_float_layers,
-                ready,
-            )
-            fp32_scores = score_logits(fp32_logits, validation)
-            rewrites = {} if result.variant in ready else quantizer.rewrites
-            entries.append(
-                ModelEntry(
-                    quantizer.int8_file,
-                    engine,
-                    "int8",
-                    metrics={
-                        "val": headline(result.scores, _SHOWN),
-                        "val_fp32": headline(fp32_scores, _SHOWN),
-                    },
-                    details=_details(result, fp32_scores, validation, scheme, config)
-                    | {"calibration": calibration.describe(), "graph_rewrites": rewrites},
-                )
-            )
+        copy_bundle_files(bundle, staging, keep=entries)
+        fp32_logits = {
+            e: entry_logits(bundle, manifest.model(e, "fp32"), validation) for e in planned
+        }
+        made = 0
+        for plan in plans:
+            try:
+                entry = _quantize_one(
+                    bundle, plan, config, calibration_data, validation, fp32_logits,
+                    replaced, Path(work), staging, console,
+                )  # fmt: skip
+            except BudgetExceeded as exc:
+                console.print(f"[red]{plan.scheme.key}:[/] {exc}", highlight=False)
+                failures.append(_failure(source, out, plan, exc, config))
+                continue
+            details = entry.details | {"calibration": calibration.describe()}
+            entries.append(replace(entry, validated_on=host, details=details))
+            made += 1
+        if not made:
+            raise NoInt8Model(failures)
         new_manifest = replace(
             manifest,
             models=entries,
-            provenance=manifest.provenance | {"quantized_from": str(source)},
+            provenance=manifest.provenance
+            | {"quantized_from": str(source), "int8_failures": failures},
         )
-        write_manifest(staging, new_manifest)
+        write_manifest(staging, record_outputs(staging, new_manifest))
     return Bundle.load(out)
+
+
+class NoInt8Model(EdgeftError):
+    """Every planned int8 model broke the budget: nothing was written."""
+
+    def __init__(self, failures: list[dict[str, Any]]) -> None:
+        lines = [
+            f"{f['reason']}\n    best: {_best_text(f['best'])}; to accept it: {f['command']}"
+            for f in failures
+        ]
+        super().__init__(
+            "no int8 model within the budget; nothing was written.\n  " + "\n  ".join(lines)
+        )
+        self.failures = failures
+
+
+def _best_text(best: dict[str, Any] | None) -> str:
+    if best is None:
+        return "none (every variant failed)"
+    floats = f" + {best['float_layers']} float layers" if best["float_layers"] else ""
+    return f"{best['variant']}{floats}, drop {best['drop']:.2f} pt"
+
+
+def _quantize_one(
+    bundle: Bundle,
+    plan: Int8Plan,
+    config: QuantizeConfig,
+    calibration: EncodedSplit,
+    validation: EncodedSplit,
+    fp32_logits: dict[str, Any],
+    replaced: list[ModelEntry],
+    work: Path,
+    staging: Path,
+    console: Console,
+) -> dict[str, Any]:
+    """One engine and scheme through the budget loop; the fields of its manifest entry."""
+    engine, scheme = plan.engine, plan.scheme
+    folder = work / f"{engine}-{scheme.key}"
+    folder.mkdir()
+    quantizer = quantizer_class(engine)(
+        bundle.path_of(bundle.manifest.model(engine, "fp32")),
+        calibration,
+        scheme,
+        folder,
+        validation,
+        "transformer" if bundle.manifest.task == "text-classification" else "cnn",
+    )
+    exact = scheme.saturates_on() is not None
+    if exact:
+        console.print(
+            f"{engine} {scheme.key}: this host's int8 kernels would saturate on it; the budget is "
+            "checked in exact int8 arithmetic (run `edgeft validate` on the box)"
+        )
+    qat = [
+        m
+        for m in replaced
+        if m.engine == engine and m.candidate and m.int8_scheme in (None, scheme)
+    ]
+    ready = {"qat": _copy_model(bundle, qat[0], folder / "qat")} if qat and config.use_qat else {}
+    result = quantize_within_budget(
+        quantizer,
+        config.method,
+        staging / quantizer.int8_file,
+        make_validator(engine, validation, fp32_logits[engine], config.budget_metric, exact),
+        config.max_accuracy_drop,
+        console,
+        config.max_float_layers,
+        ready,
+    )
+    fp32_scores = score_logits(fp32_logits[engine], validation)
+    rewrites = {} if result.variant in ready else quantizer.rewrites
+    details = _details(result, fp32_scores, validation, config, fp32_logits[engine])
+    if note := details.get("budget_resolution"):
+        console.print(f"[yellow]{engine} {scheme.key}:[/] {note}")
+    return ModelEntry(
+        quantizer.int8_file,
+        engine,
+        "int8",
+        metrics={"val": headline(result.scores, _SHOWN), "val_fp32": headline(fp32_scores, _SHOWN)},
+        details=details | {"graph_rewrites": rewrites, "exact_arithmetic": exact},
+        scheme=scheme.to_dict(),
+        targets=list(plan.targets),
+    )
+
+
+def _failure(
+    source: str | Path, out: str | Path, plan: Int8Plan, exc: BudgetExceeded, config: QuantizeConfig
+) -> dict[str, Any]:
+    """What the manifest and the error say about an engine and scheme that did not fit: the
+    best candidate's figures and the ``edgeft quantize`` line that would accept it."""
+    best = exc.best
+    parts = [f"edgeft quantize {source} --out {out} --engine {plan.engine}"]
+    if plan.targets:
+        parts.append(f"--target {','.join(plan.targets)}")
+    if best is not None:
+        parts.append(f"--max-accuracy-drop {best.drop + 0.005:.2f}")
+        if best.keep_float:
+            parts.append(f"--max-float-layers {len(best.keep_float)}")
+    if config.budget_metric != "accuracy":
+        parts.append(f"--budget-metric {config.budget_metric}")
+    return {
+        "engine": plan.engine,
+        "scheme": plan.scheme.key,
+        "targets": list(plan.targets),
+        "best": None
+        if best is None
+        else {
+            "variant": best.variant,
+            "float_layers": len(best.keep_float),
+            "drop": round(best.drop, 3),
+        }
+        | headline(best.scores),
+        "command": " ".join(parts),
+        "reason": f"{plan.scheme.key} {exc}",
+        "attempts": [a.summary() for a in exc.attempts],
+    }
 
 
 def _copy_model(bundle: Bundle, entry: ModelEntry, folder: Path) -> Path:
@@ -155,36 +282,34 @@ def _copy_model(bundle: Bundle, entry: ModelEntry, folder: Path) -> Path:
     return folder / source.name
 
 
-def _copy_files(bundle: Bundle, staging: Path, keep: list[ModelEntry]) -> None:
-    """Every file of the input bundle except the int8 models being replaced."""
-    dropped = {
-        file.as_posix()
-        for m in bundle.manifest.models
-        if m not in keep
-        for file in model_files(Path(m.path))
-    }
-    for rel in bundle.manifest.files:
-        if rel not in dropped:
-            target = staging / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(bundle.path_of(rel), target)
-
-
 def _details(
     result: BudgetResult,
     fp32_scores: dict[str, Any],
     validation: EncodedSplit,
-    scheme: QuantizationScheme,
     config: QuantizeConfig,
+    fp32_logits: Any,
 ) -> dict[str, Any]:
-    return {
+    labelled = validation.labels is not None
+    details: dict[str, Any] = {
         "variant": result.variant,
         "method": config.method,
-        "scheme": scheme.to_dict(),
         "max_accuracy_drop": config.max_accuracy_drop,
         "val_drop_points": round(result.drop, 3),
-        "budget_metric": "accuracy" if validation.labels is not None else "agreement",
+        "budget_metric": config.budget_metric if labelled else "agreement",
         "per_class_delta_points": per_class_deltas(fp32_scores, result.scores),
         "kept_float": result.keep_float,
         "attempts": [a.summary() for a in result.attempts],
     }
+    if labelled and "predicted" in result.scores:
+        interval = paired_drop(
+            validation.labels,
+            fp32_logits.argmax(axis=1),
+            result.scores["predicted"],
+            validation.classes,
+            config.budget_metric,
+        )
+        details["val_drop_interval"] = interval
+        note = resolution_note(len(validation), config.max_accuracy_drop, interval)
+        if note:
+            details["budget_resolution"] = note
+    return details

@@ -22,6 +22,9 @@ from edgeft.data import ClassificationDataset, Example, load_dataset
 from edgeft.errors import EdgeftError
 from edgeft.runtime.images import IMAGE_SUFFIXES
 
+# Calibration methods the quantizers accept (each backend maps them onto its engine's own).
+METHODS = ("minmax", "mean-minmax", "entropy", "percentile")
+
 RECIPE_FOLDER = "calibration"
 MIN_ADVISED = 100
 

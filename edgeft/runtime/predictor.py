@@ -12,8 +12,9 @@ from edgeft.bundle import Bundle
 from edgeft.errors import EdgeftError
 from edgeft.runtime.encoders import encoder_for
 from edgeft.runtime.engines import open_session, session_class
+from edgeft.runtime.model_choice import choose_model
 from edgeft.runtime.preprocess import ImageInput
-from edgeft.targets import TargetProfile
+from edgeft.targets import Host, TargetProfile
 
 
 @dataclass(frozen=True)
@@ -32,35 +33,39 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 class Predictor:
     """Loads (and verifies) a bundle, opens one of its models and predicts.
 
-    ``engine="auto"`` takes the first model of the wanted precision in the bundle's order;
-    ``precision="auto"`` takes int8 when the bundle has it (what the edge box should run).
-    ``target`` (a profile from ``targets/``) supplies the engine settings: providers, device,
-    hint, threads, streams.
+    The model is ``choose_model``'s: ``precision="auto"`` (the default, as on the command line)
+    runs the int8 model that fits this host, else fp32; ``choice.notes`` say what was passed
+    over. ``target`` (a profile from ``targets/``) limits the engines and supplies their
+    settings: providers, device, hint, threads, streams.
     """
 
     def __init__(
         self,
         bundle: str | Path | Bundle,
         engine: str = "auto",
-        precision: str = "fp32",
+        precision: str = "auto",
         threads: int | None = None,
         target: TargetProfile | None = None,
+        allow_mismatch: bool = False,
+        host: Host | None = None,
     ) -> None:
         if engine != "auto":
             session_class(engine)  # an unknown or missing engine is named before anything loads
+        if target and engine not in ("auto", *target.engines):
+            raise EdgeftError(f"target {target.name} does not run {engine}")
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
         manifest = self.bundle.manifest
-        wanted_engine = None if engine == "auto" else engine
-        if precision == "auto":
-            has_int8 = any(
-                m.precision == "int8" and wanted_engine in (None, m.engine) for m in manifest.models
-            )
-            precision = "int8" if has_int8 else "fp32"
-        self.model = manifest.model(wanted_engine, precision)
+        self.choice = choose_model(
+            manifest,
+            engine,
+            precision,
+            host=host,
+            allow_mismatch=allow_mismatch,
+            engines=list(target.engines) if target else None,
+        )
+        self.model = self.choice.entry
         self.labels = manifest.labels
         self.encoder = encoder_for(self.bundle)
-        if target and self.model.engine not in target.engines:
-            raise EdgeftError(f"target {target.name} does not run {self.model.engine}")
         settings = target.session_settings(self.model.engine) if target else {}
         if threads:  # an explicit count overrides the target's
             settings["threads"] = threads

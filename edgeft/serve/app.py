@@ -47,12 +47,17 @@ def create_app(predictor: Predictor, config: ServerConfig) -> FastAPI:
     batcher = DynamicBatcher(
         predictor.probabilities, config.max_batch, config.max_wait_ms / 1000, metrics.record_batch
     )
-    state = {"ready": False}
+    state: dict[str, Any] = {"ready": False, "reason": "starting"}
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        reason = (
+            await run_in_threadpool(_validation_failure, predictor) if config.validate else None
+        )
         batcher.start()
-        state["ready"] = True
+        state.update(ready=reason is None, reason=reason)
+        if reason:
+            log.error("not ready: %s", reason)
         yield
         state["ready"] = False
         await batcher.stop()
@@ -75,9 +80,19 @@ def create_app(predictor: Predictor, config: ServerConfig) -> FastAPI:
     def live() -> dict[str, bool]:
         return {"live": True}
 
+    def readiness(extra: dict[str, Any]) -> JSONResponse:
+        body = extra | {"ready": state["ready"]}
+        if not state["ready"]:
+            body["reason"] = state["reason"]
+        return JSONResponse(body, status_code=200 if state["ready"] else 503)
+
+    def require_ready() -> None:
+        if not state["ready"]:
+            raise HTTPException(503, f"model not ready: {state['reason']}")
+
     @app.get("/v2/health/ready")
     def ready() -> JSONResponse:
-        return JSONResponse({"ready": state["ready"]}, status_code=200 if state["ready"] else 503)
+        return readiness({})
 
     @app.get("/v2", dependencies=guarded)
     def server_metadata() -> dict[str, Any]:
@@ -107,14 +122,13 @@ def create_app(predictor: Predictor, config: ServerConfig) -> FastAPI:
     @app.get("/v2/models/{name}/versions/{version}/ready", dependencies=guarded)
     def model_ready(name: str) -> JSONResponse:
         known_model(name)
-        return JSONResponse(
-            {"name": name, "ready": state["ready"]}, status_code=200 if state["ready"] else 503
-        )
+        return readiness({"name": name})
 
     @app.post("/v2/models/{name}/infer", dependencies=guarded)
     @app.post("/v2/models/{name}/versions/{version}/infer", dependencies=guarded)
     async def infer(name: str, request: Request) -> Response:
         known_model(name)
+        require_ready()
         parsed = parse_infer_request(
             await request.body(),
             request.headers.get(HEADER_LENGTH),
@@ -129,6 +143,7 @@ def create_app(predictor: Predictor, config: ServerConfig) -> FastAPI:
 
     @app.post("/v1/predict", dependencies=guarded)
     async def predict(request: Request, top_k: int = config.top_k) -> dict[str, Any]:
+        require_ready()
         items = await _predict_items(request, predictor.bundle.manifest.task)
         inputs = await run_in_threadpool(predictor.encoder.encode, items)
         probabilities = await batcher.submit(inputs)
@@ -151,6 +166,18 @@ def create_app(predictor: Predictor, config: ServerConfig) -> FastAPI:
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=config.max_request_bytes)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)  # outermost: sees 413s too
     return app
+
+
+def _validation_failure(predictor: Predictor) -> str | None:
+    """``edgeft validate`` on the served model (recorded beside the bundle); why it failed."""
+    from edgeft.runtime.validation import validate_bundle, write_validation_record
+
+    try:
+        report = validate_bundle(predictor.bundle, models=[predictor.model])
+    except EdgeftError as exc:
+        return f"validation could not run: {exc}"
+    write_validation_record(report)
+    return "; ".join(report.failures()) or None
 
 
 async def _predict_items(request: Request, task: str) -> list[Any]:

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 class ServerConfig:
     """Dynamic batching, request limits and access.
 
+    ``validate`` runs ``edgeft validate`` on the served model before the server reports ready;
+    a model that fails it keeps the server live but never ready.
+
     ``max_wait_ms`` is how long the first request of a batch waits for company (Triton's
     ``max_queue_delay``, also 0 by default): under load, requests that queue while the engine
     runs are batched anyway, and a lone request is not delayed.
@@ -20,3 +23,4 @@ class ServerConfig:
     max_request_bytes: int = 16 * 1024 * 1024
     token: str | None = None
     top_k: int = 5
+    validate: bool = False

@@ -35,7 +35,10 @@ class ServerProcess:
         options: Sequence[str] = (),
         env: dict[str, str] | None = None,
         ready_timeout_s: float = 90.0,
+        wait_for: str = "/v2/health/ready",
     ) -> None:
+        """``wait_for`` is the path that must answer 200 before the block starts (the live
+        check, for a server expected never to get ready)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.output = ""
@@ -45,6 +48,7 @@ class ServerProcess:
         ]  # fmt: skip
         self._env = os.environ | (env or {})
         self._ready_timeout_s = ready_timeout_s
+        self._wait_for = wait_for
         self.process: subprocess.Popen[str] | None = None
 
     def request(
@@ -69,7 +73,7 @@ class ServerProcess:
                 self.output = self.process.communicate()[0]
                 raise EdgeftError(f"the server exited before it was ready:\n{self.output}")
             try:
-                if self.request("GET", "/v2/health/ready")[0] == 200:
+                if self.request("GET", self._wait_for)[0] == 200:
                     return self
             except OSError:
                 pass

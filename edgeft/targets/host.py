@@ -7,8 +7,12 @@ import platform
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 _CPUINFO = Path("/proc/cpuinfo")
+# The flags that change which kernels the engines run, as recorded with results.
+_SHOWN_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8",
+                "amx_bf16", "asimd", "asimddp", "i8mm", "sve")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -69,3 +73,25 @@ def onnxruntime_providers() -> tuple[str, ...]:
     except ImportError:
         return ()
     return tuple(ort.get_available_providers())
+
+
+def host_fingerprint(host: Host | None = None) -> dict[str, Any]:
+    """What a measured figure depends on: CPU, kernel-deciding flags, engine versions."""
+    from edgeft import __version__
+
+    host = host or this_host()
+    versions = {"edgeft": __version__, "python": platform.python_version()}
+    for module in ("onnxruntime", "openvino"):
+        try:
+            versions[module] = __import__(module).__version__
+        except ImportError:
+            continue
+    return {
+        "cpu": host.cpu_model,
+        "machine": host.machine,
+        "cores": host.cores,
+        "flags": [f for f in _SHOWN_FLAGS if f in host.flags],
+        "versions": versions,
+        "openvino_devices": list(openvino_devices()),
+        "onnxruntime_providers": list(onnxruntime_providers()),
+    }

@@ -7,7 +7,6 @@ leaves a state that claims more than the files hold.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +14,16 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from edgeft.atomic import replace_atomically
+
 BEST = "best.safetensors"
 LAST = "last.safetensors"
 OPTIMIZER = "optimizer.pt"
 STATE = "state.json"
 
 
-def _replace(path: Path, write: Any) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    write(temporary)
-    os.replace(temporary, path)
-
-
 def save_weights(model: nn.Module, path: Path) -> None:
-    _replace(path, lambda t: save_model(model, str(t)))
+    replace_atomically(path, lambda t: save_model(model, str(t)))
 
 
 def load_weights(model: nn.Module, path: Path) -> None:
@@ -43,13 +38,13 @@ def save_progress(
     state: dict[str, Any],
 ) -> None:
     save_weights(model, run_dir / LAST)
-    _replace(
+    replace_atomically(
         run_dir / OPTIMIZER,
         lambda t: torch.save(
             {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, t
         ),
     )
-    _replace(run_dir / STATE, lambda t: t.write_text(json.dumps(state, indent=2)))
+    replace_atomically(run_dir / STATE, lambda t: t.write_text(json.dumps(state, indent=2)))
 
 
 def load_progress(

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Literal
 
 from edgeft.bundle import model_files
-from edgeft.evaluation.runtime_scoring import EncodedSplit
-from edgeft.quantize.scheme import QuantizationScheme
+from edgeft.bundle.manifest import int8_file
 from edgeft.runtime.engines.base import import_backend
+from edgeft.runtime.scoring import EncodedSplit
+from edgeft.targets.int8_scheme import QuantizationScheme
 
 # A candidate file -> (accuracy drop in points against fp32, its scores). Lower is better.
 Validator = Callable[[Path], tuple[float, dict]]
@@ -25,7 +26,6 @@ ModelType = Literal["cnn", "transformer"]
 
 class Int8Quantizer(ABC):
     engine: str
-    int8_file: str  # where the int8 model lives inside a bundle
 
     def __init__(
         self,
@@ -44,6 +44,17 @@ class Int8Quantizer(ABC):
         self.model_type = model_type
         # rewrites of the graph around calibration, by name -> how many places (for the manifest)
         self.rewrites: dict[str, int] = {}
+
+    @property
+    def int8_file(self) -> str:
+        """Where this scheme's int8 model lives inside a bundle."""
+        return int8_file(self.engine, self.scheme.key)
+
+    @classmethod
+    def engine_scheme(cls, scheme: QuantizationScheme) -> QuantizationScheme:
+        """The part of ``scheme`` this engine's quantizer follows: targets whose schemes agree
+        on it share one model file."""
+        return scheme
 
     @abstractmethod
     def variants(self, method: str) -> list[str]:

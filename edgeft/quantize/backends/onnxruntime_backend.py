@@ -36,13 +36,12 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from edgeft.bundle import MODEL_FILES
 from edgeft.errors import EdgeftError
-from edgeft.evaluation.runtime_scoring import EncodedSplit
 from edgeft.quantize.backends.base import Int8Quantizer, ModelType
 from edgeft.quantize.bias_correction import correct_biases, measure_bias_shifts
 from edgeft.quantize.depthwise_equalization import conv_groups, equalize_depthwise_inputs
-from edgeft.quantize.scheme import QuantizationScheme
+from edgeft.runtime.scoring import EncodedSplit
+from edgeft.targets.int8_scheme import QuantizationScheme
 
 _METHODS = {
     "minmax": CalibrationMethod.MinMax,
@@ -79,7 +78,6 @@ class _BatchReader(CalibrationDataReader):
 
 class OnnxRuntimeQuantizer(Int8Quantizer):
     engine = "onnxruntime"
-    int8_file = MODEL_FILES[("onnxruntime", "int8")]
 
     def __init__(
         self,

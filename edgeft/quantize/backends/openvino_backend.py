@@ -24,9 +24,9 @@ from nncf.quantization.advanced_parameters import (
 )
 from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
-from edgeft.bundle import MODEL_FILES
 from edgeft.errors import EdgeftError
 from edgeft.quantize.backends.base import Int8Quantizer, Validator
+from edgeft.targets.int8_scheme import QuantizationScheme
 
 _LAYER_OPS = ("Convolution", "GroupConvolution", "ConvolutionBackpropData", "MatMul")
 _VARIANTS: dict[str, dict[str, Any]] = {
@@ -51,7 +51,11 @@ nncf.set_log_level(logging.WARNING)
 
 class OpenVINOQuantizer(Int8Quantizer):
     engine = "openvino"
-    int8_file = MODEL_FILES[("openvino", "int8")]
+
+    @classmethod
+    def engine_scheme(cls, scheme: QuantizationScheme) -> QuantizationScheme:
+        """NNCF's OpenVINO int8 has one scheme knob here: 7-bit weights where products saturate."""
+        return QuantizationScheme(reduce_range=scheme.avoids_saturation)
 
     def variants(self, method: str) -> list[str]:
         if method not in _BY_METHOD:

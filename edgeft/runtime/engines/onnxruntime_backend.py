@@ -1,4 +1,9 @@
-"""ONNX Runtime on CPU (other execution providers come with the target profiles)."""
+"""ONNX Runtime on CPU (other execution providers come with the target profiles).
+
+``exact=True`` turns graph optimisation off, so a QDQ model runs as float operators on
+dequantized values instead of fused int8 kernels: the int8 arithmetic a VNNI CPU computes exactly,
+reproduced on a CPU whose own int8 kernels would saturate.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ class OnnxRuntimeSession(EngineSession):
 
     def __init__(self, model_path: Path, threads: int | None = None, **settings: object) -> None:
         options = ort.SessionOptions()
+        if settings.get("exact"):
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1

@@ -3,6 +3,8 @@
 ``precision="fp32"`` sets INFERENCE_PRECISION_HINT=f32: on CPUs with bf16 (AMX, AVX-512 BF16)
 OpenVINO otherwise runs an fp32 model in bf16, a different (faster, less exact) model than the
 one measured. ``engine_default_precision=True`` leaves OpenVINO's choice (benchmarks show both).
+``exact=True`` turns the CPU plugin's low-precision transformations off: every FakeQuantize is
+evaluated in float, the int8 arithmetic a VNNI CPU computes exactly, on any CPU.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class OpenVINOSession(EngineSession):
             config["NUM_STREAMS"] = int(settings["streams"])  # type: ignore[call-overload]
         if settings.get("precision") == "fp32" and not settings.get("engine_default_precision"):
             config["INFERENCE_PRECISION_HINT"] = "f32"
+        if settings.get("exact"):  # in f32 too: bf16 would be a different model again
+            config |= {"LP_TRANSFORMS_MODE": "NO", "INFERENCE_PRECISION_HINT": "f32"}
         self._device = str(settings.get("device", "CPU"))
         self._config = config
         self._path = model_path

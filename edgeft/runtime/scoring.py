@@ -7,16 +7,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.progress import Progress
 
 from edgeft.bundle import Bundle, ModelEntry
-from edgeft.data import ClassificationDataset
-from edgeft.evaluation.metrics import classification_metrics
+from edgeft.errors import DatasetError
 from edgeft.runtime.encoders import encoder_for
 from edgeft.runtime.engines import EngineSession, open_session
+from edgeft.runtime.metrics import classification_metrics
+
+if TYPE_CHECKING:  # the build side's datasets; the box reads them without importing it
+    from edgeft.data import ClassificationDataset
 
 BATCH = 32
 
@@ -64,8 +67,6 @@ def encode_split(
     bundle: Bundle, dataset: ClassificationDataset, split: str, progress: Progress | None = None
 ) -> EncodedSplit:
     """A dataset split through the runtime's encoder, labels mapped onto the bundle's classes."""
-    from edgeft.errors import DatasetError
-
     examples = dataset.splits[split]
     index = {name: i for i, name in enumerate(bundle.manifest.labels)}
     missing = sorted(set(dataset.classes) - set(index))
@@ -84,12 +85,18 @@ def session_logits(session: EngineSession, data: EncodedSplit) -> np.ndarray:
     return np.concatenate([session.run(batch)[0] for batch in data.batches])
 
 
-def model_logits(engine: str, path: Path, precision: str, data: EncodedSplit) -> np.ndarray:
-    return session_logits(open_session(engine, path, precision=precision), data)
+def model_logits(
+    engine: str, path: Path, precision: str, data: EncodedSplit, exact: bool = False
+) -> np.ndarray:
+    return session_logits(open_session(engine, path, precision=precision, exact=exact), data)
 
 
 def entry_logits(bundle: Bundle, entry: ModelEntry, data: EncodedSplit) -> np.ndarray:
-    return model_logits(entry.engine, bundle.path_of(entry), entry.precision, data)
+    """A model's logits; an int8 scheme that saturates on this host runs in exact arithmetic
+    (what the host it is for computes), so build-side figures are the target's, not this CPU's."""
+    scheme = entry.int8_scheme
+    exact = scheme is not None and scheme.saturates_on() is not None
+    return model_logits(entry.engine, bundle.path_of(entry), entry.precision, data, exact)
 
 
 HEADLINE = ("accuracy", "macro_f1", "agreement")

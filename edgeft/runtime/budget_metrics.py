@@ -1,0 +1,100 @@
+"""The metric an accuracy budget holds, and the paired bootstrap interval of a drop in it.
+
+Both sides use it: ``quantize`` holds an int8 model to the budget on the validation split, and
+``validate`` holds it again on the box. The drop is a paired comparison (fp32 and int8 on the
+same items), so its interval is far narrower than two separate accuracies' intervals would be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from edgeft.errors import EdgeftError
+from edgeft.runtime.metrics import classification_metrics
+
+METRICS = ("accuracy", "macro-f1", "recall:CLASS")
+RESAMPLES = 2000
+SEED = 0
+
+
+def check_metric(metric: str, classes: Sequence[str]) -> str:
+    """``metric`` if it names a known metric (and, for ``recall:CLASS``, one of ``classes``)."""
+    if metric in ("accuracy", "macro-f1"):
+        return metric
+    name = metric.removeprefix("recall:")
+    if metric.startswith("recall:") and name in classes:
+        return metric
+    if metric.startswith("recall:"):
+        raise EdgeftError(
+            f"budget metric {metric!r}: no class {name!r} (classes: {', '.join(classes)})"
+        )
+    raise EdgeftError(f"unknown budget metric {metric!r}; choose {', '.join(METRICS)}")
+
+
+def metric_value(scores: dict[str, Any], metric: str) -> float:
+    """The metric (0..1) from ``classification_metrics`` scores."""
+    if metric == "accuracy":
+        return float(scores["accuracy"])
+    if metric == "macro-f1":
+        return float(scores["macro_f1"])
+    return float(scores["per_class"][metric.removeprefix("recall:")]["recall"])
+
+
+def _value(labels: np.ndarray, predicted: np.ndarray, classes: Sequence[str], metric: str) -> float:
+    if metric == "accuracy":
+        return float((labels == predicted).mean())
+    return metric_value(classification_metrics(labels, predicted, classes), metric)
+
+
+def paired_drop(
+    labels: np.ndarray,
+    reference: np.ndarray,
+    predicted: np.ndarray,
+    classes: Sequence[str],
+    metric: str = "accuracy",
+    resamples: int = RESAMPLES,
+) -> dict[str, float]:
+    """The drop in points (reference minus predicted) with a 95% bootstrap interval from
+    resampling the items, both models' answers on each item kept together."""
+    point = 100.0 * (
+        _value(labels, reference, classes, metric) - _value(labels, predicted, classes, metric)
+    )
+    n = len(labels)
+    rng = np.random.default_rng(SEED)
+    draws = rng.integers(0, n, size=(resamples, n))
+    if metric == "accuracy":  # vectorised: the mean of per-item differences
+        diff = (labels == reference).astype(np.float64) - (labels == predicted)
+        samples = 100.0 * diff[draws].mean(axis=1)
+    else:
+        samples = np.array(
+            [
+                100.0
+                * (
+                    _value(labels[d], reference[d], classes, metric)
+                    - _value(labels[d], predicted[d], classes, metric)
+                )
+                for d in draws
+            ]
+        )
+    low, high = np.percentile(samples, [2.5, 97.5])
+    return {"drop": round(point, 3), "low": round(float(low), 3), "high": round(float(high), 3)}
+
+
+def resolution_note(items: int, max_drop: float, interval: dict[str, float]) -> str | None:
+    """Why ``items`` cannot settle a ``max_drop``-point budget, if they cannot."""
+    per_item = 100.0 / max(items, 1)
+    if per_item > max_drop:
+        return (
+            f"one of {items} items is {per_item:.2f} points, more than the {max_drop:.2f}-point "
+            f"budget: the split cannot resolve it (about {int(np.ceil(100.0 / max_drop))} "
+            "items would)"
+        )
+    if interval["drop"] <= max_drop < interval["high"]:
+        return (
+            f"within budget on {items} items, but the drop's 95% interval reaches "
+            f"{interval['high']:.2f} points: more labelled items would settle it"
+        )
+    return None

@@ -1,0 +1,108 @@
+"""Which of a bundle's models this host runs: the one rule behind ``Predictor``, ``predict``,
+``serve``, ``validate`` and ``bench``.
+
+``precision="auto"`` takes the int8 model whose scheme this host computes faithfully, preferring
+one made for a target profile this host matches, then one of the host's own scheme, then the
+more precise; an int8 model
+whose scheme saturates here, or a QAT candidate never held to the budget, is never taken
+automatically. Where no int8 model fits, fp32 runs and ``notes`` say why.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from edgeft.bundle import Manifest, ModelEntry
+from edgeft.errors import EdgeftError
+from edgeft.targets import Host, QuantizationScheme, load_targets, this_host
+
+PRECISION_CHOICES = ("auto", "int8", "fp32")
+_ENGINE_MODULES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    entry: ModelEntry
+    notes: list[str] = field(default_factory=list)  # models passed over, and why
+
+
+def int8_mismatch(entry: ModelEntry, host: Host | None = None) -> str | None:
+    """Why ``entry`` (an int8 model) should not run on ``host``; None when it may."""
+    if entry.candidate:
+        return "a QAT export never held to the accuracy budget (run `edgeft quantize`)"
+    scheme = entry.int8_scheme
+    return scheme.saturates_on(host) if scheme else None
+
+
+def engine_installed(engine: str) -> bool:
+    return importlib.util.find_spec(_ENGINE_MODULES.get(engine, engine)) is not None
+
+
+def choose_model(
+    manifest: Manifest,
+    engine: str = "auto",
+    precision: str = "auto",
+    host: Host | None = None,
+    allow_mismatch: bool = False,
+    engines: Sequence[str] | None = None,
+) -> ModelChoice:
+    """The model to run; ``engines`` limits the choice (a target profile's engines)."""
+    if precision not in PRECISION_CHOICES:
+        raise EdgeftError(f"precision must be one of {', '.join(PRECISION_CHOICES)}")
+    host = host or this_host()
+    allowed = [
+        e
+        for e in dict.fromkeys(m.engine for m in manifest.models)
+        if engine in ("auto", e) and (engines is None or e in engines)
+    ]
+    if engine == "auto":
+        allowed = [e for e in allowed if engine_installed(e)] or allowed
+    notes: list[str] = []
+    if precision != "fp32":
+        int8 = [m for m in manifest.models if m.precision == "int8" and m.engine in allowed]
+        fitting = [m for m in int8 if int8_mismatch(m, host) is None]
+        for skipped in (m for m in int8 if m not in fitting):
+            notes.append(f"{skipped.label} not run: {int8_mismatch(skipped, host)}")
+        if fitting:
+            return ModelChoice(_best_for(fitting, host), notes)
+        mismatched = [m for m in int8 if not m.candidate]
+        if precision == "int8":
+            if allow_mismatch and mismatched:
+                chosen = mismatched[0]
+                return ModelChoice(chosen, [*notes, f"running {chosen.label} anyway (asked to)"])
+            hint = " (--allow-mismatch runs it anyway)" if mismatched else ""
+            raise EdgeftError(
+                "no int8 model of this bundle fits this host"
+                + (f": {'; '.join(notes)}{hint}" if notes else " (it has none)")
+                + _hosts_for(int8)
+            )
+        if int8:
+            notes.append("running fp32 instead")
+    fp32 = [m for m in manifest.models if m.precision == "fp32" and m.engine in allowed]
+    if not fp32:
+        have = ", ".join(m.label for m in manifest.models) or "none"
+        raise EdgeftError(f"bundle has no {precision} model for {engine} here (has: {have})")
+    return ModelChoice(fp32[0], notes)
+
+
+def _best_for(fitting: list[ModelEntry], host: Host) -> ModelEntry:
+    """Made for a target this host matches, then of the host's own scheme, then 8-bit weights
+    over 7-bit ones (the more precise of two models that both compute faithfully here)."""
+    profiles = load_targets() if any(m.targets for m in fitting) else {}
+    own = QuantizationScheme.for_host(host)
+
+    def rank(entry: ModelEntry) -> tuple[bool, bool, bool]:
+        for_here = any(
+            name in profiles and not profiles[name].mismatches(host) for name in entry.targets
+        )
+        scheme = entry.int8_scheme
+        return (not for_here, scheme != own, scheme is not None and scheme.avoids_saturation)
+
+    return min(fitting, key=rank)
+
+
+def _hosts_for(entries: list[ModelEntry]) -> str:
+    targets = sorted({t for m in entries for t in m.targets})
+    return f"; its int8 models are for {', '.join(targets)}" if targets else ""
