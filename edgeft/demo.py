@@ -84,7 +84,8 @@ def run_demo(workdir: Path, console: Console, quick: bool = False) -> None:
         console.print(f"report screenshot: {screenshot(report, workdir / 'report.png')}")
     except EdgeftError as exc:
         console.print(f"[dim]no screenshot: {exc}[/]")
-    latency = {(m.engine, m.precision): m.latency[1] for m in run.models if not m.variant}
+    # OpenVINO's engine-default fp32 run is in the report; the table shows the bundle's models
+    latency = {(m.engine, m.precision, m.variant): m.latency[1] for m in run.models}
     test = dataset.splits["test"]
     table = Table(title=f"ELPV test split ({len(test)} cells) through edgeft.runtime, "
                         f"latency on {target.name} at batch 1")  # fmt: skip
@@ -92,9 +93,10 @@ def run_demo(workdir: Path, console: Console, quick: bool = False) -> None:
         table.add_column(column, justify="left" if column == "model" else "right")
     for r in scores:
         delta = r.scores.get("accuracy_delta_points")
-        stats = latency[(r.entry.engine, r.entry.precision)]
+        scheme = r.entry.int8_scheme
+        stats = latency[(r.entry.engine, r.entry.precision, scheme.key if scheme else "")]
         table.add_row(
-            f"{r.entry.engine} {r.entry.precision}",
+            r.entry.label,
             f"{r.scores['accuracy']:.4f}",
             f"{r.scores['macro_f1']:.4f}",
             "" if delta is None else f"{delta:+.2f}",
@@ -105,6 +107,7 @@ def run_demo(workdir: Path, console: Console, quick: bool = False) -> None:
     console.print(table)
     example = test[0].item
     console.print("next:")
+    console.print(f"  .venv/bin/edgeft validate {bundle_dir}", highlight=False)
     console.print(f"  .venv/bin/edgeft predict {bundle_dir} {example}", highlight=False)
     console.print(f"  .venv/bin/edgeft serve {bundle_dir}", highlight=False)
     console.print(f"  curl -F file=@{example} http://127.0.0.1:8000/v1/predict", highlight=False)

@@ -97,6 +97,9 @@ def test_one_bundle_holds_an_int8_model_per_engine_and_scheme(two_box_bundle: Bu
         assert entry.validated_on is not None and entry.validated_on["cpu"]
         assert entry.details["val_drop_points"] <= 1.0
         assert {"drop", "low", "high"} <= set(entry.details["val_drop_interval"])
+        # damage measured without labels, on training items the calibration did not use
+        unlabelled = entry.details["unlabelled"]
+        assert unlabelled["items"] > 0 and 0.0 <= unlabelled["agreement"] <= 1.0
         assert entry.reference_outputs and not entry.candidate
         assert Path(two_box_bundle.path_of(entry)).name.startswith("model.int8-" + key)
 

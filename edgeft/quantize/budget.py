@@ -18,7 +18,7 @@ import numpy as np
 from rich.console import Console
 
 from edgeft.errors import EdgeftError
-from edgeft.quantize.backends.base import Int8Quantizer, Validator
+from edgeft.quantize.backends.base import Int8Quantizer, Ranker, Validator
 from edgeft.runtime.budget_metrics import metric_value
 from edgeft.runtime.predictor import softmax
 from edgeft.runtime.scoring import EncodedSplit, headline, model_logits, score_logits
@@ -79,12 +79,11 @@ def make_validator(
     probabilities) and ``predicted`` (for the paired interval). ``exact`` runs int8 in exact
     arithmetic, for a scheme whose kernels would saturate on this host."""
     reference = score_logits(fp32_logits, data)
-    fp32_probabilities = softmax(fp32_logits)
 
     def validate(path: Path) -> tuple[float, dict[str, Any]]:
         logits = model_logits(engine, path, "int8", data, exact=exact)
         scores = score_logits(logits, data, reference=fp32_logits)
-        scores["deviation"] = float(np.abs(softmax(logits) - fp32_probabilities).sum(1).mean())
+        scores["deviation"] = deviation(logits, fp32_logits)
         scores["predicted"] = logits.argmax(axis=1)
         if data.labels is not None:
             drop = 100.0 * (metric_value(reference, metric) - metric_value(scores, metric))
@@ -93,6 +92,23 @@ def make_validator(
         return drop, scores
 
     return validate
+
+
+def make_ranker(
+    engine: str, data: EncodedSplit, fp32_logits: np.ndarray, exact: bool = False
+) -> Ranker:
+    """A candidate's ``deviation`` from fp32 on ``data`` (no labels needed)."""
+
+    def distance(path: Path) -> float:
+        return deviation(model_logits(engine, path, "int8", data, exact=exact), fp32_logits)
+
+    return distance
+
+
+def deviation(logits: np.ndarray, fp32_logits: np.ndarray) -> float:
+    """Mean L1 distance between the two models' class probabilities: quantization damage
+    measured without labels, and far less noisy than counting flipped answers."""
+    return float(np.abs(softmax(logits) - softmax(fp32_logits)).sum(1).mean())
 
 
 def quantize_within_budget(
@@ -104,6 +120,7 @@ def quantize_within_budget(
     console: Console,
     max_float_layers: int | None = None,
     ready: dict[str, Path] | None = None,
+    rank: Ranker | None = None,
 ) -> BudgetResult:
     """Try ``ready`` int8 models (a QAT export), then the variants, then the float fallback; on
     success the chosen model's files sit at ``out``."""
@@ -143,7 +160,7 @@ def quantize_within_budget(
         else max_float_layers
     )
     kept = (
-        quantizer.restore_accuracy(best.variant, candidate, validate, max_drop, limit)
+        quantizer.restore_accuracy(best.variant, candidate, validate, max_drop, limit, rank)
         if limit > 0
         else None
     )
@@ -169,16 +186,20 @@ def greedy_keep_float(
     validate: Validator,
     max_drop: float,
     max_float_layers: int,
+    rank: Ranker | None = None,
 ) -> list[str] | None:
-    """Rank layers by how much closer to fp32 the model gets with that one layer in float,
-    keep the top 1, 2, 4, ... (at most ``max_float_layers``) until the budget holds, then
-    bisect back to the fewest of them that hold it; that model is left at ``out``."""
+    """Rank layers by how much closer to fp32 the model gets with that one layer in float
+    (``rank``: the probability distance on unlabelled items, far less noisy than a labelled
+    split's accuracy; default: on the validation split), keep the top 1, 2, 4, ... (at most
+    ``max_float_layers``) until the budget holds, then bisect back to the fewest of them that
+    hold it; that model is left at ``out``."""
     layers = quantizer.layers()
     probe = quantizer.workdir / "probe" / Path(quantizer.int8_file).name
+    distance = rank or (lambda path: validate(path)[1]["deviation"])
     deviation: dict[str, float] = {}
     for layer in layers:
         quantizer.quantize(variant, probe, keep_float=[layer])
-        deviation[layer] = validate(probe)[1]["deviation"]
+        deviation[layer] = distance(probe)
     ranking = sorted(layers, key=deviation.__getitem__)
 
     def fits(count: int) -> bool:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
@@ -27,6 +28,7 @@ from edgeft.bundle import (
     stage_bundle,
     write_manifest,
 )
+from edgeft.data import ClassificationDataset
 from edgeft.errors import EdgeftError
 from edgeft.evaluation.bundle_eval import per_class_deltas, recorded_dataset
 from edgeft.export.acceptance import record_outputs
@@ -34,6 +36,8 @@ from edgeft.quantize.backends.base import QUANTIZE_ENGINES, quantizer_class
 from edgeft.quantize.budget import (
     BudgetExceeded,
     BudgetResult,
+    deviation,
+    make_ranker,
     make_validator,
     quantize_within_budget,
 )
@@ -47,11 +51,13 @@ from edgeft.runtime.scoring import (
     encode_split,
     entry_logits,
     headline,
+    model_logits,
     score_logits,
 )
 from edgeft.targets import QuantizationScheme, host_fingerprint
 
 _SHOWN = ("examples", *HEADLINE)
+UNLABELLED_ITEMS = 512
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,12 @@ def quantize_bundle(
                 "the calibration images"
             )
             validation = calibration_data
+        unlabelled = _unlabelled_items(dataset, calibration.items)
+        agreement_data = (
+            encode_items(bundle, unlabelled, progress=progress, description="encoding unlabelled")
+            if unlabelled
+            else None
+        )
     planned = {p.engine for p in plans}
     replaced = [m for m in manifest.models if m.precision == "int8" and m.engine in planned]
     entries = [m for m in manifest.models if m not in replaced]
@@ -131,11 +143,16 @@ def quantize_bundle(
         fp32_logits = {
             e: entry_logits(bundle, manifest.model(e, "fp32"), validation) for e in planned
         }
+        unlabelled_logits = {
+            e: entry_logits(bundle, manifest.model(e, "fp32"), agreement_data)
+            for e in (planned if agreement_data is not None else ())
+        }
         made = 0
         for plan in plans:
             try:
                 entry = _quantize_one(
                     bundle, plan, config, calibration_data, validation, fp32_logits,
+                    (agreement_data, unlabelled_logits.get(plan.engine)),
                     replaced, Path(work), staging, console,
                 )  # fmt: skip
             except BudgetExceeded as exc:
@@ -171,6 +188,17 @@ class NoInt8Model(EdgeftError):
         self.failures = failures
 
 
+def _unlabelled_items(dataset: ClassificationDataset | None, calibration: list[str]) -> list[str]:
+    """Training items the calibration did not use, at most ``UNLABELLED_ITEMS`` (seeded): where
+    int8 damage is measured without labels, to rank the layers kept in float."""
+    if dataset is None:
+        return []
+    used = set(calibration)
+    pool = [e.item for e in dataset.splits["train"] if e.item not in used]
+    order = np.random.default_rng(0).permutation(len(pool))[:UNLABELLED_ITEMS]
+    return [pool[i] for i in sorted(order)]
+
+
 def _best_text(best: dict[str, Any] | None) -> str:
     if best is None:
         return "none (every variant failed)"
@@ -185,12 +213,14 @@ def _quantize_one(
     calibration: EncodedSplit,
     validation: EncodedSplit,
     fp32_logits: dict[str, Any],
+    unlabelled: tuple[EncodedSplit | None, Any],
     replaced: list[ModelEntry],
     work: Path,
     staging: Path,
     console: Console,
-) -> dict[str, Any]:
-    """One engine and scheme through the budget loop; the fields of its manifest entry."""
+) -> ModelEntry:
+    """One engine and scheme through the budget loop, its model written into ``staging``;
+    ``unlabelled`` (items and fp32's logits on them) ranks the layers kept in float."""
     engine, scheme = plan.engine, plan.scheme
     folder = work / f"{engine}-{scheme.key}"
     folder.mkdir()
@@ -214,6 +244,12 @@ def _quantize_one(
         if m.engine == engine and m.candidate and m.int8_scheme in (None, scheme)
     ]
     ready = {"qat": _copy_model(bundle, qat[0], folder / "qat")} if qat and config.use_qat else {}
+    agreement_data, agreement_fp32 = unlabelled
+    rank = (
+        make_ranker(engine, agreement_data, agreement_fp32, exact)
+        if agreement_data is not None
+        else None
+    )
     result = quantize_within_budget(
         quantizer,
         config.method,
@@ -223,10 +259,18 @@ def _quantize_one(
         console,
         config.max_float_layers,
         ready,
+        rank,
     )
     fp32_scores = score_logits(fp32_logits[engine], validation)
     rewrites = {} if result.variant in ready else quantizer.rewrites
     details = _details(result, fp32_scores, validation, config, fp32_logits[engine])
+    if agreement_data is not None:
+        logits = model_logits(engine, staging / quantizer.int8_file, "int8", agreement_data, exact)
+        details["unlabelled"] = {
+            "items": len(agreement_data),
+            "agreement": float((logits.argmax(1) == agreement_fp32.argmax(1)).mean()),
+            "deviation": deviation(logits, agreement_fp32),
+        }
     if note := details.get("budget_resolution"):
         console.print(f"[yellow]{engine} {scheme.key}:[/] {note}")
     return ModelEntry(

@@ -20,6 +20,8 @@ from edgeft.targets.int8_scheme import QuantizationScheme
 
 # A candidate file -> (accuracy drop in points against fp32, its scores). Lower is better.
 Validator = Callable[[Path], tuple[float, dict]]
+# A candidate file -> how far it is from fp32 (no labels needed). Lower is better.
+Ranker = Callable[[Path], float]
 # As NNCF's ModelType: transformers keep softmax, layer norms and residual sums in float.
 ModelType = Literal["cnn", "transformer"]
 
@@ -69,15 +71,21 @@ class Int8Quantizer(ABC):
         """Quantizable layers, by the names ``keep_float`` accepts, in graph order."""
 
     def restore_accuracy(
-        self, variant: str, out: Path, validate: Validator, max_drop: float, max_float_layers: int
+        self,
+        variant: str,
+        out: Path,
+        validate: Validator,
+        max_drop: float,
+        max_float_layers: int,
+        rank: Ranker | None = None,
     ) -> list[str] | None:
         """Keep at most ``max_float_layers`` of the most sensitive layers in floating point until
         ``validate`` is within ``max_drop``; return those layers, or None if none gets there.
-        The default ranks layers by leave-one-out on the validation split
-        (``edgeft.quantize.budget``)."""
+        The default ranks layers by leave-one-out with ``rank`` (distance to fp32 on unlabelled
+        items; default: on the validation split), see ``edgeft.quantize.budget``."""
         from edgeft.quantize.budget import greedy_keep_float
 
-        return greedy_keep_float(self, variant, out, validate, max_drop, max_float_layers)
+        return greedy_keep_float(self, variant, out, validate, max_drop, max_float_layers, rank)
 
     def files_of(self, out: Path) -> list[Path]:
         """The files a written model consists of."""

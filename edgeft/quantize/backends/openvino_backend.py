@@ -25,7 +25,7 @@ from nncf.quantization.advanced_parameters import (
 from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
 from edgeft.errors import EdgeftError
-from edgeft.quantize.backends.base import Int8Quantizer, Validator
+from edgeft.quantize.backends.base import Int8Quantizer, Ranker, Validator
 from edgeft.targets.int8_scheme import QuantizationScheme
 
 _LAYER_OPS = ("Convolution", "GroupConvolution", "ConvolutionBackpropData", "MatMul")
@@ -101,14 +101,22 @@ class OpenVINOQuantizer(Int8Quantizer):
         ov.save_model(quantized, str(out))
 
     def restore_accuracy(
-        self, variant: str, out: Path, validate: Validator, max_drop: float, max_float_layers: int
+        self,
+        variant: str,
+        out: Path,
+        validate: Validator,
+        max_drop: float,
+        max_float_layers: int,
+        rank: Ranker | None = None,
     ) -> list[str] | None:
         """NNCF's accuracy control: it ranks quantized layers on the validation data and
         reverts the worst to float until the drop is within ``max_drop`` points. It needs labels;
         without them (a zoo model calibrated on a folder) the budget is agreement with fp32,
         which the leave-one-out ranking of the base class follows."""
         if self.validation is None or self.validation.labels is None:
-            return super().restore_accuracy(variant, out, validate, max_drop, max_float_layers)
+            return super().restore_accuracy(
+                variant, out, validate, max_drop, max_float_layers, rank
+            )
         validation = list(
             zip(self.validation.one_per_item(), self.validation.labels.tolist(), strict=True)
         )
