@@ -121,6 +121,18 @@ def _edit_manifest(root: Path, **changes: object) -> None:
             {"files": {"/etc/passwd": "0" * 64, "model.onnx": "0", "openvino/model.xml": "0"}},
             "not a plain path inside the bundle",
         ),
+        (
+            {"preprocessing": {"kind": "text", "tokenizer": "../tokenizer.json", "max_length": 8}},
+            "tokenizer path '../tokenizer.json' is not a plain path inside the bundle",
+        ),
+        (
+            {"preprocessing": {"kind": "text", "tokenizer": "tokenizer.json", "max_length": 8}},
+            "tokenizer file 'tokenizer.json' is not listed",  # so it would not be hash-checked
+        ),
+        (
+            {"acceptance": "/tmp/set.json"},
+            "acceptance set path '/tmp/set.json' is not a plain path",
+        ),
     ],
 )
 def test_malformed_manifest_names_the_problem(tmp_path: Path, changes: dict, message: str) -> None:

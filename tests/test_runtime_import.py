@@ -8,7 +8,8 @@ BUILD_STACK = ("torch", "torchvision", "transformers", "optimum", "nncf", "timm"
 
 def test_runtime_imports_without_the_build_stack() -> None:
     code = (
-        "import sys, edgeft.runtime, edgeft.bundle, edgeft.errors, edgeft.serve, edgeft.bench; "
+        "import sys, edgeft.runtime, edgeft.runtime.validation, edgeft.bundle, edgeft.errors, "
+        "edgeft.serve, edgeft.bench; "
         f"print(','.join(m for m in {BUILD_STACK!r} if m in sys.modules))"
     )
     result = subprocess.run(

@@ -159,13 +159,16 @@ class Manifest:
         named = [(m.path, "model") for m in models]
         named += [(m.reference_outputs, "reference outputs") for m in models if m.reference_outputs]
         named += [(acceptance, "acceptance set")] if acceptance is not None else []
+        preprocessing = preprocessing_from_dict(_require(data, "preprocessing", dict))
+        if isinstance(preprocessing, TextPreprocessing):
+            named.append((preprocessing.tokenizer, "tokenizer"))
         for rel, what in named:
             if confined_path(rel, what) not in files:
                 raise BundleError(f"{what} file {rel!r} is not listed in manifest files")
         return cls(
             task=task,
             labels=labels,
-            preprocessing=preprocessing_from_dict(_require(data, "preprocessing", dict)),
+            preprocessing=preprocessing,
             inputs=[_tensor(t) for t in _require(data, "inputs", list)],
             outputs=[_tensor(t) for t in _require(data, "outputs", list)],
             models=models,

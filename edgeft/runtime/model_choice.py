@@ -60,6 +60,7 @@ def choose_model(
     if engine == "auto":
         allowed = [e for e in allowed if engine_installed(e)] or allowed
     notes: list[str] = []
+    int8: list[ModelEntry] = []
     if precision != "fp32":
         int8 = [m for m in manifest.models if m.precision == "int8" and m.engine in allowed]
         fitting = [m for m in int8 if int8_mismatch(m, host) is None]
@@ -83,7 +84,11 @@ def choose_model(
     fp32 = [m for m in manifest.models if m.precision == "fp32" and m.engine in allowed]
     if not fp32:
         have = ", ".join(m.label for m in manifest.models) or "none"
-        raise EdgeftError(f"bundle has no {precision} model for {engine} here (has: {have})")
+        raise EdgeftError(
+            f"bundle has no model this host can run with engine {engine} (has: {have})"
+            + (f"; {'; '.join(notes)}" if notes else "")
+            + _hosts_for(int8)
+        )
     return ModelChoice(fp32[0], notes)
 
 
