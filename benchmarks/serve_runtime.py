@@ -34,6 +34,7 @@ from rich.console import Console
 
 from edgeft.bundle import Bundle
 from edgeft.runtime import Predictor
+from edgeft.runtime.model_choice import int8_mismatch
 from edgeft.serve.load import run_load
 from edgeft.serve.process import ServerProcess
 from edgeft.serve.protocol import encode_infer_request
@@ -73,7 +74,11 @@ def _median_ms(call: Callable[[], object], calls: int) -> float:
 def runtime_overhead(bundle: Bundle, image: bytes, rounds: int, calls: int) -> list[dict]:
     rows = []
     for entry in bundle.manifest.models:
+        if entry.precision == "int8" and int8_mismatch(entry):
+            continue  # a candidate, or a scheme this host's kernels would not compute faithfully
         predictor = Predictor(bundle, engine=entry.engine, precision=entry.precision)
+        if predictor.model != entry:
+            continue  # another int8 model of this engine fits this host better
         inputs = predictor.encoder.encode([image])
         bare = _bare_call(predictor)
         variants = {

@@ -70,7 +70,7 @@ def main() -> None:
         )
         shipped = Bundle.load(int8_folder(folder, "minmax"))
         for scheme, bundle in (("host scheme (shipped)", shipped), ("VNNI scheme", vnni)):
-            xml = bundle.root / "openvino" / "model.int8.xml"
+            xml = bundle.path_of(bundle.manifest.model("openvino", "int8"))
             rows[f"OpenVINO int8, {scheme}, calibrated on {calibration_name}"] = {
                 way: agreement_score(top1(xml, images, config) == reference)
                 for way, config in (("int8 kernels", {}), ("exact", EXACT))

@@ -195,15 +195,27 @@ def finetune(
 
 @app.command()
 def export(
-    source: Annotated[str, typer.Argument(help="A zoo model name (its pretrained ImageNet head).")],
+    source: Annotated[
+        str, typer.Argument(help="A run folder from finetune, or a zoo model name (ImageNet head).")
+    ],
     out: Annotated[Path, typer.Option("--out", help="The bundle folder to write.")],
     overwrite: Annotated[bool, typer.Option(help="Replace an existing bundle at --out.")] = False,
+    acceptance_size: Annotated[
+        int,
+        typer.Option(
+            help="Validation items stored in the bundle for `edgeft validate` (0: none).", min=0
+        ),
+    ] = 256,
 ) -> None:
-    """Export fp32 ONNX (checked against torch) and OpenVINO IR into a bundle."""
+    """Export fp32 ONNX (checked against torch) and OpenVINO IR into a bundle, with an
+    acceptance set from the run's validation split.
+
+    Example: edgeft export runs/elpv --out bundles/elpv
+    """
     from edgeft.evaluation import model_size
     from edgeft.export import export_bundle
 
-    bundle = export_bundle(source, out, overwrite=overwrite)
+    bundle = export_bundle(source, out, overwrite=overwrite, acceptance_size=acceptance_size)
     for entry in bundle.manifest.models:
         size = model_size(bundle, entry) / 1e6
         console.print(f"{entry.label:24s} {entry.path}  ({size:.1f} MB)")

@@ -186,7 +186,14 @@ def test_validate_refuses_unknown_labels_and_a_tampered_acceptance_set(
     two_box_bundle: Bundle, tmp_path: Path
 ) -> None:
     other = tmp_path / "other"
-    _warm_cold_images(other, 4)
+    _warm_cold_images(other, 2)  # too few to split: validate holds nothing out
+    result = runner.invoke(
+        app, ["validate", str(two_box_bundle.root), "--data", str(other), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["items"] == 4 and report["data"] == str(other)
+    assert all(m["recorded"] is None for m in report["models"])  # no build-time outputs for it
     (other / "warm").rename(other / "hot")
     result = runner.invoke(app, ["validate", str(two_box_bundle.root), "--data", str(other)])
     assert result.exit_code != 0 and "hot" in str(result.exception)

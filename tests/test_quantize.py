@@ -201,6 +201,7 @@ def test_impossible_budget_writes_nothing_and_lists_attempts(
     # the best candidate's figures and the line that would accept it
     assert "best: minmax, drop 50.00 pt" in message
     assert "--engine onnxruntime" in message and "--max-accuracy-drop 50.01" in message
+    assert "--out NEW_OUT" in message and "--method minmax" in message
     assert not (tmp_path / "int8").exists()
     assert not list(tmp_path.glob(".int8.partial-*"))
     assert json.loads((bundle.root / "edgeft.json").read_text()) == before

@@ -28,7 +28,6 @@ class ProcessProbe:
 def probe_model(
     bundle: Path, entry: ModelEntry, batch: int, settings: dict[str, Any]
 ) -> ProcessProbe:
-    engine, precision = entry.engine, entry.precision
     command = [
         sys.executable, "-m", "edgeft.bench.probe_child", str(bundle), entry.path, str(batch),
         json.dumps(settings),
@@ -40,8 +39,6 @@ def probe_model(
     cold_start = time.perf_counter() - started
     rest, errors = child.communicate(timeout=300)
     if child.returncode != 0 or first.strip() != "first-result":
-        raise EdgeftError(
-            f"cold-start probe of {engine}/{precision} failed: {errors.strip()[-500:]}"
-        )
+        raise EdgeftError(f"cold-start probe of {entry.label} failed: {errors.strip()[-500:]}")
     memory = json.loads(rest)
     return ProcessProbe(cold_start * 1000, memory["peak_rss_mb"])

@@ -258,6 +258,11 @@ def _model_entry(data: Any, version: int) -> ModelEntry:
             QuantizationScheme.from_dict(scheme)
     except (EdgeftError, TypeError, AttributeError) as exc:
         raise BundleError(f"model {data.get('path')!r}: int8 scheme {scheme!r}: {exc}") from exc
+    validated_on, candidate = data.get("validated_on"), data.get("candidate", False)
+    if validated_on is not None and not isinstance(validated_on, dict):
+        raise BundleError(f"model {data.get('path')!r}: validated_on must be an object")
+    if not isinstance(candidate, bool):
+        raise BundleError(f"model {data.get('path')!r}: candidate must be true or false")
     targets = data.get("targets") or []
     if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
         raise BundleError(f"model {data.get('path')!r}: targets must be a list of names")
@@ -269,8 +274,8 @@ def _model_entry(data: Any, version: int) -> ModelEntry:
         details=details,
         scheme=dict(scheme) if scheme else None,
         targets=list(targets),
-        validated_on=dict(data["validated_on"]) if data.get("validated_on") else None,
-        candidate=bool(data.get("candidate", False)),
+        validated_on=dict(validated_on) if validated_on else None,
+        candidate=candidate,
         reference_outputs=data.get("reference_outputs"),
     )
     if entry.engine not in ENGINES:

@@ -23,7 +23,8 @@ SEED = 0
 def store_acceptance_set(
     staging: Path, dataset: ClassificationDataset, preprocessing: Preprocessing, size: int
 ) -> str:
-    """Write up to ``size`` validation items, stratified by class, into ``staging``."""
+    """Write about ``size`` validation items, stratified by class (at least one of each, so a
+    dataset with more classes than ``size`` gets one per class), into ``staging``."""
     examples = dataset.splits["val"]
     if len(examples) > size:
         share = size / len(examples)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -26,6 +27,7 @@ from edgeft.bundle import (
 )
 from edgeft.bundle.acceptance import DEFAULT_SIZE
 from edgeft.bundle.manifest import qat_file
+from edgeft.data import ClassificationDataset
 from edgeft.errors import EdgeftError
 from edgeft.evaluation.bundle_eval import dataset_from_provenance
 from edgeft.export.acceptance import record_outputs, store_acceptance_set
@@ -38,6 +40,8 @@ from edgeft.train.checkpoint import load_weights
 from edgeft.train.finetune import MODEL, RECIPE, RUN
 from edgeft.train.qat import QAT_MODEL, restore_qat_model
 from edgeft.zoo import get_model
+
+log = logging.getLogger("edgeft.export")
 
 ONNX_FILE = MODEL_FILES["onnxruntime"]
 OPENVINO_FILE = MODEL_FILES["openvino"]
@@ -95,6 +99,16 @@ def load_source(source: str | Path) -> ExportSource:
     return ExportSource(entry.create(), entry.task, entry.labels(), entry.preprocessing, provenance)
 
 
+def _recorded_dataset(provenance: dict[str, Any]) -> ClassificationDataset | None:
+    """The dataset the run recorded, for the acceptance set; one that cannot be read any more
+    (moved, changed) leaves the bundle without one, with a warning, rather than no bundle."""
+    try:
+        return dataset_from_provenance(provenance)
+    except EdgeftError as exc:
+        log.warning("no acceptance set in the bundle: %s", exc)
+        return None
+
+
 def export_bundle(
     source: str | Path | ExportSource,
     out: str | Path,
@@ -106,7 +120,7 @@ def export_bundle(
     sample of ``acceptance_size`` validation items travels in the bundle (0: none), with every
     model's outputs on it."""
     loaded = source if isinstance(source, ExportSource) else load_source(source)
-    dataset = dataset_from_provenance(loaded.provenance) if acceptance_size > 0 else None
+    dataset = _recorded_dataset(loaded.provenance) if acceptance_size > 0 else None
     spec, labels = loaded.preprocessing, loaded.labels
     model = loaded.model.eval()
     inputs = model_inputs(spec)

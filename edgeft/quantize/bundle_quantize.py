@@ -157,7 +157,7 @@ def quantize_bundle(
                 )  # fmt: skip
             except BudgetExceeded as exc:
                 console.print(f"[red]{plan.scheme.key}:[/] {exc}", highlight=False)
-                failures.append(_failure(source, out, plan, exc, config))
+                failures.append(_failure(source, plan, exc, config))
                 continue
             details = entry.details | {"calibration": calibration.describe()}
             entries.append(replace(entry, validated_on=host, details=details))
@@ -231,8 +231,10 @@ def _quantize_one(
         folder,
         validation,
         "transformer" if bundle.manifest.task == "text-classification" else "cnn",
+        budget_metric=config.budget_metric,
+        exact=scheme.saturates_on() is not None,
     )
-    exact = scheme.saturates_on() is not None
+    exact = quantizer.exact
     if exact:
         console.print(
             f"{engine} {scheme.key}: this host's int8 kernels would saturate on it; the budget is "
@@ -285,14 +287,20 @@ def _quantize_one(
 
 
 def _failure(
-    source: str | Path, out: str | Path, plan: Int8Plan, exc: BudgetExceeded, config: QuantizeConfig
+    source: str | Path, plan: Int8Plan, exc: BudgetExceeded, config: QuantizeConfig
 ) -> dict[str, Any]:
     """What the manifest and the error say about an engine and scheme that did not fit: the
     best candidate's figures and the ``edgeft quantize`` line that would accept it."""
     best = exc.best
-    parts = [f"edgeft quantize {source} --out {out} --engine {plan.engine}"]
+    parts = [f"edgeft quantize {source} --out NEW_OUT --engine {plan.engine}"]
     if plan.targets:
         parts.append(f"--target {','.join(plan.targets)}")
+    if config.calibration is not None:
+        parts.append(f"--calibration {config.calibration}")
+    if config.data is not None:
+        parts.append(f"--data {config.data}")
+    if best is not None and best.variant != "qat":
+        parts.append(f"--method {_method_of(best.variant, config.method)}")
     if best is not None:
         parts.append(f"--max-accuracy-drop {best.drop + 0.005:.2f}")
         if best.keep_float:
@@ -315,6 +323,12 @@ def _failure(
         "reason": f"{plan.scheme.key} {exc}",
         "attempts": [a.summary() for a in exc.attempts],
     }
+
+
+def _method_of(variant: str, method: str) -> str:
+    """The ``--method`` that tries ``variant`` first: a calibration method names its variant;
+    an engine's own variants (NNCF's presets) come with ``auto``."""
+    return variant if variant in METHODS else method
 
 
 def _copy_model(bundle: Bundle, entry: ModelEntry, folder: Path) -> Path:

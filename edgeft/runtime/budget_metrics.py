@@ -49,6 +49,18 @@ def _value(labels: np.ndarray, predicted: np.ndarray, classes: Sequence[str], me
     return metric_value(classification_metrics(labels, predicted, classes), metric)
 
 
+def bootstrap_draws(items: int, resamples: int = RESAMPLES) -> np.ndarray:
+    """Seeded resampling indices (resamples, items): the same draws for every model compared."""
+    return np.random.default_rng(SEED).integers(0, items, size=(resamples, items))
+
+
+def accuracy_interval(hits: np.ndarray, resamples: int = RESAMPLES) -> tuple[float, float]:
+    """95% bootstrap interval of the mean of per-item hits (0/1)."""
+    samples = hits.astype(np.float64)[bootstrap_draws(len(hits), resamples)].mean(axis=1)
+    low, high = np.percentile(samples, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def paired_drop(
     labels: np.ndarray,
     reference: np.ndarray,
@@ -62,9 +74,7 @@ def paired_drop(
     point = 100.0 * (
         _value(labels, reference, classes, metric) - _value(labels, predicted, classes, metric)
     )
-    n = len(labels)
-    rng = np.random.default_rng(SEED)
-    draws = rng.integers(0, n, size=(resamples, n))
+    draws = bootstrap_draws(len(labels), resamples)
     if metric == "accuracy":  # vectorised: the mean of per-item differences
         diff = (labels == reference).astype(np.float64) - (labels == predicted)
         samples = 100.0 * diff[draws].mean(axis=1)
@@ -87,10 +97,10 @@ def resolution_note(items: int, max_drop: float, interval: dict[str, float]) -> 
     """Why ``items`` cannot settle a ``max_drop``-point budget, if they cannot."""
     per_item = 100.0 / max(items, 1)
     if per_item > max_drop:
+        needed = f" (about {int(np.ceil(100.0 / max_drop))} items would)" if max_drop > 0 else ""
         return (
             f"one of {items} items is {per_item:.2f} points, more than the {max_drop:.2f}-point "
-            f"budget: the split cannot resolve it (about {int(np.ceil(100.0 / max_drop))} "
-            "items would)"
+            f"budget: the split cannot resolve it{needed}"
         )
     if interval["drop"] <= max_drop < interval["high"]:
         return (

@@ -19,7 +19,6 @@ from edgeft.errors import EdgeftError
 from edgeft.targets import Host, QuantizationScheme, load_targets, this_host
 
 PRECISION_CHOICES = ("auto", "int8", "fp32")
-_ENGINE_MODULES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,8 @@ def int8_mismatch(entry: ModelEntry, host: Host | None = None) -> str | None:
 
 
 def engine_installed(engine: str) -> bool:
-    return importlib.util.find_spec(_ENGINE_MODULES.get(engine, engine)) is not None
+    """Whether the engine's Python package is importable here (each is named as its module)."""
+    return importlib.util.find_spec(engine) is not None
 
 
 def choose_model(

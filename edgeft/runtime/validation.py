@@ -1,10 +1,10 @@
 """``edgeft validate``: every model this box can run, scored on the bundle's acceptance set (or a
 labelled folder) through this box's engines, and each int8 model held to the bundle's budget here.
 
-Torch-free, so it runs on the box itself. For each model: accuracy, macro-F1 and per-class
-recall with a bootstrap 95% interval, top-1 agreement with the same engine's fp32 model on this
-box, and, on the acceptance set, the agreement with the outputs recorded at build time and the
-change in accuracy since. An int8 model fails when its paired drop against fp32 on this box is
+Torch-free, so it runs on the box itself. For each model: accuracy with a bootstrap 95%
+interval, macro-F1, per-class recall and the confusion matrix; for int8, top-1 agreement with the
+same engine's fp32 model on this box and the paired drop against it; on the acceptance set, the
+agreement with the outputs recorded at build time and the change in accuracy since. An int8 model fails when its paired drop against fp32 on this box is
 over the bundle's budget and worse than the drop recorded at build time on the same items (the
 acceptance set is a sample, so its build-time drop may itself sit over the budget).
 
@@ -28,13 +28,12 @@ from edgeft.atomic import write_text_atomically
 from edgeft.bundle import MANIFEST_NAME, Bundle, ModelEntry
 from edgeft.bundle.acceptance import load_acceptance_set, load_outputs
 from edgeft.errors import EdgeftError
-from edgeft.runtime.budget_metrics import paired_drop
+from edgeft.runtime.budget_metrics import RESAMPLES, accuracy_interval, paired_drop
+from edgeft.runtime.images import IMAGE_SUFFIXES
 from edgeft.runtime.metrics import classification_metrics
 from edgeft.runtime.model_choice import engine_installed, int8_mismatch
 from edgeft.runtime.scoring import EncodedSplit, encode_items, entry_logits
 from edgeft.targets import Host, host_fingerprint, this_host
-
-RESAMPLES = 2000
 
 
 @dataclass
@@ -68,12 +67,15 @@ class ValidationReport:
 
     @property
     def passed(self) -> bool:
-        return all(m.passed for m in self.models)
+        """Every scored model passed, and at least one was scored."""
+        return bool(self.models) and all(m.passed for m in self.models)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"passed": self.passed}
 
     def failures(self) -> list[str]:
+        if not self.models:
+            return ["no model of this bundle could be scored on this host"]
         return [f"{m.model}: {m.reason}" for m in self.models if not m.passed]
 
 
@@ -83,8 +85,9 @@ def validate_bundle(
     host: Host | None = None,
     models: Sequence[ModelEntry] | None = None,
 ) -> ValidationReport:
-    """Score ``models`` (default: every model this host can run) on the acceptance set or on
-    ``data`` (a labelled image folder or text table)."""
+    """Score ``models`` on the acceptance set or on ``data`` (a labelled image folder or text
+    table). By default every model this host can run; models named in ``models`` are scored
+    even when their int8 scheme does not fit this host (a forced choice is checked too)."""
     host = host or this_host()
     manifest = bundle.manifest
     encoded, source, on_acceptance = _validation_data(bundle, data)
@@ -96,23 +99,26 @@ def validate_bundle(
         host=host_fingerprint(host),
         created=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    chosen = list(models) if models is not None else list(manifest.models)
     runnable = []
-    for entry in chosen:
-        why = _why_not_here(entry, host)
+    for entry in models if models is not None else manifest.models:
+        why = _why_not_here(entry, host, forced=models is not None)
         if why:
             report.skipped.append({"model": entry.label, "reason": why})
         else:
             runnable.append(entry)
     fp32_of = {m.engine: m for m in manifest.models if m.precision == "fp32"}
-    wanted = {id(m): m for m in runnable} | {
-        id(fp32_of[m.engine]): fp32_of[m.engine] for m in runnable if m.engine in fp32_of
+    wanted = {m.path: m for m in runnable} | {
+        fp32_of[m.engine].path: fp32_of[m.engine] for m in runnable if m.engine in fp32_of
     }
-    logits = {key: entry_logits(bundle, m, encoded) for key, m in wanted.items()}
+    logits = {path: entry_logits(bundle, m, encoded) for path, m in wanted.items()}
+    recorded = {
+        path: load_outputs(bundle.root, m, len(encoded)) if on_acceptance else None
+        for path, m in wanted.items()
+    }
     labels = encoded.labels
     assert labels is not None
     for entry in runnable:
-        predicted = logits[id(entry)].argmax(axis=1)
+        predicted = logits[entry.path].argmax(axis=1)
         result = ModelValidation(
             model=entry.label,
             engine=entry.engine,
@@ -120,20 +126,21 @@ def validate_bundle(
             scheme=entry.int8_scheme.key if entry.int8_scheme else None,
             scores=_scores(labels, predicted, manifest.labels),
         )
-        recorded = load_outputs(bundle.root, entry, len(encoded)) if on_acceptance else None
-        if recorded is not None:
-            before = recorded.argmax(axis=1)
+        before = recorded[entry.path]
+        if before is not None:
+            built_accuracy = float((before.argmax(axis=1) == labels).mean())
             result.recorded = {
-                "accuracy": float((before == labels).mean()),
+                "accuracy": built_accuracy,
                 "accuracy_change_points": round(
-                    100.0 * (result.scores["accuracy"] - float((before == labels).mean())), 3
+                    100.0 * (result.scores["accuracy"] - built_accuracy), 3
                 ),
-                "agreement_with_recorded": float((before == predicted).mean()),
-                "max_abs_logit_difference": float(np.abs(recorded - logits[id(entry)]).max()),
+                "agreement_with_recorded": float((before.argmax(axis=1) == predicted).mean()),
+                "max_abs_logit_difference": float(np.abs(before - logits[entry.path]).max()),
             }
         fp32 = fp32_of.get(entry.engine)
         if entry.precision == "int8" and fp32 is not None:
-            _hold_to_budget(result, entry, fp32, bundle, logits, labels, on_acceptance, encoded)
+            references = (logits[fp32.path], recorded[entry.path], recorded[fp32.path])
+            _hold_to_budget(result, entry, labels, manifest.labels, logits[entry.path], references)
         report.models.append(result)
     return report
 
@@ -141,33 +148,32 @@ def validate_bundle(
 def _hold_to_budget(
     result: ModelValidation,
     entry: ModelEntry,
-    fp32: ModelEntry,
-    bundle: Bundle,
-    logits: dict[int, np.ndarray],
     labels: np.ndarray,
-    on_acceptance: bool,
-    encoded: EncodedSplit,
+    classes: list[str],
+    logits: np.ndarray,
+    references: tuple[np.ndarray, np.ndarray | None, np.ndarray | None],
 ) -> None:
-    classes = bundle.manifest.labels
-    reference = logits[id(fp32)].argmax(axis=1)
-    predicted = logits[id(entry)].argmax(axis=1)
+    """The paired drop against fp32 here, against the bundle's budget; a bundle quantized
+    without labels holds top-1 agreement with fp32 (its drop is the disagreement)."""
+    fp32_logits, built_int8, built_fp32 = references
+    reference, predicted = fp32_logits.argmax(axis=1), logits.argmax(axis=1)
     result.agreement_with_fp32 = float((reference == predicted).mean())
     metric = str(entry.details.get("budget_metric", "accuracy"))
-    metric = "accuracy" if metric == "agreement" else metric
     budget = entry.details.get("max_accuracy_drop")
     result.budget_metric, result.budget_points = metric, budget
-    result.drop = paired_drop(labels, reference, predicted, classes, metric, RESAMPLES)
+
+    def drop(truth: np.ndarray, fp32: np.ndarray, int8: np.ndarray, resamples: int) -> dict:
+        if metric == "agreement":  # fp32 agrees with itself: the drop is the disagreement
+            return paired_drop(fp32, fp32, int8, classes, "accuracy", resamples)
+        return paired_drop(truth, fp32, int8, classes, metric, resamples)
+
+    result.drop = drop(labels, reference, predicted, RESAMPLES)
     if budget is None or result.drop["drop"] <= budget:
         return
     built = None
-    if on_acceptance:
-        before = load_outputs(bundle.root, entry, len(encoded))
-        before_fp32 = load_outputs(bundle.root, fp32, len(encoded))
-        if before is not None and before_fp32 is not None:
-            built = paired_drop(
-                labels, before_fp32.argmax(1), before.argmax(1), classes, metric, resamples=1
-            )["drop"]
-            result.recorded = (result.recorded or {}) | {"drop_points": built}
+    if built_int8 is not None and built_fp32 is not None:
+        built = drop(labels, built_fp32.argmax(1), built_int8.argmax(1), 1)["drop"]
+        result.recorded = (result.recorded or {}) | {"drop_points": built}
     if built is not None and result.drop["drop"] <= built:
         return  # over budget on this sample, but no worse than when it was accepted
     result.passed = False
@@ -181,10 +187,7 @@ def _hold_to_budget(
 
 def _scores(labels: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict[str, Any]:
     metrics = classification_metrics(labels, predicted, classes)
-    rng = np.random.default_rng(0)
-    draws = rng.integers(0, len(labels), size=(RESAMPLES, len(labels)))
-    hits = (labels == predicted).astype(np.float64)[draws].mean(axis=1)
-    low, high = np.percentile(hits, [2.5, 97.5])
+    low, high = accuracy_interval(labels == predicted)
     return {
         "accuracy": metrics["accuracy"],
         "accuracy_interval": [round(float(low), 4), round(float(high), 4)],
@@ -194,10 +197,10 @@ def _scores(labels: np.ndarray, predicted: np.ndarray, classes: list[str]) -> di
     }
 
 
-def _why_not_here(entry: ModelEntry, host: Host) -> str | None:
+def _why_not_here(entry: ModelEntry, host: Host, forced: bool) -> str | None:
     if not engine_installed(entry.engine):
         return f"{entry.engine} is not installed here"
-    if entry.precision == "int8":
+    if entry.precision == "int8" and not forced:
         return int8_mismatch(entry, host)
     return None
 
@@ -209,25 +212,38 @@ def _validation_data(bundle: Bundle, data: str | Path | None) -> tuple[EncodedSp
         accepted = load_acceptance_set(bundle.root, manifest)
         if accepted is None:
             raise EdgeftError(
-                f"{bundle.root} carries no acceptance set (exported without labelled data); "
-                "pass --data with a labelled folder"
+                f"{bundle.root} carries no acceptance set (exported without labelled data): "
+                "validate it with `edgeft validate BUNDLE --data LABELLED_FOLDER`"
             )
         items = accepted.inputs(bundle.root)
         encoded = encode_items(bundle, items, accepted.label_indices(manifest.labels))
         return encoded, "acceptance set", True
-    from edgeft.data import SPLITS, load_dataset  # plain file readers, no build stack
-
-    dataset = load_dataset(data)
-    unknown = sorted(set(dataset.classes) - set(manifest.labels))
+    items, names = _labelled_items(Path(data))
+    unknown = sorted(set(names) - set(manifest.labels))
     if unknown:
         raise EdgeftError(
             f"{data}: labels {', '.join(unknown)} are not the bundle's "
             f"({', '.join(manifest.labels)})"
         )
-    examples = [e for split in SPLITS for e in dataset.splits[split]]
     index = {name: i for i, name in enumerate(manifest.labels)}
-    labels = [index[dataset.classes[e.label]] for e in examples]
-    return encode_items(bundle, [e.item for e in examples], labels), str(data), False
+    return encode_items(bundle, items, [index[n] for n in names]), str(data), False
+
+
+def _labelled_items(data: Path) -> tuple[list[str], list[str]]:
+    """Every item of a labelled image folder (``<label>/<image>``, however few) or text table,
+    with its label name; nothing is held out, since nothing here is trained."""
+    from edgeft.data import SPLITS, load_dataset  # plain file readers, no build stack
+
+    if data.is_dir() and any(p.is_dir() for p in data.iterdir()):
+        files = sorted(
+            p for p in data.glob("*/*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
+        if not files:
+            raise EdgeftError(f"{data}: no images in its label folders")
+        return [str(p) for p in files], [p.parent.name for p in files]
+    dataset = load_dataset(data)
+    examples = [e for split in SPLITS for e in dataset.splits[split]]
+    return [e.item for e in examples], [dataset.classes[e.label] for e in examples]
 
 
 def validation_record_path(bundle_root: Path) -> Path:

@@ -176,7 +176,10 @@ def _validation_failure(predictor: Predictor) -> str | None:
         report = validate_bundle(predictor.bundle, models=[predictor.model])
     except EdgeftError as exc:
         return f"validation could not run: {exc}"
-    write_validation_record(report)
+    try:
+        write_validation_record(report)
+    except OSError as exc:  # a read-only bundle location: the verdict still holds
+        log.warning("validation passed but could not be recorded: %s", exc)
     return "; ".join(report.failures()) or None
 
 

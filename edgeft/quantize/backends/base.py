@@ -37,13 +37,20 @@ class Int8Quantizer(ABC):
         workdir: Path,
         validation: EncodedSplit | None = None,
         model_type: ModelType = "cnn",
+        budget_metric: str = "accuracy",
+        exact: bool = False,
     ) -> None:
+        """``budget_metric`` is what the budget holds; ``exact`` says candidates are judged in
+        exact int8 arithmetic (this host's kernels would saturate on the scheme), so an engine's
+        own accuracy search, which runs this host's kernels, must not be used."""
         self.fp32_path = fp32_path
         self.calibration = calibration
         self.scheme = scheme
         self.workdir = workdir
         self.validation = validation
         self.model_type = model_type
+        self.budget_metric = budget_metric
+        self.exact = exact
         # rewrites of the graph around calibration, by name -> how many places (for the manifest)
         self.rewrites: dict[str, int] = {}
 

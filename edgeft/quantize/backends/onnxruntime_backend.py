@@ -87,8 +87,12 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
         workdir: Path,
         validation: EncodedSplit | None = None,
         model_type: ModelType = "cnn",
+        budget_metric: str = "accuracy",
+        exact: bool = False,
     ) -> None:
-        super().__init__(fp32_path, calibration, scheme, workdir, validation, model_type)
+        super().__init__(
+            fp32_path, calibration, scheme, workdir, validation, model_type, budget_metric, exact
+        )
         self.prepared = workdir / "onnxruntime-prepared.onnx"
         # per variant, each layer's measured bias shift (it does not depend on the other layers)
         self._bias_shifts: dict[str, dict[str, np.ndarray]] = {}

@@ -112,8 +112,15 @@ class OpenVINOQuantizer(Int8Quantizer):
         """NNCF's accuracy control: it ranks quantized layers on the validation data and
         reverts the worst to float until the drop is within ``max_drop`` points. It needs labels;
         without them (a zoo model calibrated on a folder) the budget is agreement with fp32,
-        which the leave-one-out ranking of the base class follows."""
-        if self.validation is None or self.validation.labels is None:
+        which the leave-one-out ranking of the base class follows, as it does for another budget
+        metric and for a scheme judged in exact arithmetic (NNCF would rank on this host's
+        saturating kernels)."""
+        if (
+            self.validation is None
+            or self.validation.labels is None
+            or self.exact
+            or self.budget_metric != "accuracy"
+        ):
             return super().restore_accuracy(
                 variant, out, validate, max_drop, max_float_layers, rank
             )
