@@ -297,3 +297,26 @@ def test_validate_runs_on_a_runtime_only_install(two_box_bundle: Bundle, edge_bo
     }
     # OpenVINO is not in the box's install: its models are skipped with the reason
     assert {s["reason"] for s in report["skipped"]} == {"openvino is not installed here"}
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+def test_exact_int8_arithmetic_matches_the_kernels_where_they_do_not_saturate(
+    two_box_bundle: Bundle, engine: str
+) -> None:
+    """How a workstation judges a scheme its own kernels would saturate on: QDQ evaluated in
+    float. On the 7-bit scheme, which no x86 kernel saturates on, both ways agree."""
+    from edgeft.runtime.scoring import model_logits
+
+    entry = next(
+        m
+        for m in two_box_bundle.manifest.models
+        if m.engine == engine and m.scheme and m.scheme["reduce_range"]
+    )
+    accepted = load_acceptance_set(two_box_bundle.root, two_box_bundle.manifest)
+    data = encode_items(two_box_bundle, accepted.inputs(two_box_bundle.root))  # type: ignore[union-attr]
+    path = two_box_bundle.path_of(entry)
+    kernels = model_logits(engine, path, "int8", data)
+    exact = model_logits(engine, path, "int8", data, exact=True)
+    np.testing.assert_array_equal(kernels.argmax(1), exact.argmax(1))
+    # a few output quantization steps apart at most (rounding in fused kernels vs in float)
+    assert np.abs(kernels - exact).max() < 0.1 * np.abs(kernels).max()
