@@ -320,3 +320,32 @@ def test_exact_int8_arithmetic_matches_the_kernels_where_they_do_not_saturate(
     np.testing.assert_array_equal(kernels.argmax(1), exact.argmax(1))
     # a few output quantization steps apart at most (rounding in fused kernels vs in float)
     assert np.abs(kernels - exact).max() < 0.1 * np.abs(kernels).max()
+
+
+def test_a_scheme_that_fits_is_written_when_another_does_not(tmp_path: Path) -> None:
+    """8-bit weights keep this network's signal and 7-bit weights lose it: the VNNI model is
+    written, the AVX2 one is not, and the manifest says why and how to accept its best."""
+    dataset = load_dataset(_warm_cold_images(tmp_path / "data", 30))
+    source = ExportSource(
+        model=_fragile_network(signal=0.5),
+        task="image-classification",
+        labels=dataset.classes,
+        preprocessing=ImagePreprocessing(crop=(16, 16), resize=16),
+        provenance={"dataset": dataset.describe()},
+    )
+    fp32 = export_bundle(source, tmp_path / "fp32")
+    config = QuantizeConfig(
+        engines=("onnxruntime",),
+        calibration=20,
+        method="minmax",
+        max_float_layers=0,
+        targets=("x86-avx2", "x86-avx512-vnni"),
+    )
+    out = quantize_bundle(fp32.root, tmp_path / "int8", config, console=QUIET)
+    int8 = [m for m in out.manifest.models if m.precision == "int8"]
+    assert [m.int8_scheme.key for m in int8] == ["u8s8"]  # type: ignore[union-attr]
+    (failure,) = out.manifest.provenance["int8_failures"]
+    assert failure["scheme"] == "u8s7" and failure["targets"] == ["x86-avx2"]
+    assert failure["best"]["drop"] > 1.0 and "--target x86-avx2" in failure["command"]
+    result = runner.invoke(app, ["validate", str(out.root)])
+    assert result.exit_code == 0, result.output

@@ -53,15 +53,18 @@ def _warm_cold_images(root: Path, per_class: int) -> Path:
     return root
 
 
-def _fragile_network() -> nn.Module:
+def _fragile_network(signal: float = 0.01) -> nn.Module:
     """A network whose first conv cannot survive int8 weights: its useful weights (+-0.01 on red
     and blue) sit beside a 100 on a constant green pixel in the same output channel, so the
-    per-channel int8 step (100/127) rounds them to zero. Kept in float, it is exact."""
+    per-channel int8 step (100/127) rounds them to zero. Kept in float, it is exact. With
+    ``signal=0.5`` 8-bit weights keep the sign of the useful weights (one step) and 7-bit
+    weights (step 100/63) still round them to zero."""
     conv, shift, head = nn.Conv2d(3, 1, 3), nn.Conv2d(1, 1, 1), nn.Linear(1, 2)
     green = (116 / 255 - 0.456) / 0.224
     with torch.no_grad():
         conv.weight.zero_()
-        conv.weight[0, 0, 1, 1], conv.weight[0, 2, 1, 1], conv.weight[0, 1, 0, 0] = 0.01, -0.01, 100
+        conv.weight[0, 0, 1, 1], conv.weight[0, 2, 1, 1] = signal, -signal
+        conv.weight[0, 1, 0, 0] = 100
         conv.bias.zero_()
         shift.weight.fill_(1.0)
         shift.bias.fill_(-100 * green)  # cancel the green term: warm > 0 > cold
