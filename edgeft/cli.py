@@ -46,9 +46,14 @@ AllowMismatchFlag = Annotated[
 
 
 def _say_choice(choice: ModelChoice) -> None:
-    """When an int8 model was passed over, why (on stderr, so --json output stays clean)."""
+    """Which model runs and, when an int8 model was passed over, why (on stderr, so --json
+    output stays clean)."""
+    errors = Console(stderr=True)
     for note in choice.notes:
-        Console(stderr=True).print(f"[yellow]note:[/] {note}", highlight=False)
+        errors.print(f"[yellow]note:[/] {note}", highlight=False)
+    entry = choice.entry
+    made_for = f" (made for {', '.join(entry.targets)})" if entry.targets else ""
+    errors.print(f"[dim]running {entry.label}{made_for}[/]", highlight=False)
 
 
 @app.command()

@@ -154,6 +154,7 @@ def test_auto_runs_fp32_and_says_why_when_no_int8_model_fits_this_host(
     result = runner.invoke(app, ["predict", str(vnni_only.root), str(image), "--json"])
     assert result.exit_code == 0, result.output
     assert "not run" in result.stderr and "running fp32 instead" in result.stderr
+    assert "running onnxruntime/fp32" in result.stderr
     # validate skips what this host cannot run, and says why
     report = validate_bundle(vnni_only, host=AVX2)
     assert {s["model"] for s in report.skipped} == {"onnxruntime/int8 u8s8", "openvino/int8 u8s8"}
