@@ -350,3 +350,31 @@ def test_a_scheme_that_fits_is_written_when_another_does_not(tmp_path: Path) -> 
     assert failure["best"]["drop"] > 1.0 and "--target x86-avx2" in failure["command"]
     result = runner.invoke(app, ["validate", str(out.root)])
     assert result.exit_code == 0, result.output
+
+
+def test_a_large_enough_validation_split_keeps_a_confirmation_slice(tmp_path: Path) -> None:
+    """With 300 validation items a third (100) resolves a 1-point budget on its own: the search
+    never sees it, and the accepted model is checked on it last."""
+    dataset = load_dataset(_warm_cold_images(tmp_path / "data", 1000))
+    assert len(dataset.splits["val"]) >= 300
+    source = ExportSource(
+        model=_fragile_network(),
+        task="image-classification",
+        labels=dataset.classes,
+        preprocessing=ImagePreprocessing(crop=(16, 16), resize=16),
+        provenance={"dataset": dataset.describe()},
+    )
+    fp32 = export_bundle(source, tmp_path / "fp32")
+    config = QuantizeConfig(engines=("onnxruntime",), calibration=50, method="minmax")
+    out = quantize_bundle(fp32.root, tmp_path / "int8", config, console=QUIET)
+    int8 = next(m for m in out.manifest.models if m.precision == "int8")
+    confirmation = int8.details["confirmation"]
+    assert confirmation["items"] == len(dataset.splits["val"]) - int8.metrics["val"]["examples"]
+    assert confirmation["items"] >= 100 and confirmation["drop_points"] <= 1.0
+    assert confirmation["drop_interval"]["low"] <= confirmation["drop_points"]
+
+
+def test_a_small_validation_split_has_no_confirmation_slice(two_box_bundle: Bundle) -> None:
+    for entry in two_box_bundle.manifest.models:
+        if entry.precision == "int8":
+            assert entry.details["confirmation"] is None

@@ -28,12 +28,13 @@ from edgeft.bundle import (
     stage_bundle,
     write_manifest,
 )
-from edgeft.data import ClassificationDataset
+from edgeft.data import ClassificationDataset, stratified_split
 from edgeft.errors import EdgeftError
 from edgeft.evaluation.bundle_eval import per_class_deltas, recorded_dataset
 from edgeft.export.acceptance import record_outputs
 from edgeft.quantize.backends.base import QUANTIZE_ENGINES, quantizer_class
 from edgeft.quantize.budget import (
+    Attempt,
     BudgetExceeded,
     BudgetResult,
     deviation,
@@ -58,6 +59,7 @@ from edgeft.targets import QuantizationScheme, host_fingerprint
 
 _SHOWN = ("examples", *HEADLINE)
 UNLABELLED_ITEMS = 512
+CONFIRM_SHARE = 1 / 3  # of the validation split, held out of the search where it can
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,17 @@ def quantize_bundle(
         calibration_data = encode_items(
             bundle, calibration.items, progress=progress, description="encoding calibration set"
         )
-        if dataset is not None:
+        halves = _confirmation_split(dataset, config.max_accuracy_drop)
+        confirmation = None
+        if dataset is not None and halves is not None:
+            validation = encode_split(bundle, dataset, "val", progress, halves[0])
+            confirmation = encode_split(bundle, dataset, "val", progress, halves[1])
+        elif dataset is not None:
             validation = encode_split(bundle, dataset, "val", progress)
+            console.print(
+                f"[dim]no confirmation slice: a third of {len(validation)} validation items "
+                "cannot resolve the budget on its own; the search's figures are the final ones[/]"
+            )
         else:
             console.print(
                 "[yellow]warning:[/] no labelled data: the budget is top-1 agreement with fp32 on "
@@ -143,6 +154,10 @@ def quantize_bundle(
         fp32_logits = {
             e: entry_logits(bundle, manifest.model(e, "fp32"), validation) for e in planned
         }
+        confirm = {
+            e: (confirmation, entry_logits(bundle, manifest.model(e, "fp32"), confirmation))
+            for e in (planned if confirmation is not None else ())
+        }
         unlabelled_logits = {
             e: entry_logits(bundle, manifest.model(e, "fp32"), agreement_data)
             for e in (planned if agreement_data is not None else ())
@@ -153,7 +168,7 @@ def quantize_bundle(
                 entry = _quantize_one(
                     bundle, plan, config, calibration_data, validation, fp32_logits,
                     (agreement_data, unlabelled_logits.get(plan.engine)),
-                    replaced, Path(work), staging, console,
+                    confirm.get(plan.engine), replaced, Path(work), staging, console,
                 )  # fmt: skip
             except BudgetExceeded as exc:
                 console.print(f"[red]{plan.scheme.key}:[/] {exc}", highlight=False)
@@ -199,6 +214,53 @@ def _unlabelled_items(dataset: ClassificationDataset | None, calibration: list[s
     return [pool[i] for i in sorted(order)]
 
 
+def _confirmation_split(
+    dataset: ClassificationDataset | None, max_drop: float
+) -> tuple[list[int], list[int]] | None:
+    """Validation indices for the search and for the confirmation slice, when a third of the
+    split can resolve the budget on its own (one item worth at most ``max_drop`` points);
+    otherwise None, and the search's own figures stand."""
+    if dataset is None or max_drop <= 0:
+        return None
+    examples = dataset.splits["val"]
+    if len(examples) * CONFIRM_SHARE < 100.0 / max_drop:
+        return None
+    search, confirm = stratified_split(
+        [e.label for e in examples], (1.0 - CONFIRM_SHARE, CONFIRM_SHARE), seed=0
+    )
+    return search, confirm
+
+
+def _confirm(
+    quantizer: Any,
+    staging: Path,
+    result: BudgetResult,
+    config: QuantizeConfig,
+    confirmation: tuple[EncodedSplit, Any],
+) -> dict[str, Any]:
+    """The accepted model on the confirmation slice; over budget there, it is removed and the
+    engine and scheme count as failed."""
+    data, fp32_logits = confirmation
+    validate = make_validator(
+        quantizer.engine, data, fp32_logits, config.budget_metric, quantizer.exact
+    )
+    path = staging / quantizer.int8_file
+    drop, scores = validate(path)
+    interval = paired_drop(
+        data.labels, fp32_logits.argmax(1), scores["predicted"], data.classes, config.budget_metric
+    )
+    if drop > config.max_accuracy_drop:
+        for file in quantizer.files_of(path):
+            file.unlink(missing_ok=True)
+        name = f"{result.variant} on the confirmation slice"
+        raise BudgetExceeded(
+            quantizer.engine,
+            config.max_accuracy_drop,
+            [Attempt(name, result.keep_float, drop, scores)],
+        )
+    return {"items": len(data), "drop_points": round(drop, 3), "drop_interval": interval}
+
+
 def _best_text(best: dict[str, Any] | None) -> str:
     if best is None:
         return "none (every variant failed)"
@@ -214,13 +276,16 @@ def _quantize_one(
     validation: EncodedSplit,
     fp32_logits: dict[str, Any],
     unlabelled: tuple[EncodedSplit | None, Any],
+    confirmation: tuple[EncodedSplit, Any] | None,
     replaced: list[ModelEntry],
     work: Path,
     staging: Path,
     console: Console,
 ) -> ModelEntry:
     """One engine and scheme through the budget loop, its model written into ``staging``;
-    ``unlabelled`` (items and fp32's logits on them) ranks the layers kept in float."""
+    ``unlabelled`` (items and fp32's logits on them) ranks the layers kept in float;
+    ``confirmation`` (validation items the search never saw, and fp32's logits) has the last
+    word on the model the search accepted."""
     engine, scheme = plan.engine, plan.scheme
     folder = work / f"{engine}-{scheme.key}"
     folder.mkdir()
@@ -266,6 +331,9 @@ def _quantize_one(
     fp32_scores = score_logits(fp32_logits[engine], validation)
     rewrites = {} if result.variant in ready else quantizer.rewrites
     details = _details(result, fp32_scores, validation, config, fp32_logits[engine])
+    details["confirmation"] = None
+    if confirmation is not None:
+        details["confirmation"] = _confirm(quantizer, staging, result, config, confirmation)
     if agreement_data is not None:
         logits = model_logits(engine, staging / quantizer.int8_file, "int8", agreement_data, exact)
         details["unlabelled"] = {

@@ -64,10 +64,17 @@ def encode_items(
 
 
 def encode_split(
-    bundle: Bundle, dataset: ClassificationDataset, split: str, progress: Progress | None = None
+    bundle: Bundle,
+    dataset: ClassificationDataset,
+    split: str,
+    progress: Progress | None = None,
+    indices: Sequence[int] | None = None,
 ) -> EncodedSplit:
-    """A dataset split through the runtime's encoder, labels mapped onto the bundle's classes."""
+    """A dataset split (or the ``indices`` of it) through the runtime's encoder, labels mapped
+    onto the bundle's classes."""
     examples = dataset.splits[split]
+    if indices is not None:
+        examples = [examples[i] for i in indices]
     index = {name: i for i, name in enumerate(bundle.manifest.labels)}
     missing = sorted(set(dataset.classes) - set(index))
     if missing:
