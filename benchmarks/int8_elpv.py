@@ -12,7 +12,6 @@ Writes benchmarks/results/int8_elpv.{json,md}.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader, quantize_static
 from rich.console import Console
-from side_by_side import add_batch1_latency, int8_choices, write_table
+from side_by_side import add_batch1_latency, int8_choices, run_arguments, write_table
 
 from edgeft.bundle import model_files
 from edgeft.data import ClassificationDataset, load_dataset, materialise_elpv
@@ -57,12 +56,7 @@ def _certain_cells(dataset: ClassificationDataset) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--run", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=2.0)
-    args = parser.parse_args()
+    args = run_arguments()
     console = Console()
     fp32 = export_bundle(args.run, args.out / "fp32", overwrite=True)
     started = time.perf_counter()

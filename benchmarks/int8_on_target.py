@@ -13,14 +13,13 @@ interleaved rounds. Writes benchmarks/results/int8_on_target.{json,md}.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 from int8_elpv import _certain_cells
 from rich.console import Console
-from side_by_side import add_batch1_latency, write_table
+from side_by_side import add_batch1_latency, run_arguments, write_table
 
 from edgeft.data import load_dataset
 from edgeft.evaluation import model_size
@@ -41,12 +40,7 @@ HOSTS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--run", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=2.0)
-    args = parser.parse_args()
+    args = run_arguments()
     console = Console()
     fp32 = export_bundle(args.run, args.out / "fp32", overwrite=True)
     started = time.perf_counter()

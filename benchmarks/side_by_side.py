@@ -4,6 +4,7 @@ and shown in the terminal."""
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -15,6 +16,17 @@ from edgeft.bench import measure_latency
 from edgeft.bundle import Bundle
 from edgeft.runtime.engines import EngineSession, open_session
 from edgeft.runtime.scoring import EncodedSplit
+
+
+def run_arguments() -> argparse.Namespace:
+    """``--run RUN_DIR --out DIR [--rounds 5] [--seconds 2.0]``: what the ELPV int8 benchmarks
+    take (a fine-tuned run, a work folder, the interleaved timing's rounds and their length)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    return parser.parse_args()
 
 
 def interleaved_p50_ms(

@@ -50,10 +50,14 @@ runner = CliRunner()
 def fp32_bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
     """The fragile network (exact in float, broken by int8 weights in its first layer) with a
     recorded dataset, so export stores an acceptance set."""
-    root = tmp_path_factory.mktemp("on-target")
-    dataset = load_dataset(_warm_cold_images(root / "data", 30))
+    return _fragile_bundle(tmp_path_factory.mktemp("on-target"), per_class=30)
+
+
+def _fragile_bundle(root: Path, per_class: int, signal: float = 0.01) -> Bundle:
+    """``_fragile_network`` exported with warm/cold images as its recorded dataset."""
+    dataset = load_dataset(_warm_cold_images(root / "data", per_class))
     source = ExportSource(
-        model=_fragile_network(),
+        model=_fragile_network(signal),
         task="image-classification",
         labels=dataset.classes,
         preprocessing=ImagePreprocessing(crop=(16, 16), resize=16),
@@ -326,15 +330,7 @@ def test_exact_int8_arithmetic_matches_the_kernels_where_they_do_not_saturate(
 def test_a_scheme_that_fits_is_written_when_another_does_not(tmp_path: Path) -> None:
     """8-bit weights keep this network's signal and 7-bit weights lose it: the VNNI model is
     written, the AVX2 one is not, and the manifest says why and how to accept its best."""
-    dataset = load_dataset(_warm_cold_images(tmp_path / "data", 30))
-    source = ExportSource(
-        model=_fragile_network(signal=0.5),
-        task="image-classification",
-        labels=dataset.classes,
-        preprocessing=ImagePreprocessing(crop=(16, 16), resize=16),
-        provenance={"dataset": dataset.describe()},
-    )
-    fp32 = export_bundle(source, tmp_path / "fp32")
+    fp32 = _fragile_bundle(tmp_path, per_class=30, signal=0.5)
     config = QuantizeConfig(
         engines=("onnxruntime",),
         calibration=20,
@@ -355,21 +351,14 @@ def test_a_scheme_that_fits_is_written_when_another_does_not(tmp_path: Path) -> 
 def test_a_large_enough_validation_split_keeps_a_confirmation_slice(tmp_path: Path) -> None:
     """With 300 validation items a third (100) resolves a 1-point budget on its own: the search
     never sees it, and the accepted model is checked on it last."""
-    dataset = load_dataset(_warm_cold_images(tmp_path / "data", 1000))
-    assert len(dataset.splits["val"]) >= 300
-    source = ExportSource(
-        model=_fragile_network(),
-        task="image-classification",
-        labels=dataset.classes,
-        preprocessing=ImagePreprocessing(crop=(16, 16), resize=16),
-        provenance={"dataset": dataset.describe()},
-    )
-    fp32 = export_bundle(source, tmp_path / "fp32")
+    fp32 = _fragile_bundle(tmp_path, per_class=1000)
+    validation_items = fp32.manifest.provenance["dataset"]["sizes"]["val"]
+    assert validation_items >= 300
     config = QuantizeConfig(engines=("onnxruntime",), calibration=50, method="minmax")
     out = quantize_bundle(fp32.root, tmp_path / "int8", config, console=QUIET)
     int8 = next(m for m in out.manifest.models if m.precision == "int8")
     confirmation = int8.details["confirmation"]
-    assert confirmation["items"] == len(dataset.splits["val"]) - int8.metrics["val"]["examples"]
+    assert confirmation["items"] == validation_items - int8.metrics["val"]["examples"]
     assert confirmation["items"] >= 100 and confirmation["drop_points"] <= 1.0
     assert confirmation["drop_interval"]["low"] <= confirmation["drop_points"]
 
