@@ -291,6 +291,7 @@ def quantize(
         "val accuracy",
         "drop pt (95% CI)",
         "float layers",
+        "speed vs fp32",
     )
     for column in columns:
         table.add_column(column, justify="left" if column in columns[:2] else "right")
@@ -309,6 +310,7 @@ def quantize(
             if "val_drop_points" in details
             else "",
             str(len(details["kept_float"])) if "kept_float" in details else "",
+            f"{details['speed']['speedup']:.2f}x" if details.get("speed") else "",
         )
     console.print(table)
     for entry in result.manifest.models:

@@ -104,6 +104,12 @@ def test_one_bundle_holds_an_int8_model_per_engine_and_scheme(two_box_bundle: Bu
         # damage measured without labels, on training items the calibration did not use
         unlabelled = entry.details["unlabelled"]
         assert unlabelled["items"] > 0 and 0.0 <= unlabelled["agreement"] <= 1.0
+        # timed against fp32 here, unless this host does not run the scheme's own kernels
+        speed = entry.details["speed"]
+        if entry.details["exact_arithmetic"]:
+            assert speed is None
+        else:
+            assert speed["fp32_p50_ms"] > 0 and speed["int8_p50_ms"] > 0 and speed["speedup"] > 0
         assert entry.reference_outputs and not entry.candidate
         assert Path(two_box_bundle.path_of(entry)).name.startswith("model.int8-" + key)
 

@@ -44,6 +44,7 @@ from edgeft.quantize.budget import (
 )
 from edgeft.quantize.calibration import METHODS, resolve_recipe, select_calibration
 from edgeft.quantize.plan import Int8Plan, plan_int8_models
+from edgeft.quantize.speed import int8_speed
 from edgeft.runtime.budget_metrics import check_metric, paired_drop, resolution_note
 from edgeft.runtime.scoring import (
     HEADLINE,
@@ -334,6 +335,18 @@ def _quantize_one(
     details["confirmation"] = None
     if confirmation is not None:
         details["confirmation"] = _confirm(quantizer, staging, result, config, confirmation)
+    details["speed"] = None  # not timed where this host does not run the scheme's kernels
+    if not exact:
+        first = {name: array[:1] for name, array in validation.batches[0].items()}
+        details["speed"] = int8_speed(
+            engine, staging / quantizer.int8_file, quantizer.fp32_path, first
+        )
+        if details["speed"]["speedup"] < 1.0:
+            console.print(
+                f"[yellow]warning:[/] {engine} int8 {scheme.key} runs slower than its fp32 on this "
+                f"host ({details['speed']['int8_p50_ms']:.2f} ms vs "
+                f"{details['speed']['fp32_p50_ms']:.2f} ms at batch 1)"
+            )
     if agreement_data is not None:
         logits = model_logits(engine, staging / quantizer.int8_file, "int8", agreement_data, exact)
         details["unlabelled"] = {
