@@ -103,6 +103,7 @@ def create_app(predictor: Predictor, config: ServerConfig) -> FastAPI:
     def model_metadata(name: str) -> dict[str, Any]:
         known_model(name)
         manifest = predictor.bundle.manifest
+        scheme = predictor.model.int8_scheme
         return {
             "name": name,
             "versions": ["1"],
@@ -113,6 +114,8 @@ def create_app(predictor: Predictor, config: ServerConfig) -> FastAPI:
             ],
             "parameters": {
                 "precision": predictor.model.precision,
+                "int8_scheme": scheme.key if scheme else None,
+                "targets": predictor.model.targets,
                 "task": manifest.task,
                 "labels": predictor.labels,
             },
