@@ -344,8 +344,8 @@ def _quantize_one(
         if details["speed"]["speedup"] < 1.0:
             console.print(
                 f"[yellow]warning:[/] {engine} int8 {scheme.key} runs slower than its fp32 on this "
-                f"host ({details['speed']['int8_p50_ms']:.2f} ms vs "
-                f"{details['speed']['fp32_p50_ms']:.2f} ms at batch 1)"
+                f"host ({details['speed']['int8_p50_ms']:.3f} ms vs "
+                f"{details['speed']['fp32_p50_ms']:.3f} ms at batch 1)"
             )
     if agreement_data is not None:
         logits = model_logits(engine, staging / quantizer.int8_file, "int8", agreement_data, exact)
