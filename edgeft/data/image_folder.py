@@ -24,7 +24,7 @@ def load_image_folder(
         raise DatasetError(f"{root}: no such folder")
     if (root / "train").is_dir():
         return _split_layout(root, seed, fractions)
-    by_class = _class_folders(root)
+    by_class = class_folders(root)
     classes = sorted(by_class)
     files = [(str(f), classes.index(c)) for c in classes for f in by_class[c]]
     parts = stratified_split([label for _, label in files], fractions, seed, names=classes)
@@ -33,7 +33,7 @@ def load_image_folder(
     return ClassificationDataset("image", classes, splits, str(root), recipe, root)
 
 
-def _class_folders(folder: Path) -> dict[str, list[Path]]:
+def class_folders(folder: Path) -> dict[str, list[Path]]:
     """Class name -> sorted image files; empty class folders are an error, not a silent skip."""
     subdirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not subdirs:
@@ -52,7 +52,7 @@ def _class_folders(folder: Path) -> dict[str, list[Path]]:
 
 
 def _split_layout(root: Path, seed: int, fractions: Sequence[float]) -> ClassificationDataset:
-    given = {s: _class_folders(root / s) for s in SPLITS if (root / s).is_dir()}
+    given = {s: class_folders(root / s) for s in SPLITS if (root / s).is_dir()}
     classes = sorted(given["train"])
     for split, by_class in given.items():
         unknown = sorted(set(by_class) - set(classes))

@@ -32,7 +32,7 @@ from edgeft.data import ClassificationDataset, stratified_split
 from edgeft.errors import EdgeftError
 from edgeft.evaluation.bundle_eval import per_class_deltas, recorded_dataset
 from edgeft.export.acceptance import record_outputs
-from edgeft.quantize.backends.base import QUANTIZE_ENGINES, quantizer_class
+from edgeft.quantize.backends.base import QUANTIZE_ENGINES, Int8Quantizer, quantizer_class
 from edgeft.quantize.budget import (
     Attempt,
     BudgetExceeded,
@@ -45,7 +45,7 @@ from edgeft.quantize.budget import (
 from edgeft.quantize.calibration import METHODS, resolve_recipe, select_calibration
 from edgeft.quantize.plan import Int8Plan, plan_int8_models
 from edgeft.quantize.speed import int8_speed
-from edgeft.runtime.budget_metrics import check_metric, paired_drop, resolution_note
+from edgeft.runtime.budget_metrics import check_metric, paired_drop, resolution_note, resolves
 from edgeft.runtime.scoring import (
     HEADLINE,
     EncodedSplit,
@@ -152,24 +152,17 @@ def quantize_bundle(
         stage_bundle(out, overwrite=overwrite) as staging,
     ):
         copy_bundle_files(bundle, staging, keep=entries)
-        fp32_logits = {
-            e: entry_logits(bundle, manifest.model(e, "fp32"), validation) for e in planned
-        }
-        confirm = {
-            e: (confirmation, entry_logits(bundle, manifest.model(e, "fp32"), confirmation))
-            for e in (planned if confirmation is not None else ())
-        }
-        unlabelled_logits = {
-            e: entry_logits(bundle, manifest.model(e, "fp32"), agreement_data)
-            for e in (planned if agreement_data is not None else ())
-        }
+        against = Reference.of(bundle, validation, planned)
+        unlabelled_against, confirm_against = (
+            None if data is None else Reference.of(bundle, data, planned)
+            for data in (agreement_data, confirmation)
+        )
         made = 0
         for plan in plans:
             try:
                 entry = _quantize_one(
-                    bundle, plan, config, calibration_data, validation, fp32_logits,
-                    (agreement_data, unlabelled_logits.get(plan.engine)),
-                    confirm.get(plan.engine), replaced, Path(work), staging, console,
+                    bundle, plan, config, calibration_data, against, unlabelled_against,
+                    confirm_against, replaced, Path(work), staging, console,
                 )  # fmt: skip
             except BudgetExceeded as exc:
                 console.print(f"[red]{plan.scheme.key}:[/] {exc}", highlight=False)
@@ -188,6 +181,26 @@ def quantize_bundle(
         )
         write_manifest(staging, record_outputs(staging, new_manifest))
     return Bundle.load(out)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Items encoded once, and fp32's logits on them for each planned engine: what that engine's
+    int8 candidates are compared with."""
+
+    data: EncodedSplit
+    fp32: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, bundle: Bundle, data: EncodedSplit, engines: set[str]) -> Reference:
+        return cls(
+            data, {e: entry_logits(bundle, bundle.manifest.model(e, "fp32"), data) for e in engines}
+        )
+
+    def drop_interval(self, engine: str, predicted: np.ndarray, metric: str) -> dict[str, float]:
+        """The paired drop of int8 ``predicted`` against this engine's fp32, with its interval."""
+        fp32 = self.fp32[engine].argmax(axis=1)
+        return paired_drop(self.data.labels, fp32, predicted, self.data.classes, metric)
 
 
 class NoInt8Model(EdgeftError):
@@ -224,7 +237,7 @@ def _confirmation_split(
     if dataset is None or max_drop <= 0:
         return None
     examples = dataset.splits["val"]
-    if len(examples) * CONFIRM_SHARE < 100.0 / max_drop:
+    if not resolves(int(len(examples) * CONFIRM_SHARE), max_drop):
         return None
     search, confirm = stratified_split(
         [e.label for e in examples], (1.0 - CONFIRM_SHARE, CONFIRM_SHARE), seed=0
@@ -233,23 +246,25 @@ def _confirmation_split(
 
 
 def _confirm(
-    quantizer: Any,
+    quantizer: Int8Quantizer,
     staging: Path,
     result: BudgetResult,
     config: QuantizeConfig,
-    confirmation: tuple[EncodedSplit, Any],
+    confirmation: Reference,
 ) -> dict[str, Any]:
     """The accepted model on the confirmation slice; over budget there, it is removed and the
     engine and scheme count as failed."""
-    data, fp32_logits = confirmation
+    engine = quantizer.engine
     validate = make_validator(
-        quantizer.engine, data, fp32_logits, config.budget_metric, quantizer.exact
+        engine,
+        confirmation.data,
+        confirmation.fp32[engine],
+        config.budget_metric,
+        quantizer.exact,
     )
     path = staging / quantizer.int8_file
     drop, scores = validate(path)
-    interval = paired_drop(
-        data.labels, fp32_logits.argmax(1), scores["predicted"], data.classes, config.budget_metric
-    )
+    interval = confirmation.drop_interval(engine, scores["predicted"], config.budget_metric)
     if drop > config.max_accuracy_drop:
         for file in quantizer.files_of(path):
             file.unlink(missing_ok=True)
@@ -259,7 +274,11 @@ def _confirm(
             config.max_accuracy_drop,
             [Attempt(name, result.keep_float, drop, scores)],
         )
-    return {"items": len(data), "drop_points": round(drop, 3), "drop_interval": interval}
+    return {
+        "items": len(confirmation.data),
+        "drop_points": round(drop, 3),
+        "drop_interval": interval,
+    }
 
 
 def _best_text(best: dict[str, Any] | None) -> str:
@@ -274,19 +293,18 @@ def _quantize_one(
     plan: Int8Plan,
     config: QuantizeConfig,
     calibration: EncodedSplit,
-    validation: EncodedSplit,
-    fp32_logits: dict[str, Any],
-    unlabelled: tuple[EncodedSplit | None, Any],
-    confirmation: tuple[EncodedSplit, Any] | None,
+    validation: Reference,
+    unlabelled: Reference | None,
+    confirmation: Reference | None,
     replaced: list[ModelEntry],
     work: Path,
     staging: Path,
     console: Console,
 ) -> ModelEntry:
     """One engine and scheme through the budget loop, its model written into ``staging``;
-    ``unlabelled`` (items and fp32's logits on them) ranks the layers kept in float;
-    ``confirmation`` (validation items the search never saw, and fp32's logits) has the last
-    word on the model the search accepted."""
+    ``unlabelled`` (training items without labels) ranks the layers kept in float;
+    ``confirmation`` (validation items the search never saw) has the last word on the model the
+    search accepted."""
     engine, scheme = plan.engine, plan.scheme
     folder = work / f"{engine}-{scheme.key}"
     folder.mkdir()
@@ -295,7 +313,7 @@ def _quantize_one(
         calibration,
         scheme,
         folder,
-        validation,
+        validation.data,
         "transformer" if bundle.manifest.task == "text-classification" else "cnn",
         budget_metric=config.budget_metric,
         exact=scheme.saturates_on() is not None,
@@ -312,32 +330,32 @@ def _quantize_one(
         if m.engine == engine and m.candidate and m.int8_scheme in (None, scheme)
     ]
     ready = {"qat": _copy_model(bundle, qat[0], folder / "qat")} if qat and config.use_qat else {}
-    agreement_data, agreement_fp32 = unlabelled
     rank = (
-        make_ranker(engine, agreement_data, agreement_fp32, exact)
-        if agreement_data is not None
+        make_ranker(engine, unlabelled.data, unlabelled.fp32[engine], exact)
+        if unlabelled is not None
         else None
     )
+    fp32_logits = validation.fp32[engine]
     result = quantize_within_budget(
         quantizer,
         config.method,
         staging / quantizer.int8_file,
-        make_validator(engine, validation, fp32_logits[engine], config.budget_metric, exact),
+        make_validator(engine, validation.data, fp32_logits, config.budget_metric, exact),
         config.max_accuracy_drop,
         console,
         config.max_float_layers,
         ready,
         rank,
     )
-    fp32_scores = score_logits(fp32_logits[engine], validation)
+    fp32_scores = score_logits(fp32_logits, validation.data)
     rewrites = {} if result.variant in ready else quantizer.rewrites
-    details = _details(result, fp32_scores, validation, config, fp32_logits[engine])
+    details = _details(result, fp32_scores, validation, config, engine)
     details["confirmation"] = None
     if confirmation is not None:
         details["confirmation"] = _confirm(quantizer, staging, result, config, confirmation)
     details["speed"] = None  # not timed where this host does not run the scheme's kernels
     if not exact:
-        first = {name: array[:1] for name, array in validation.batches[0].items()}
+        first = {name: array[:1] for name, array in validation.data.batches[0].items()}
         details["speed"] = int8_speed(
             engine, staging / quantizer.int8_file, quantizer.fp32_path, first
         )
@@ -347,12 +365,13 @@ def _quantize_one(
                 f"host ({details['speed']['int8_p50_ms']:.3f} ms vs "
                 f"{details['speed']['fp32_p50_ms']:.3f} ms at batch 1)"
             )
-    if agreement_data is not None:
-        logits = model_logits(engine, staging / quantizer.int8_file, "int8", agreement_data, exact)
+    if unlabelled is not None:
+        logits = model_logits(engine, staging / quantizer.int8_file, "int8", unlabelled.data, exact)
+        reference = unlabelled.fp32[engine]
         details["unlabelled"] = {
-            "items": len(agreement_data),
-            "agreement": float((logits.argmax(1) == agreement_fp32.argmax(1)).mean()),
-            "deviation": deviation(logits, agreement_fp32),
+            "items": len(unlabelled.data),
+            "agreement": float((logits.argmax(1) == reference.argmax(1)).mean()),
+            "deviation": deviation(logits, reference),
         }
     if note := details.get("budget_resolution"):
         console.print(f"[yellow]{engine} {scheme.key}:[/] {note}")
@@ -424,11 +443,11 @@ def _copy_model(bundle: Bundle, entry: ModelEntry, folder: Path) -> Path:
 def _details(
     result: BudgetResult,
     fp32_scores: dict[str, Any],
-    validation: EncodedSplit,
+    validation: Reference,
     config: QuantizeConfig,
-    fp32_logits: Any,
+    engine: str,
 ) -> dict[str, Any]:
-    labelled = validation.labels is not None
+    labelled = validation.data.labels is not None
     details: dict[str, Any] = {
         "variant": result.variant,
         "method": config.method,
@@ -440,15 +459,11 @@ def _details(
         "attempts": [a.summary() for a in result.attempts],
     }
     if labelled and "predicted" in result.scores:
-        interval = paired_drop(
-            validation.labels,
-            fp32_logits.argmax(axis=1),
-            result.scores["predicted"],
-            validation.classes,
-            config.budget_metric,
+        interval = validation.drop_interval(
+            engine, result.scores["predicted"], config.budget_metric
         )
         details["val_drop_interval"] = interval
-        note = resolution_note(len(validation), config.max_accuracy_drop, interval)
+        note = resolution_note(len(validation.data), config.max_accuracy_drop, interval)
         if note:
             details["budget_resolution"] = note
     return details

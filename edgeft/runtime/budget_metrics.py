@@ -61,6 +61,24 @@ def accuracy_interval(hits: np.ndarray, resamples: int = RESAMPLES) -> tuple[flo
     return float(low), float(high)
 
 
+def drop_points(
+    labels: np.ndarray,
+    reference: np.ndarray,
+    predicted: np.ndarray,
+    classes: Sequence[str],
+    metric: str = "accuracy",
+) -> float:
+    """``metric`` of ``reference`` minus that of ``predicted``, in points."""
+    return 100.0 * (
+        _value(labels, reference, classes, metric) - _value(labels, predicted, classes, metric)
+    )
+
+
+def resolves(items: int, max_drop: float) -> bool:
+    """Whether ``items`` can resolve a ``max_drop``-point budget: one item is worth no more."""
+    return 100.0 / max(items, 1) <= max_drop
+
+
 def paired_drop(
     labels: np.ndarray,
     reference: np.ndarray,
@@ -71,23 +89,14 @@ def paired_drop(
 ) -> dict[str, float]:
     """The drop in points (reference minus predicted) with a 95% bootstrap interval from
     resampling the items, both models' answers on each item kept together."""
-    point = 100.0 * (
-        _value(labels, reference, classes, metric) - _value(labels, predicted, classes, metric)
-    )
+    point = drop_points(labels, reference, predicted, classes, metric)
     draws = bootstrap_draws(len(labels), resamples)
     if metric == "accuracy":  # vectorised: the mean of per-item differences
         diff = (labels == reference).astype(np.float64) - (labels == predicted)
         samples = 100.0 * diff[draws].mean(axis=1)
     else:
         samples = np.array(
-            [
-                100.0
-                * (
-                    _value(labels[d], reference[d], classes, metric)
-                    - _value(labels[d], predicted[d], classes, metric)
-                )
-                for d in draws
-            ]
+            [drop_points(labels[d], reference[d], predicted[d], classes, metric) for d in draws]
         )
     low, high = np.percentile(samples, [2.5, 97.5])
     return {"drop": round(point, 3), "low": round(float(low), 3), "high": round(float(high), 3)}
@@ -95,8 +104,8 @@ def paired_drop(
 
 def resolution_note(items: int, max_drop: float, interval: dict[str, float]) -> str | None:
     """Why ``items`` cannot settle a ``max_drop``-point budget, if they cannot."""
-    per_item = 100.0 / max(items, 1)
-    if per_item > max_drop:
+    if not resolves(items, max_drop):
+        per_item = 100.0 / max(items, 1)
         needed = f" (about {int(np.ceil(100.0 / max_drop))} items would)" if max_drop > 0 else ""
         return (
             f"one of {items} items is {per_item:.2f} points, more than the {max_drop:.2f}-point "

@@ -28,8 +28,7 @@ from edgeft.atomic import write_text_atomically
 from edgeft.bundle import MANIFEST_NAME, Bundle, ModelEntry
 from edgeft.bundle.acceptance import load_acceptance_set, load_outputs
 from edgeft.errors import EdgeftError
-from edgeft.runtime.budget_metrics import RESAMPLES, accuracy_interval, paired_drop
-from edgeft.runtime.images import IMAGE_SUFFIXES
+from edgeft.runtime.budget_metrics import accuracy_interval, drop_points, paired_drop
 from edgeft.runtime.metrics import classification_metrics
 from edgeft.runtime.model_choice import engine_installed, int8_mismatch
 from edgeft.runtime.scoring import EncodedSplit, encode_items, entry_logits
@@ -162,17 +161,19 @@ def _hold_to_budget(
     budget = entry.details.get("max_accuracy_drop")
     result.budget_metric, result.budget_points = metric, budget
 
-    def drop(truth: np.ndarray, fp32: np.ndarray, int8: np.ndarray, resamples: int) -> dict:
-        if metric == "agreement":  # fp32 agrees with itself: the drop is the disagreement
-            return paired_drop(fp32, fp32, int8, classes, "accuracy", resamples)
-        return paired_drop(truth, fp32, int8, classes, metric, resamples)
+    # against agreement, fp32's own answers are the truth: the drop is the disagreement
+    scored = "accuracy" if metric == "agreement" else metric
 
-    result.drop = drop(labels, reference, predicted, RESAMPLES)
+    def truth(fp32: np.ndarray) -> np.ndarray:
+        return fp32 if metric == "agreement" else labels
+
+    result.drop = paired_drop(truth(reference), reference, predicted, classes, scored)
     if budget is None or result.drop["drop"] <= budget:
         return
     built = None
     if built_int8 is not None and built_fp32 is not None:
-        built = drop(labels, built_fp32.argmax(1), built_int8.argmax(1), 1)["drop"]
+        before = built_fp32.argmax(1)
+        built = round(drop_points(truth(before), before, built_int8.argmax(1), classes, scored), 3)
         result.recorded = (result.recorded or {}) | {"drop_points": built}
     if built is not None and result.drop["drop"] <= built:
         return  # over budget on this sample, but no worse than when it was accepted
@@ -233,14 +234,14 @@ def _labelled_items(data: Path) -> tuple[list[str], list[str]]:
     """Every item of a labelled image folder (``<label>/<image>``, however few) or text table,
     with its label name; nothing is held out, since nothing here is trained."""
     from edgeft.data import SPLITS, load_dataset  # plain file readers, no build stack
+    from edgeft.data.image_folder import class_folders
 
     if data.is_dir() and any(p.is_dir() for p in data.iterdir()):
-        files = sorted(
-            p for p in data.glob("*/*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        by_class = class_folders(data)
+        return (
+            [str(file) for files in by_class.values() for file in files],
+            [label for label, files in by_class.items() for _ in files],
         )
-        if not files:
-            raise EdgeftError(f"{data}: no images in its label folders")
-        return [str(p) for p in files], [p.parent.name for p in files]
     dataset = load_dataset(data)
     examples = [e for split in SPLITS for e in dataset.splits[split]]
     return [e.item for e in examples], [dataset.classes[e.label] for e in examples]
