@@ -88,22 +88,18 @@ def write_acceptance_set(
     from edgeft.runtime.images import decode_image
     from edgeft.runtime.preprocess import ImagePreprocessor
 
-    folder = staging / ACCEPTANCE_DIR
-    folder.mkdir(parents=True, exist_ok=True)
+    (staging / ACCEPTANCE_DIR / "images").mkdir(parents=True, exist_ok=True)
     stored = list(items)
     if kind == "image":
         assert isinstance(preprocessing, ImagePreprocessing)
         resize = ImagePreprocessor(preprocessing).resize_only
-        stored = []
-        for i, item in enumerate(items):
+        stored = [f"{ACCEPTANCE_DIR}/images/{i:04d}.png" for i in range(len(items))]
+        for item, rel in zip(items, stored, strict=True):
             image = resize(decode_image(item))
             pixels = np.asarray(image)
             if (pixels == pixels[..., :1]).all():  # grey in RGB: a third of the bytes as "L"
                 image = Image.fromarray(pixels[..., 0])
-            rel = f"{ACCEPTANCE_DIR}/images/{i:04d}.png"
-            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
             image.save(staging / rel, optimize=True)
-            stored.append(rel)
     index = {"kind": kind, "items": stored, "labels": labels, "source": source}
     (staging / ACCEPTANCE_INDEX).write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
     return ACCEPTANCE_INDEX

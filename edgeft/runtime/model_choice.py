@@ -3,9 +3,8 @@
 
 ``precision="auto"`` takes the int8 model whose scheme this host computes faithfully, preferring
 one made for a target profile this host matches, then one of the host's own scheme, then the
-more precise; an int8 model
-whose scheme saturates here, or a QAT candidate never held to the budget, is never taken
-automatically. Where no int8 model fits, fp32 runs and ``notes`` say why.
+more precise; an int8 model whose scheme saturates here, or a QAT candidate never held to the
+budget, is never taken automatically. Where no int8 model fits, fp32 runs and ``notes`` say why.
 """
 
 from __future__ import annotations
