@@ -1,6 +1,13 @@
 """The bundle contract: atomic write, hash-checked load, clear refusals."""
 
 import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -133,6 +140,31 @@ def _edit_manifest(root: Path, **changes: object) -> None:
             {"acceptance": "/tmp/set.json"},
             "acceptance set path '/tmp/set.json' is not a plain path",
         ),
+        (
+            {"acceptance": "acceptance/../../set.json"},
+            "acceptance set path 'acceptance/../../set.json' is not a plain path",
+        ),
+        (
+            {"models": [{"path": "../model.onnx", "engine": "onnxruntime", "precision": "fp32"}]},
+            "model path '../model.onnx' is not a plain path",
+        ),
+        (
+            {
+                "models": [
+                    {
+                        "path": "model.onnx",
+                        "engine": "onnxruntime",
+                        "precision": "fp32",
+                        "reference_outputs": "/etc/outputs.npy",
+                    }
+                ]
+            },
+            "reference outputs path '/etc/outputs.npy' is not a plain path",
+        ),
+        (
+            {"files": {"model.onnx": "0", "openvino/model.xml": "0"}},
+            "IR weights file 'openvino/model.bin' is not listed",
+        ),
     ],
 )
 def test_malformed_manifest_names_the_problem(tmp_path: Path, changes: dict, message: str) -> None:
@@ -155,3 +187,69 @@ def test_missing_model_kind_lists_what_is_there(tmp_path: Path) -> None:
         BundleError, match=r"no openvino/int8 model \(has: onnxruntime/fp32, openvino/fp32\)"
     ):
         bundle.manifest.model("openvino", "int8")
+
+
+def test_symlink_out_of_the_bundle_is_refused(tmp_path: Path) -> None:
+    _write(tmp_path / "b")
+    outside = tmp_path / "elsewhere.onnx"
+    outside.write_bytes(b"weights")
+    (tmp_path / "b" / "model.onnx").unlink()
+    (tmp_path / "b" / "model.onnx").symlink_to(outside)
+    with pytest.raises(BundleError, match="outside the bundle"):
+        Bundle.load(tmp_path / "b")
+
+
+def test_swap_cut_between_its_renames_is_rolled_back_on_load(tmp_path: Path) -> None:
+    """Where folders cannot be exchanged, the old bundle waits at .b.old while the new one is
+    renamed in; a crash there leaves no ``b``, and the next load puts the old one back."""
+    _write(tmp_path / "b", b"old")
+    (tmp_path / "b").rename(tmp_path / ".b.old")
+    (tmp_path / ".b.partial-999999999-x").mkdir()  # a killed writer's staging folder
+    assert Bundle.load(tmp_path / "b").path_of("model.onnx").read_bytes() == b"old"
+    _write(tmp_path / "b", b"new", overwrite=True)  # the next writer clears what was left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+_WRITER = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from tests.test_bundle import _manifest
+import edgeft.atomic
+from edgeft.bundle import stage_bundle, write_manifest
+
+if sys.argv[2] == "two renames":  # the path taken where folders cannot be exchanged
+    edgeft.atomic._exchange = lambda a, b: False
+out, version = Path(sys.argv[1]), 0
+while True:
+    version += 1
+    with stage_bundle(out, overwrite=True) as staging:
+        for name in ("model.onnx", "openvino/model.xml", "openvino/model.bin"):
+            (staging / name).parent.mkdir(exist_ok=True)
+            (staging / name).write_bytes(bytes([version % 256]) * 300_000)
+        manifest = _manifest()
+        manifest.provenance = {{"version": version}}
+        write_manifest(staging, manifest)
+"""
+
+
+@pytest.mark.parametrize("swap", ["exchange", "two renames"])
+def test_writer_killed_at_random_points_always_leaves_a_loadable_bundle(
+    tmp_path: Path, swap: str
+) -> None:
+    """SIGKILL a process that rewrites a bundle in a loop, 20 times at random instants: each
+    time, the path holds a complete bundle that passes its hash check (the old or a new one)."""
+    out = tmp_path / "b"
+    _write(out)
+    script = tmp_path / "writer.py"
+    script.write_text(textwrap.dedent(_WRITER.format(root=str(Path(__file__).parents[1]))))
+    rng = random.Random(7)
+    versions = []
+    for _ in range(20):
+        writer = subprocess.Popen([sys.executable, str(script), str(out), swap])
+        time.sleep(rng.uniform(0.4, 1.0))
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait()
+        versions.append(Bundle.load(out).manifest.provenance.get("version", 0))
+        assert len(list(tmp_path.glob(".b.*"))) <= 2, "killed writers' leftovers pile up"
+    assert sum(v > 0 for v in versions) >= 8, f"the writer rarely got to write: {versions}"

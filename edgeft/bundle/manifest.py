@@ -157,6 +157,11 @@ class Manifest:
             confined_path(str(rel), "files")
         acceptance = data.get("acceptance")
         named = [(m.path, "model") for m in models]
+        named += [
+            (m.path[: -len(".xml")] + ".bin", "IR weights")
+            for m in models
+            if m.path.endswith(".xml")
+        ]
         named += [(m.reference_outputs, "reference outputs") for m in models if m.reference_outputs]
         named += [(acceptance, "acceptance set")] if acceptance is not None else []
         preprocessing = preprocessing_from_dict(_require(data, "preprocessing", dict))

@@ -1,21 +1,21 @@
 """Writing a bundle atomically and loading it with its hashes checked.
 
-A bundle is staged in a hidden sibling folder and renamed into place only once every file is
-written and hashed, so an interrupted export never leaves a broken bundle where a good one was.
+A bundle is staged in a hidden sibling folder and swapped into place only once every file is
+written, hashed and flushed to disk (``edgeft.atomic.replace_folder``), so an interrupted export
+or a power cut never leaves a broken bundle where a good one was.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeft.atomic import recover_folder, replace_folder, staging_folder
 from edgeft.bundle.manifest import MANIFEST_NAME, Manifest, ModelEntry
 from edgeft.errors import BundleError
 
@@ -47,9 +47,10 @@ class Bundle:
 
     @classmethod
     def load(cls, path: str | Path, verify: bool = True) -> Bundle:
-        """Read ``edgeft.json``; with ``verify``, refuse missing or changed files."""
+        """Read ``edgeft.json``; with ``verify``, refuse missing or changed files. A bundle left
+        aside by a write cut short (a crash, a power cut) is put back first."""
         root = Path(path)
-        if not root.is_dir():
+        if not root.is_dir() and not recover_folder(root):
             raise BundleError(f"{root}: no such bundle folder")
         manifest_path = root / MANIFEST_NAME
         if not manifest_path.is_file():
@@ -88,37 +89,21 @@ def _inside(root: Path, file: Path) -> bool:
 
 @contextmanager
 def stage_bundle(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield an empty staging folder; on clean exit it must hold ``edgeft.json`` and is moved to
+    """Yield an empty staging folder; on clean exit it must hold ``edgeft.json`` and replaces
     ``out``. On error the staging folder is deleted and ``out`` is left exactly as it was."""
     out = Path(out)
+    recover_folder(out)
     if out.exists() and not overwrite:
         raise BundleError(f"{out} already exists; choose another --out or pass --overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    staging = staging_folder(out)
     try:
         yield staging
         if not (staging / MANIFEST_NAME).is_file():
             raise BundleError(f"internal: staged bundle for {out} has no {MANIFEST_NAME}")
-        _swap_into_place(staging, out)
+        replace_folder(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-
-
-def _swap_into_place(staging: Path, out: Path) -> None:
-    """Rename staging to ``out``; an old ``out`` is kept aside until the new one is in place."""
-    backup = None
-    if out.exists():
-        backup = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(backup)
-    try:
-        staging.rename(out)
-    except BaseException:
-        if backup is not None:
-            backup.rename(out)
-        raise
-    if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
 
 
 def copy_bundle_files(bundle: Bundle, staging: Path, keep: list[ModelEntry]) -> None:
