@@ -18,6 +18,7 @@ from rich.table import Table
 from edgeft.errors import EdgeftError
 
 if TYPE_CHECKING:
+    from edgeft.bench import BenchmarkRun
     from edgeft.runtime.model_choice import ModelChoice
 
 app = typer.Typer(
@@ -510,6 +511,18 @@ def serve(
         float, typer.Option(help="How long a lone request waits for company.", min=0)
     ] = 0.0,
     max_request_mb: Annotated[float, typer.Option(help="Largest request body.", min=0.001)] = 16,
+    max_queue: Annotated[
+        int, typer.Option(help="Items that may wait for the engine; past it, 503 at once.", min=1)
+    ] = 64,
+    queue_timeout_s: Annotated[
+        float, typer.Option(help="Longest wait in the queue before a 503.", min=0.001)
+    ] = 10.0,
+    max_connections: Annotated[
+        int, typer.Option(help="Open connections at once; past it, 503.", min=1)
+    ] = 64,
+    body_timeout_s: Annotated[
+        float, typer.Option(help="Longest time a request body may take to arrive (408).", min=0.1)
+    ] = 30.0,
     threads: Annotated[int | None, typer.Option(help="Engine threads (default: all).")] = None,
     target: Annotated[
         str | None, typer.Option(help="Engine settings from a target profile this host matches.")
@@ -544,6 +557,10 @@ def serve(
         max_batch=max_batch,
         max_wait_ms=max_wait_ms,
         max_request_bytes=int(max_request_mb * 1024 * 1024),
+        max_queue=max_queue,
+        queue_timeout_s=queue_timeout_s,
+        max_connections=max_connections,
+        body_timeout_s=body_timeout_s,
         token=token,
         validate=validate,
     )
@@ -623,7 +640,10 @@ def bench(
         bool, typer.Option("--cold-start/--no-cold-start", help="Measure cold start and memory.")
     ] = True,
     json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write the run as JSON.")
+        Path | None,
+        typer.Option(
+            "--json", help="Also write the run as JSON (first: a failing database loses nothing)."
+        ),
     ] = None,
     db: DbOption = None,
 ) -> None:
@@ -651,10 +671,17 @@ def bench(
         )
     for skipped in run.skipped:
         console.print(f"skipped {skipped['model']}: {skipped['reason']}", highlight=False)
+    # The JSON file first: a locked or broken database must not lose a run minutes long.
+    written_json = json_out if json_out and _write_run_json(json_out, run, None) else None
     store = ResultsStore(db)
-    run_id = store.add(run)
-    if json_out is not None:
-        json_out.write_text(json.dumps(run.to_dict() | {"run_id": run_id}, indent=2) + "\n")
+    run_id: int | None = None
+    not_stored: EdgeftError | None = None
+    try:
+        run_id = store.add(run)
+    except EdgeftError as exc:
+        not_stored = exc
+    if run_id is not None and written_json is not None:
+        _write_run_json(written_json, run, run_id)  # now naming the run's id in the database
     table = Table(
         title=f"{bundle} on {profile.name} ({run.host['cpu']}, {run.host['cores']} cores)"
     )
@@ -674,7 +701,31 @@ def bench(
                 f"{model.accuracy:.1%}" if model.accuracy is not None else "-",
             )  # fmt: skip
     console.print(table)
-    console.print(f"run {run_id} stored in {store.path}")
+    if not_stored is None:
+        console.print(f"run {run_id} stored in {store.path}")
+    elif written_json is not None:
+        Console(stderr=True).print(
+            f"[yellow]warning:[/] {not_stored}. The run is not in the database; "
+            f"{written_json} holds it.",
+            highlight=False,
+        )
+    else:
+        raise EdgeftError(f"the run was not saved: {not_stored}")
+
+
+def _write_run_json(path: Path, run: BenchmarkRun, run_id: int | None) -> bool:
+    """Replace ``path`` atomically with the run (``run_id`` null until the database has it);
+    False, with a warning, where it cannot be written, so the database can still keep the run."""
+    from edgeft.atomic import write_text_atomically
+
+    try:
+        write_text_atomically(path, json.dumps(run.to_dict() | {"run_id": run_id}, indent=2) + "\n")
+    except OSError as exc:
+        Console(stderr=True).print(
+            f"[yellow]warning:[/] could not write {path}: {exc}", highlight=False
+        )
+        return False
+    return True
 
 
 @app.command()

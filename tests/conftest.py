@@ -3,6 +3,7 @@ EDGEFT_HOME so tests never touch the user's data folder."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -74,3 +75,65 @@ def edge_box(tmp_path_factory: pytest.TempPathFactory) -> Path:
     missing = subprocess.run([python, "-c", "import torch"], capture_output=True, text=True)
     assert missing.returncode != 0 and "No module named 'torch'" in missing.stderr
     return venv / "bin"
+
+
+# Two kinds of factory support ticket, each phrased many ways: learnable, but not by one word.
+_TICKETS = {
+    "machine": [
+        "the {} press keeps jamming halfway through the shift",
+        "spindle on the {} lathe vibrates and the parts come out rough",
+        "conveyor {} stopped again and the motor smells burnt",
+        "robot arm on line {} drops every third part",
+        "coolant is leaking under the {} milling machine",
+        "the {} welder trips its breaker whenever it starts",
+        "hydraulic pressure on press {} falls after ten minutes",
+        "sensor on the {} packer reads zero even with boxes present",
+    ],
+    "billing": [
+        "invoice {} charges us twice for the same delivery",
+        "please refund the late fee on account {}",
+        "our {} payment was taken but the order shows unpaid",
+        "the quote said {} euros but the bill is higher",
+        "can you send a corrected invoice with our tax number {}",
+        "credit note {} never reached our accounts team",
+        "why did the subscription renew at the {} price",
+        "the statement lists an order {} we never placed",
+    ],
+}
+_FILLERS = ["first", "north", "old", "blue", "second", "small", "main", "new"]
+
+
+@pytest.fixture(scope="session")
+def tickets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tickets") / "tickets.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        for label, phrases in _TICKETS.items():
+            for phrase in phrases:
+                for filler in _FILLERS:
+                    writer.writerow([phrase.format(filler), label])
+    return path
+
+
+def text_recipe(tickets: Path, **changes: object):  # -> edgeft.train.Recipe
+    from edgeft.train import Recipe
+
+    settings = {"model": "minilm", "data": str(tickets), "batch_size": 8, "precision": "fp32"}
+    return Recipe(**(settings | changes))
+
+
+@pytest.fixture(scope="session")
+def text_run(tickets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from edgeft.train import finetune
+
+    out = tmp_path_factory.mktemp("text-run") / "run"
+    finetune(text_recipe(tickets, strategy="full", epochs=3, lr_backbone=1e-4), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def text_bundle(text_run: Path, tmp_path_factory: pytest.TempPathFactory):  # -> Bundle
+    from edgeft.export import export_bundle
+
+    return export_bundle(text_run, tmp_path_factory.mktemp("text-bundle") / "bundle")

@@ -4,16 +4,21 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
+import sys
+import time
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edgeft.bench import BenchmarkRun, ModelBenchmark, ResultsStore, summarise
+from edgeft.bench.probe import _run_probe
 from edgeft.bench.report import write_report
-from edgeft.bench.store import to_csv
+from edgeft.bench.store import SCHEMA_VERSION, to_csv
 from edgeft.bundle import Bundle
 from edgeft.errors import EdgeftError
 from edgeft.targets import Host, load_targets, parse_target, resolve_target
@@ -138,6 +143,77 @@ def test_a_failed_add_stores_nothing_and_a_corrupt_db_is_named(tmp_path: Path) -
     assert sqlite3.connect(store.path).execute("SELECT COUNT(*) FROM runs").fetchone() == (1,)
 
 
+def test_a_locked_database_is_named_once_its_timeout_passes(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path / "bench.sqlite", timeout_s=0.1)
+    store.add(_run("x86-avx2", 3.0))
+    with closing(sqlite3.connect(store.path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")  # another writer: reads pass, writes wait
+        with pytest.raises(EdgeftError, match=r"could not use the results database \(database is"):
+            store.add(_run("x86-avx2", 3.0))
+        assert len(store.runs()) == 1
+        other.execute("COMMIT")
+        other.execute("BEGIN EXCLUSIVE")  # not even reads pass
+        with pytest.raises(EdgeftError, match="database is locked"):
+            store.runs()
+
+
+def _user_version(path: Path) -> int:
+    with closing(sqlite3.connect(path)) as db:
+        return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def _set_user_version(path: Path, version: int) -> None:
+    with closing(sqlite3.connect(path)) as db:
+        db.execute(f"PRAGMA user_version = {version}")
+
+
+def test_the_database_carries_its_schema_version(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path / "bench.sqlite")
+    assert store.runs() == [] and _user_version(store.path) == SCHEMA_VERSION
+    store.add(_run("x86-avx2", 3.0))
+    _set_user_version(store.path, 0)  # as written before versioning: the same tables
+    assert [r["p50_ms"] for r in store.results()] == [3.0]
+    assert _user_version(store.path) == SCHEMA_VERSION
+    _set_user_version(store.path, SCHEMA_VERSION + 1)
+    with pytest.raises(EdgeftError, match="written by a newer edgeft"):
+        store.add(_run("x86-avx2", 4.0))
+    assert _user_version(store.path) == SCHEMA_VERSION + 1
+    with closing(sqlite3.connect(store.path)) as db:
+        assert db.execute("SELECT COUNT(*) FROM runs").fetchone() == (1,)
+
+
+_WRITES_PID = "import os, pathlib, sys; pathlib.Path(sys.argv[1]).write_text(str(os.getpid()))"
+
+
+@pytest.mark.parametrize(
+    "hang",
+    [
+        "import time; time.sleep(60)",
+        "import time; print('first-result', flush=True); time.sleep(60)",
+    ],
+    ids=["before-first-result", "after-first-result"],
+)
+def test_a_probe_child_that_hangs_is_killed_at_the_timeout(hang: str, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    started = time.perf_counter()
+    with pytest.raises(EdgeftError, match="probe of m did not finish within 1 s"):
+        _run_probe(
+            [sys.executable, "-c", f"{_WRITES_PID}; {hang}", str(pid_file)], 1.0, "probe of m"
+        )
+    assert time.perf_counter() - started < 10
+    with pytest.raises(ProcessLookupError):  # killed and reaped: not even a zombie is left
+        os.kill(int(pid_file.read_text()), 0)
+
+
+def test_a_probe_reports_the_time_to_its_first_result_and_a_failure_its_stderr() -> None:
+    answers = "print('first-result', flush=True); print('{\"peak_rss_mb\": 12.5}')"
+    seconds, rest = _run_probe([sys.executable, "-c", answers], 30.0, "probe of m")
+    assert 0 < seconds < 30 and json.loads(rest) == {"peak_rss_mb": 12.5}
+    fails = "import sys; sys.exit('no such model')"
+    with pytest.raises(EdgeftError, match="probe of m failed: no such model"):
+        _run_probe([sys.executable, "-c", fails], 30.0, "probe of m")
+
+
 def test_report_is_one_self_contained_page(tmp_path: Path) -> None:
     store = ResultsStore(tmp_path / "bench.sqlite")
     store.add(_run("x86-avx2", 3.0))
@@ -159,6 +235,7 @@ def test_bench_cli_measures_stores_and_reports(zoo_bundle: Bundle, tmp_path: Pat
     assert result.returncode == 0, result.stderr
     assert "p50 ms" in result.stdout and "stored in" in result.stdout
     measured = json.loads(out.read_text())
+    assert measured["run_id"] == 1
     assert measured["host"]["cores"] >= 1 and "onnxruntime" in measured["host"]["versions"]
     models = {(m["engine"], m["precision"], m["variant"]): m for m in measured["models"]}
     assert {("onnxruntime", "fp32", ""), ("openvino", "fp32", "")} <= set(models)
@@ -180,6 +257,29 @@ def test_bench_cli_measures_stores_and_reports(zoo_bundle: Bundle, tmp_path: Pat
         exported.returncode == 0
         and len((tmp_path / "rows.csv").read_text().splitlines()) == len(rows) + 1
     )
+
+
+def test_bench_keeps_the_run_in_its_json_file_when_the_database_fails(
+    zoo_bundle: Bundle, tmp_path: Path
+) -> None:
+    db, out = tmp_path / "bench.sqlite", tmp_path / "run.json"
+    ResultsStore(db).runs()
+    quick = ("bench", str(zoo_bundle.root), "--duration", "0.1", "--no-cold-start")
+    with closing(sqlite3.connect(db, isolation_level=None)) as other:
+        other.execute("BEGIN EXCLUSIVE")  # held past bench's 5 s wait for the lock
+        kept = run(*quick, "--db", str(db), "--json", str(out))
+    assert kept.returncode == 0, kept.stderr
+    warning = " ".join(kept.stderr.split())
+    assert f"{db}: could not use the results database (database is locked)" in warning
+    assert f"{out} holds it" in warning and "stored in" not in kept.stdout
+    measured = json.loads(out.read_text())
+    assert measured["run_id"] is None and measured["models"]
+    assert ResultsStore(db).runs() == []
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_bytes(b"this is not SQLite" * 100)
+    lost = run(*quick, "--db", str(garbage))
+    assert lost.returncode == 2
+    assert "the run was not saved" in lost.stderr and "not a usable results database" in lost.stderr
 
 
 def test_bench_refuses_a_target_this_host_cannot_run(zoo_bundle: Bundle, tmp_path: Path) -> None:

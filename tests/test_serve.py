@@ -17,7 +17,7 @@ from skimage import data as skimage_data
 
 from edgeft.bundle import Bundle
 from edgeft.runtime import Predictor
-from edgeft.serve.batching import DynamicBatcher, merge_inputs
+from edgeft.serve.batching import BatcherHooks, DynamicBatcher, merge_inputs
 from edgeft.serve.load import run_load
 from edgeft.serve.process import ServerProcess
 from edgeft.serve.protocol import encode_infer_request
@@ -157,7 +157,13 @@ BAD_REQUESTS = {
         400,
         "the model takes FP32",
     ),
-    "short data": (_INFER, _v2(_IMAGE | {"data": [0.0] * 10}), {}, 400, "do not fill shape"),
+    "short data": (
+        _INFER,
+        _v2(_IMAGE | {"data": [0.0] * 10}),
+        {},
+        400,
+        "more values than were sent",
+    ),
     "unknown datatype": (
         _INFER,
         _v2(_IMAGE | {"datatype": "COMPLEX", "data": [1]}),
@@ -181,6 +187,125 @@ BAD_REQUESTS = {
         "unknown model 'resnet9000'",
     ),
     "oversized body": (_INFER, b"0" * (9 * 1024 * 1024), {}, 413, "larger than the server's limit"),
+    # Found by trying it as a client would: each was a 500 or a long stall before.
+    "UINT8 300, short": (
+        _INFER,
+        _v2(_IMAGE | {"datatype": "UINT8", "data": [300]}),
+        {},
+        400,
+        "input 'input'",
+    ),
+    "UINT8 out of range": (
+        _INFER,
+        _v2({"name": "input", "shape": [1], "datatype": "UINT8", "data": [300]}),
+        {},
+        400,
+        "outside UINT8's range 0..255",
+    ),
+    "INT64 beyond range": (
+        _INFER,
+        _v2({"name": "input", "shape": [1], "datatype": "INT64", "data": [2**70]}),
+        {},
+        400,
+        "not all INT64 values",
+    ),
+    "float as integer": (
+        _INFER,
+        _v2({"name": "input", "shape": [1], "datatype": "INT64", "data": [1.5]}),
+        {},
+        400,
+        "not all INT64 values",
+    ),
+    "bool as number": (
+        _INFER,
+        _v2({"name": "input", "shape": [1], "datatype": "FP32", "data": [True]}),
+        {},
+        400,
+        "not all FP32 values",
+    ),
+    "NaN literal": (
+        _INFER,
+        b'{"inputs": [{"name": "input", "shape": [1], "datatype": "FP32", "data": [NaN]}]}',
+        {},
+        400,
+        "NaN is not a JSON number",
+    ),
+    "deep nesting": (
+        _INFER,
+        b'{"inputs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        {},
+        400,
+        "nested too deeply",
+    ),
+    "parameters not an object": (
+        _INFER,
+        _v2(_IMAGE, parameters="x"),
+        {},
+        400,
+        'request "parameters" must be an object',
+    ),
+    "tensor parameters not an object": (
+        _INFER,
+        _v2(_IMAGE | {"parameters": "x"}),
+        {},
+        400,
+        "input 'input' \"parameters\" must be an object",
+    ),
+    "boolean in shape": (
+        _INFER,
+        _v2(_IMAGE | {"shape": [True, 3, 224, 224]}),
+        {},
+        400,
+        "non-negative integers",
+    ),
+    "overflowing shape": (
+        _INFER,
+        _v2(_IMAGE | {"shape": [2**31 - 1] * 4, "data": [0.0]}),
+        {},
+        400,
+        "more values than were sent",
+    ),
+    "unknown output": (
+        _INFER,
+        _v2(_IMAGE, outputs=[{"name": "logits"}]),
+        {},
+        400,
+        "unknown output 'logits'",
+    ),
+    "outputs not a list": (
+        _INFER,
+        _v2(_IMAGE, outputs="probabilities"),
+        {},
+        400,
+        '"outputs" must be a list',
+    ),
+    "id not a string": (_INFER, _v2(_IMAGE, id=5), {}, 400, '"id" must be a string'),
+    "binary flag not a bool": (
+        _INFER,
+        _v2(_IMAGE, parameters={"binary_data_output": "yes"}),
+        {},
+        400,
+        "binary_data_output must be true or false",
+    ),
+    "infinity in binary": (_INFER, "BINARY_INFINITY", {}, 400, "NaN or infinite values"),
+    "more items than max_batch": (_INFER, "NINE_IMAGES", {}, 400, "over this server's limit of 8"),
+    "BYTES to an image model": (
+        _INFER,
+        _v2({"name": "text", "shape": [1], "datatype": "BYTES", "data": ["hi"]}),
+        {},
+        400,
+        "this model takes no BYTES input",
+    ),
+    "unknown version": (
+        f"/v2/models/{MODEL}/versions/7/infer",
+        _v2(_IMAGE),
+        {},
+        404,
+        "unknown version '7'",
+    ),
+    "thin PNG": ("/v1/predict", "THIN_PNG", {}, 400, "20000 x 1 is thinner than the limit"),
+    "decompression bomb": ("/v1/predict", "HUGE_PNG", {}, 400, "over the limit of 40,000,000"),
+    "too many uploads": ("/v1/predict", "NINE_UPLOADS", {}, 400, "more than 8 files"),
 }
 
 
@@ -191,6 +316,16 @@ def _bad_body(body: bytes | str) -> tuple[bytes, dict]:
         return _multipart([("notes.txt", b"this is not an image")])
     if body == "MULTIPART_OTHER_FIELD":
         return _multipart([("cat.png", _png(skimage_data.chelsea()))], field="upload")
+    if body in ("BINARY_INFINITY", "NINE_IMAGES"):
+        images = np.zeros((9 if body == "NINE_IMAGES" else 1, 3, 224, 224), dtype=np.float32)
+        images[0, 0, 0, 0] = np.inf if body == "BINARY_INFINITY" else 0.0
+        return encode_infer_request({"input": images})
+    if body == "THIN_PNG":  # 20000 x 1 in 138 bytes: the resize would make it 256 x 5,120,000
+        return _png(np.zeros((1, 20000, 3), dtype=np.uint8)), {}
+    if body == "HUGE_PNG":
+        return _png(np.zeros((8000, 8000), dtype=np.uint8)), {}
+    if body == "NINE_UPLOADS":
+        return _multipart([(f"{i}.png", _png(skimage_data.chelsea())) for i in range(9)])
     if body == "BINARY_LIE":
         header = json.dumps({"inputs": [_IMAGE | {"parameters": {"binary_data_size": 602112}}]})
         return header.encode() + b"\0" * 100, {"Inference-Header-Content-Length": str(len(header))}
@@ -282,7 +417,7 @@ def test_batcher_merges_concurrent_requests_and_returns_each_its_rows() -> None:
     async def scenario() -> list[np.ndarray]:
         batcher = DynamicBatcher(
             lambda inputs: inputs["x"] * 10, max_batch=4, max_wait_s=0.05,
-            on_batch=lambda size, _: sizes.append(size),
+            hooks=BatcherHooks(on_batch=lambda size, _: sizes.append(size)),
         )  # fmt: skip
         batcher.start()
         requests = [{"x": np.full((n, 2), i, dtype=np.float32)} for i, n in enumerate([1, 2, 1, 3])]

@@ -3,7 +3,6 @@ dynamic sequence axis), the torch-free runtime on both engines, and int8 within 
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -15,68 +14,13 @@ from rich.console import Console
 from edgeft.bundle import Bundle
 from edgeft.data import load_dataset
 from edgeft.errors import EdgeftError
-from edgeft.export import export_bundle
 from edgeft.quantize import QuantizeConfig, quantize_bundle
 from edgeft.runtime import Predictor
-from edgeft.train import Recipe, finetune
+from edgeft.train import finetune
 from edgeft.train.checkpoint import load_weights
 from edgeft.zoo import get_model
+from tests.conftest import text_recipe as _recipe
 from tests.test_cli import run
-
-# Two kinds of factory support ticket, each phrased many ways: learnable, but not by one word.
-_TICKETS = {
-    "machine": [
-        "the {} press keeps jamming halfway through the shift",
-        "spindle on the {} lathe vibrates and the parts come out rough",
-        "conveyor {} stopped again and the motor smells burnt",
-        "robot arm on line {} drops every third part",
-        "coolant is leaking under the {} milling machine",
-        "the {} welder trips its breaker whenever it starts",
-        "hydraulic pressure on press {} falls after ten minutes",
-        "sensor on the {} packer reads zero even with boxes present",
-    ],
-    "billing": [
-        "invoice {} charges us twice for the same delivery",
-        "please refund the late fee on account {}",
-        "our {} payment was taken but the order shows unpaid",
-        "the quote said {} euros but the bill is higher",
-        "can you send a corrected invoice with our tax number {}",
-        "credit note {} never reached our accounts team",
-        "why did the subscription renew at the {} price",
-        "the statement lists an order {} we never placed",
-    ],
-}
-_FILLERS = ["first", "north", "old", "blue", "second", "small", "main", "new"]
-
-
-@pytest.fixture(scope="module")
-def tickets(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("tickets") / "tickets.csv"
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "label"])
-        for label, phrases in _TICKETS.items():
-            for phrase in phrases:
-                for filler in _FILLERS:
-                    writer.writerow([phrase.format(filler), label])
-    return path
-
-
-def _recipe(tickets: Path, **changes: object) -> Recipe:
-    settings = {"model": "minilm", "data": str(tickets), "batch_size": 8, "precision": "fp32"}
-    return Recipe(**(settings | changes))
-
-
-@pytest.fixture(scope="module")
-def text_run(tickets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("text-run") / "run"
-    finetune(_recipe(tickets, strategy="full", epochs=3, lr_backbone=1e-4), out)
-    return out
-
-
-@pytest.fixture(scope="module")
-def text_bundle(text_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Bundle:
-    return export_bundle(text_run, tmp_path_factory.mktemp("text-bundle") / "bundle")
 
 
 def test_builtin_reviews_materialise_once_without_duplicates() -> None:

@@ -1,7 +1,9 @@
 """The results database: every ``edgeft bench`` appends a run, so boxes can be compared.
 
 A plain SQLite file (default in the user's data folder); one row per run with its host
-fingerprint, one row per model and batch size with the statistics and the raw samples.
+fingerprint, one row per model and batch size with the statistics and the raw samples. SQLite's
+``user_version`` holds the schema version, so a file a newer edgeft changed is refused rather than
+misread; files from before versioning (0) have the version-1 tables and are stamped on opening.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import io
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from edgeft.bench.run import BenchmarkRun
 from edgeft.errors import EdgeftError
 from edgeft.home import edgeft_home
 
+SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -65,24 +68,41 @@ def default_db() -> Path:
 
 
 class ResultsStore:
-    def __init__(self, path: str | Path | None = None) -> None:
+    """The results database at ``path``; ``timeout_s`` is how long to wait for another
+    process's lock before giving up."""
+
+    def __init__(self, path: str | Path | None = None, timeout_s: float = 5.0) -> None:
         self.path = Path(path) if path else default_db()
+        self.timeout_s = timeout_s
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            connection = sqlite3.connect(self.path)
-            connection.row_factory = sqlite3.Row
-            connection.execute("PRAGMA foreign_keys = ON")
-            connection.executescript(SCHEMA)
+            with closing(sqlite3.connect(self.path, timeout=self.timeout_s)) as connection:
+                connection.row_factory = sqlite3.Row
+                connection.execute("PRAGMA foreign_keys = ON")
+                self._check_schema(connection)
+                with connection:  # one transaction: a run is stored whole or not at all
+                    yield connection
+        except sqlite3.OperationalError as exc:  # locked, read-only, disk full...
+            raise EdgeftError(f"{self.path}: could not use the results database ({exc})") from exc
         except sqlite3.DatabaseError as exc:
             raise EdgeftError(f"{self.path}: not a usable results database ({exc})") from exc
-        try:
-            with connection:  # one transaction: a run is stored whole or not at all
-                yield connection
-        finally:
-            connection.close()
+
+    def _check_schema(self, connection: sqlite3.Connection) -> None:
+        """Refuse a newer schema; create the tables in a new file (or keep those of a file from
+        before versioning, which are the same) and stamp the current version."""
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise EdgeftError(
+                f"{self.path}: written by a newer edgeft (results schema {version}, this one "
+                f"reads up to {SCHEMA_VERSION}); upgrade edgeft or give another --db"
+            )
+        if version < SCHEMA_VERSION:
+            connection.executescript(
+                f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            )
 
     def add(self, run: BenchmarkRun) -> int:
         with self._connect() as db:

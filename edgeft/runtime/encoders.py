@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -16,6 +16,12 @@ from edgeft.runtime.preprocess import ImageInput, ImagePreprocessor
 class InputEncoder(Protocol):
     def encode(self, items: Sequence) -> dict[str, np.ndarray]: ...
 
+    def check(self, inputs: Mapping[str, np.ndarray]) -> None:
+        """Refuse already-encoded inputs (from a client) this model cannot take, naming why."""
+
+    def sample(self) -> ImageInput | str:
+        """A neutral input for a warm-up inference."""
+
 
 class ImageEncoder:
     """Decode, resize, crop and normalise a batch of images into the model's one input."""
@@ -26,6 +32,12 @@ class ImageEncoder:
 
     def encode(self, items: Sequence[ImageInput]) -> dict[str, np.ndarray]:
         return {self.input_name: self.preprocess.batch(items)}
+
+    def check(self, inputs: Mapping[str, np.ndarray]) -> None:
+        """Any finite pixel values are an image (the protocol has refused NaN and infinity)."""
+
+    def sample(self) -> np.ndarray:
+        return np.zeros((*self.preprocess.spec.crop, 3), dtype=np.uint8)
 
 
 class TextEncoder:
@@ -45,6 +57,8 @@ class TextEncoder:
         self.tokenizer.enable_truncation(spec.max_length)
         self.tokenizer.no_padding()
         self.input_names = list(input_names)
+        self.max_length = spec.max_length
+        self.vocab_size = self.tokenizer.get_vocab_size(with_added_tokens=True)
 
     def encode(self, items: Sequence[str]) -> dict[str, np.ndarray]:
         if not all(isinstance(item, str) for item in items):
@@ -62,6 +76,23 @@ class TextEncoder:
             arrays["attention_mask"][row, :n] = encoding.attention_mask
             arrays["token_type_ids"][row, :n] = encoding.type_ids
         return {name: arrays[name] for name in self.input_names}
+
+    def check(self, inputs: Mapping[str, np.ndarray]) -> None:
+        """Token tensors as this tokenizer makes them: ids in its vocabulary, a 0/1 mask, type
+        ids 0 (one text per row), no longer than the model's ``max_length``; an id beyond the
+        embedding table would fail the engine for the whole batch."""
+        allowed = {"input_ids": self.vocab_size - 1, "attention_mask": 1, "token_type_ids": 0}
+        for name, array in inputs.items():
+            if array.shape[-1] > self.max_length:
+                raise EdgeftError(
+                    f"input {name!r}: {array.shape[-1]} tokens, the model takes at most "
+                    f"{self.max_length}"
+                )
+            if name in allowed and (array.min() < 0 or array.max() > allowed[name]):
+                raise EdgeftError(f"input {name!r}: values must be in 0..{allowed[name]}")
+
+    def sample(self) -> str:
+        return "warm-up"
 
 
 def encoder_for(bundle: Bundle) -> InputEncoder:

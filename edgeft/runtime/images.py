@@ -12,6 +12,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from edgeft.errors import EdgeftError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
+# Checked on the header, before any pixel is decoded: a 138-byte PNG can declare 20000 x 1 pixels,
+# which the shorter-side resize would blow up to 256 x 5,120,000.
+MAX_PIXELS = 40_000_000
+MAX_ASPECT = 20.0
 
 
 class ImageDecodeError(EdgeftError):
@@ -31,6 +35,7 @@ def decode_image(source: str | Path | bytes) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             handle = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
             with handle, Image.open(handle) as image:
+                check_image_size(name, *image.size)
                 image.load()
                 return _to_rgb(ImageOps.exif_transpose(image))
     except FileNotFoundError as exc:
@@ -39,6 +44,20 @@ def decode_image(source: str | Path | bytes) -> Image.Image:
         raise ImageDecodeError(f"{name}: not a readable image ({exc})") from exc
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise ImageDecodeError(f"{name}: image too large to decode safely ({exc})") from exc
+
+
+def check_image_size(name: str, width: int, height: int) -> None:
+    """Refuse images too large to decode safely on a small box, or too thin to resize."""
+    if width < 1 or height < 1:
+        raise ImageDecodeError(f"{name}: image has no pixels ({width} x {height})")
+    if width * height > MAX_PIXELS:
+        raise ImageDecodeError(
+            f"{name}: {width} x {height} pixels is over the limit of {MAX_PIXELS:,}"
+        )
+    if max(width, height) / min(width, height) > MAX_ASPECT:
+        raise ImageDecodeError(
+            f"{name}: {width} x {height} is thinner than the limit of 1:{MAX_ASPECT:g}"
+        )
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -76,6 +76,13 @@ class Predictor:
             **settings,
         )
 
+    def warm_up(self, batch_sizes: Sequence[int] = (1,)) -> None:
+        """One inference per batch size on a neutral input, so the first real request does not
+        pay for what engines set up lazily (OpenVINO's static-shape copies, allocator arenas)."""
+        sample = self.encoder.sample()
+        for size in dict.fromkeys(batch_sizes):
+            self.probabilities(self.encoder.encode([sample] * size))
+
     def probabilities(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         """Encoded model inputs (see ``encoder``) -> class probabilities (N, classes)."""
         return softmax(self.session.run(inputs)[0])

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from edgeft.bundle import ImagePreprocessing
-from edgeft.runtime.images import decode_image
+from edgeft.runtime.images import check_image_size, decode_image
 
 _PIL_FILTERS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 
@@ -50,6 +50,7 @@ class ImagePreprocessor:
         if isinstance(source, np.ndarray):
             if source.dtype != np.uint8 or source.ndim not in (2, 3):
                 raise ValueError("array images must be uint8 (H, W) or (H, W, C)")
+            check_image_size("<array>", source.shape[1], source.shape[0])
             return Image.fromarray(source).convert("RGB")
         return decode_image(source)
 

@@ -1,26 +1,57 @@
-"""Dynamic batching: concurrent requests share one engine call.
+"""Dynamic batching: concurrent requests share one engine call, under a supervisor.
 
-One worker thread owns the engine (sessions are not shared between threads); requests queue
-on the event loop and are merged into batches of at most ``max_batch`` items.
+One worker thread owns the engine (sessions are not shared between threads); requests wait in
+a bounded queue on the event loop and are merged into batches of at most ``max_batch`` items.
+
+What can go wrong stays with the request that caused it:
+- the queue holds at most ``max_queue`` items: one more is refused at once (``Overloaded``, a 503
+  with ``Retry-After``), and a request still queued after ``queue_timeout_s`` is dropped the same
+  way, as Triton's and OVMS's queue policies do; a request whose client has gone is never run;
+- an engine error on a merged batch re-runs its requests one by one, so only the failing one fails;
+- an error outside a lone request (the engine on its own, the merge, a callback) marks the worker
+  unhealthy, fails what was in flight, and restarts it: a new engine thread, a warm-up inference
+  retried with back-off, and healthy again only once that succeeds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from edgeft.errors import EdgeftError
+
 Inputs = Mapping[str, np.ndarray]
+log = logging.getLogger("edgeft.serve")
+
+_BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 5.0)
+
+
+class Overloaded(EdgeftError):
+    """The queue is full, or a request waited in it past its deadline: retry later (503)."""
+
+    retry_after_s = 1
+
+
+class EngineFailure(EdgeftError):
+    """The engine failed on a request that passed every input check: a server fault (500)."""
+
+
+class ClientGone(EdgeftError):
+    """The client disconnected before its request ran; nothing is computed for it."""
 
 
 @dataclass
 class _Pending:
     inputs: Inputs
     size: int
+    deadline: float
     future: asyncio.Future[np.ndarray]
 
 
@@ -43,6 +74,15 @@ def merge_inputs(parts: Sequence[Inputs]) -> dict[str, np.ndarray]:
     return merged
 
 
+@dataclass(frozen=True)
+class BatcherHooks:
+    """What the batcher reports: each engine call, and each worker failure and restart."""
+
+    on_batch: Callable[[int, float], None] = lambda size, seconds: None
+    on_failure: Callable[[str], None] = lambda kind: None
+    warm_up: Callable[[], None] = lambda: None
+
+
 class DynamicBatcher:
     """``await submit(inputs)`` returns ``run(inputs)`` for just those rows."""
 
@@ -51,46 +91,130 @@ class DynamicBatcher:
         run: Callable[[Inputs], np.ndarray],
         max_batch: int,
         max_wait_s: float,
-        on_batch: Callable[[int, float], None] | None = None,
+        max_queue: int = 64,
+        queue_timeout_s: float = 10.0,
+        hooks: BatcherHooks | None = None,
     ) -> None:
         self._run = run
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
-        self._on_batch = on_batch
+        self.max_queue = max_queue
+        self.queue_timeout_s = queue_timeout_s
+        self._hooks = hooks or BatcherHooks()
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="edgeft-engine")
+        self._queued_items = 0
+        self._executor: ThreadPoolExecutor | None = None
         self._task: asyncio.Task[None] | None = None
         self._carry: _Pending | None = None
+        self.healthy = False
+        self.restarts = 0
+
+    @property
+    def queued_items(self) -> int:
+        return self._queued_items
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._loop())
+        self._task = asyncio.get_running_loop().create_task(self._supervise())
 
     async def stop(self) -> None:
-        """Finish what is queued, then stop the worker."""
-        if self._task is not None:
-            await self._queue.put(None)
+        """Finish what is queued, then stop the worker (at once if it is not warm)."""
+        if self._task is None:
+            return
+        if self.healthy:
+            self._queue.put_nowait(None)
+        else:
+            self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
             await self._task
-            self._task = None
-        self._executor.shutdown(wait=True)
+        self._task = None
+        self._stop_executor()
 
-    async def submit(self, inputs: Inputs) -> np.ndarray:
+    async def submit(
+        self, inputs: Inputs, client_gone: Awaitable[None] | None = None
+    ) -> np.ndarray:
+        """Queue ``inputs``; ``client_gone`` completes when the client disconnects."""
         if self._task is None:
             raise RuntimeError("the batcher is not running")
         size = len(next(iter(inputs.values())))
-        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(inputs, size, future))
-        return await future
+        if self._queued_items + size > self.max_queue:
+            raise Overloaded(f"the server's queue is full ({self.max_queue} items); retry shortly")
+        loop = asyncio.get_running_loop()
+        pending = _Pending(
+            inputs, size, time.monotonic() + self.queue_timeout_s, loop.create_future()
+        )
+        self._queued_items += size
+        self._queue.put_nowait(pending)
+        if client_gone is None:
+            return await pending.future
+        watcher = asyncio.ensure_future(client_gone)
+        try:
+            await asyncio.wait({pending.future, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watcher.cancel()
+        if not pending.future.done():
+            pending.future.cancel()  # the worker skips it
+            raise ClientGone("the client disconnected before its request ran")
+        return pending.future.result()
 
-    async def _loop(self) -> None:
+    async def _supervise(self) -> None:
+        """Run the worker; on any failure, restart it until it warms up again."""
+        await self._restart(first=True)
+        while True:
+            try:
+                if await self._work():
+                    break
+            except Exception as exc:
+                log.exception("inference worker failed; restarting it", exc_info=exc)
+                self._hooks.on_failure("worker")
+                await self._restart()
+        self._stop_executor()
+
+    async def _restart(self, first: bool = False) -> None:
+        """A fresh engine thread, then a warm-up inference, retried with back-off."""
+        self.healthy = False
+        if not first:
+            self.restarts += 1
+        attempt = 0
+        while True:
+            self._stop_executor()
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="edgeft-engine")
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self._hooks.warm_up
+                )
+            except Exception as exc:
+                delay = _BACKOFF_S[min(attempt, len(_BACKOFF_S) - 1)]
+                log.error("warm-up inference failed (%s); retrying in %.1f s", exc, delay)
+                self._hooks.on_failure("warm-up")
+                attempt += 1
+                await asyncio.sleep(delay)
+                continue
+            self.healthy = True
+            return
+
+    def _stop_executor(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+
+    async def _work(self) -> bool:
+        """Batch and run until told to stop (True) or an engine fault needs a restart."""
         while True:
             first = self._carry or await self._queue.get()
             self._carry = None
             if first is None:
-                return
+                return True
             batch, stopping = await self._collect(first)
-            await self._execute(batch)
+            self._queued_items -= sum(p.size for p in batch)
+            try:
+                await self._execute(batch)
+            except BaseException as exc:
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_exception(EngineFailure(f"inference failed ({exc})"))
+                raise
             if stopping:
-                return
+                return True
 
     async def _collect(self, first: _Pending) -> tuple[list[_Pending], bool]:
         """Requests up to ``max_batch`` items, waiting at most ``max_wait_s`` for them."""
@@ -117,24 +241,51 @@ class DynamicBatcher:
         return batch, False
 
     async def _execute(self, batch: list[_Pending]) -> None:
-        live = [p for p in batch if not p.future.done()]  # a client may have gone away
+        now = time.monotonic()
+        for p in batch:
+            if not p.future.done() and now > p.deadline:
+                p.future.set_exception(
+                    Overloaded(f"queued longer than {self.queue_timeout_s:g} s; retry shortly")
+                )
+        live = [p for p in batch if not p.future.done()]  # gone clients, expired requests
         if not live:
             return
-        merged = merge_inputs([p.inputs for p in live])
-        started = time.perf_counter()
         try:
-            outputs = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._run, merged
-            )
-        except Exception as exc:
-            for p in live:
-                if not p.future.done():
-                    p.future.set_exception(exc)
+            outputs = await self._call([p.inputs for p in live])
+        except Exception:
+            if len(live) == 1:
+                raise  # the engine fails on its own: restart it
+            await self._isolate(live)
             return
-        if self._on_batch is not None:
-            self._on_batch(sum(p.size for p in live), time.perf_counter() - started)
         row = 0
         for p in live:
             if not p.future.done():
                 p.future.set_result(outputs[row : row + p.size])
             row += p.size
+
+    async def _call(self, parts: list[Inputs]) -> np.ndarray:
+        merged = merge_inputs(parts)
+        started = time.perf_counter()
+        outputs = await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._run, merged
+        )
+        self._hooks.on_batch(
+            sum(len(next(iter(p.values()))) for p in parts), time.perf_counter() - started
+        )
+        return outputs
+
+    async def _isolate(self, live: list[_Pending]) -> None:
+        """Re-run a failed batch's requests one by one: only those that fail alone fail."""
+        failures = 0
+        for p in live:
+            if p.future.done():
+                continue
+            try:
+                p.future.set_result(await self._call([p.inputs]))
+            except Exception as exc:
+                failures += 1
+                self._hooks.on_failure("request")
+                log.warning("inference failed for one request of a batch: %s", exc)
+                p.future.set_exception(EngineFailure(f"inference failed on this input ({exc})"))
+        if failures == len(live):
+            raise EngineFailure("every request of the batch failed on its own")

@@ -15,12 +15,23 @@ class ServerConfig:
     ``max_wait_ms`` is how long the first request of a batch waits for company (Triton's
     ``max_queue_delay``, also 0 by default): under load, requests that queue while the engine
     runs are batched anyway, and a lone request is not delayed.
+
+    Every size is bounded: ``max_batch`` items per request and per engine call, ``max_queue``
+    items waiting (one more gets a 503 at once), ``queue_timeout_s`` of waiting, ``max_connections``
+    open at once (uvicorn answers 503 past it), ``max_request_bytes`` per body arriving within
+    ``body_timeout_s`` (else 408), and
+    ``max_text_chars`` per text.
     """
 
     model_name: str
     max_batch: int = 8
     max_wait_ms: float = 0.0
     max_request_bytes: int = 16 * 1024 * 1024
+    body_timeout_s: float = 30.0
+    max_queue: int = 64
+    queue_timeout_s: float = 10.0
+    max_connections: int = 64
+    max_text_chars: int = 20_000
     token: str | None = None
     top_k: int = 5
     validate: bool = False

@@ -6,8 +6,9 @@ Each app owns its registry, so two servers in one process (tests) never share co
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -36,6 +37,26 @@ class ServerMetrics:
             "edgeft_inference_duration_seconds", "Engine time per batch.",
             buckets=_LATENCY_BUCKETS, registry=self.registry,
         )  # fmt: skip
+
+        self.failures = Counter(
+            "edgeft_inference_failures", "Inference failures: a request's own, the worker's, a warm-up's.",
+            ["kind"], registry=self.registry,
+        )  # fmt: skip
+        self.ready = Gauge(
+            "edgeft_model_ready", "1 while the model is ready (validated, warm, worker running).",
+            registry=self.registry,
+        )  # fmt: skip
+        self.queued = Gauge(
+            "edgeft_queue_items", "Items waiting for the engine.", registry=self.registry
+        )
+
+    def ready_probe(self, ready: Callable[[], bool], queued: Callable[[], int]) -> None:
+        """Both gauges read the server's state when scraped."""
+        self.ready.set_function(lambda: float(ready()))
+        self.queued.set_function(lambda: float(queued()))
+
+    def record_failure(self, kind: str) -> None:
+        self.failures.labels(kind).inc()
 
     def record_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)

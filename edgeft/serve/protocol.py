@@ -1,15 +1,16 @@
 """The Open Inference Protocol (KServe v2) tensors: JSON and the binary-data extension.
 
 tritonclient sends inputs as raw bytes after the JSON header (``Inference-Header-Content-Length``)
-and asks for binary outputs by default, so both encodings are spoken in both directions.
-Every malformed request becomes a ``ProtocolError`` naming what is wrong (HTTP 400).
+and asks for binary outputs by default, so both encodings are spoken in both directions. Every
+field is type-checked: a malformed request becomes a ``ProtocolError`` naming the field (HTTP
+400), whatever its shape, so no client input reaches the engine unchecked.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,9 @@ DATATYPES: dict[str, np.dtype] = {
     "FP32": np.dtype(np.float32),
     "FP64": np.dtype(np.float64),
 }
+BYTES = "BYTES"
 _NAMES = {dtype: name for name, dtype in DATATYPES.items()}
+_MAX_DIM = 2**31 - 1
 
 
 class ProtocolError(EdgeftError):
@@ -46,49 +49,125 @@ def tensor_metadata(spec: TensorSpec) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class ModelSignature:
+    """What one model accepts: its input tensors, its output's name, and, for text models, one
+    ``BYTES`` tensor of strings instead (the server tokenizes them)."""
+
+    inputs: Sequence[TensorSpec]
+    output: str
+    max_batch: int
+    text_input: str | None = None
+    max_text_chars: int = 20_000
+
+
+@dataclass(frozen=True)
 class InferRequest:
+    """``inputs`` are the model's tensors, or empty when the client sent ``texts``."""
+
     id: str | None
-    inputs: dict[str, np.ndarray]
-    binary_outputs: bool
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)
+    texts: list[str] | None = None
+    binary_outputs: bool = False
+
+    @property
+    def size(self) -> int:
+        return len(self.texts) if self.texts is not None else len(next(iter(self.inputs.values())))
+
+
+def load_json(body: bytes) -> Any:
+    """Strict JSON: no NaN or Infinity literals, no nesting deep enough to exhaust the stack."""
+
+    def refuse(constant: str) -> None:
+        raise ProtocolError(f"request body is not valid JSON ({constant} is not a JSON number)")
+
+    try:
+        return json.loads(body, parse_constant=refuse)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(f"request body is not valid JSON ({exc})") from exc
+    except RecursionError:
+        raise ProtocolError("request body is not valid JSON (nested too deeply)") from None
 
 
 def parse_infer_request(
-    body: bytes, header_length: str | None, specs: Sequence[TensorSpec]
+    body: bytes, header_length: str | None, signature: ModelSignature
 ) -> InferRequest:
-    """Bytes of a v2 infer request -> named arrays checked against the model's inputs."""
+    """Bytes of a v2 infer request -> named arrays (or texts) checked against ``signature``."""
     json_part, binary = _split_body(body, header_length)
-    try:
-        document = json.loads(json_part)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError(f"request body is not valid JSON ({exc})") from exc
+    document = load_json(json_part)
     if not isinstance(document, dict) or not isinstance(document.get("inputs"), list):
         raise ProtocolError('request must be a JSON object with an "inputs" list')
+    request_id = document.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise ProtocolError('"id" must be a string')
+    parameters = _parameters(document, "request")
+    binary_outputs = _flag(parameters, "binary_data_output", "request parameters")
+    binary_outputs |= _requested_outputs(document.get("outputs"), signature.output)
     arrays: dict[str, np.ndarray] = {}
+    texts: list[str] | None = None
     offset = 0
     for tensor in document["inputs"]:
-        name, array, offset = _decode_tensor(tensor, binary, offset)
-        if name in arrays:
+        name, value, offset = _decode_tensor(tensor, binary, offset, len(body))
+        if name in arrays or (texts is not None and name == signature.text_input):
             raise ProtocolError(f"input {name!r} is given twice")
-        arrays[name] = array
+        if isinstance(value, list):
+            texts = _check_texts(name, value, signature)
+        else:
+            arrays[name] = value
     if offset != len(binary):
         raise ProtocolError(f"{len(binary) - offset} bytes of binary data belong to no input")
-    _check_against_model(arrays, specs)
-    parameters = document.get("parameters") or {}
-    wanted = document.get("outputs") or []
-    binary_outputs = bool(parameters.get("binary_data_output")) or any(
-        (o.get("parameters") or {}).get("binary_data") for o in wanted if isinstance(o, dict)
-    )
-    request_id = document.get("id")
-    return InferRequest(str(request_id) if request_id is not None else None, arrays, binary_outputs)
+    if texts is not None:
+        if arrays:
+            raise ProtocolError(f"send either {signature.text_input!r} or the token tensors")
+        request = InferRequest(request_id, texts=texts, binary_outputs=binary_outputs)
+    else:
+        _check_against_model(arrays, signature.inputs)
+        request = InferRequest(request_id, inputs=arrays, binary_outputs=binary_outputs)
+    if request.size > signature.max_batch:
+        raise ProtocolError(
+            f"batch of {request.size} items is over this server's limit of "
+            f"{signature.max_batch} per request (--max-batch)"
+        )
+    return request
+
+
+def _parameters(holder: dict[str, Any], what: str) -> dict[str, Any]:
+    parameters = holder.get("parameters")
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, dict):
+        raise ProtocolError(f'{what} "parameters" must be an object')
+    return parameters
+
+
+def _flag(parameters: dict[str, Any], key: str, what: str) -> bool:
+    value = parameters.get(key, False)
+    if not isinstance(value, bool):
+        raise ProtocolError(f"{what}: {key} must be true or false")
+    return value
+
+
+def _requested_outputs(outputs: Any, name: str) -> bool:
+    """Check the requested outputs; True when one of them asks for binary data."""
+    if outputs is None:
+        return False
+    if not isinstance(outputs, list):
+        raise ProtocolError('"outputs" must be a list of {"name": ...} objects')
+    binary = False
+    for output in outputs:
+        if not isinstance(output, dict) or not isinstance(output.get("name"), str):
+            raise ProtocolError('each of "outputs" must be an object with a "name"')
+        if output["name"] != name:
+            raise ProtocolError(f"unknown output {output['name']!r}; this model has {name!r}")
+        binary |= _flag(_parameters(output, "output"), "binary_data", f"output {name!r}")
+    return binary
 
 
 def _split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     if header_length is None:
         return body, b""
-    try:
-        length = int(header_length)
-    except ValueError:
-        raise ProtocolError("Inference-Header-Content-Length is not an integer") from None
+    if not header_length.isdigit():
+        raise ProtocolError("Inference-Header-Content-Length is not an integer")
+    length = int(header_length)
     if not 0 < length <= len(body):
         raise ProtocolError(
             f"Inference-Header-Content-Length {length} does not fit a {len(body)}-byte body"
@@ -96,43 +175,144 @@ def _split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     return body[:length], body[length:]
 
 
-def _decode_tensor(tensor: Any, binary: bytes, offset: int) -> tuple[str, np.ndarray, int]:
+def _decode_tensor(
+    tensor: Any, binary: bytes, offset: int, body_size: int
+) -> tuple[str, np.ndarray | list[str], int]:
+    """One input -> (name, array or strings, offset of the next binary input)."""
     if not isinstance(tensor, dict):
         raise ProtocolError("each input must be an object with name, shape, datatype and data")
     name = tensor.get("name")
-    shape = tensor.get("shape")
-    datatype = tensor.get("datatype")
-    if not isinstance(name, str):
+    if not isinstance(name, str) or not name:
         raise ProtocolError("an input has no name")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+    shape = tensor.get("shape")
+    if not isinstance(shape, list) or not all(type(d) is int and 0 <= d <= _MAX_DIM for d in shape):
         raise ProtocolError(f"input {name!r}: shape must be a list of non-negative integers")
-    if datatype not in DATATYPES:
+    datatype = tensor.get("datatype")
+    if datatype != BYTES and datatype not in DATATYPES:
         raise ProtocolError(
             f"input {name!r}: datatype {datatype!r} is not supported "
-            f"(use one of {', '.join(DATATYPES)})"
+            f"(use one of {', '.join([*DATATYPES, BYTES])})"
         )
-    dtype = DATATYPES[datatype]
-    count = int(np.prod(shape, dtype=np.int64))
-    size = (tensor.get("parameters") or {}).get("binary_data_size")
+    count = 1
+    for d in shape:
+        count *= d
+    size = _parameters(tensor, f"input {name!r}").get("binary_data_size")
     if size is not None:
-        if not isinstance(size, int) or size != count * dtype.itemsize:
+        if type(size) is not int or size < 0 or offset + size > len(binary):
             raise ProtocolError(
-                f"input {name!r}: binary_data_size {size!r} is not {count} x {dtype.itemsize} bytes"
+                f"input {name!r}: binary data is shorter than binary_data_size {size!r}"
             )
-        if offset + size > len(binary):
-            raise ProtocolError(f"input {name!r}: binary data is shorter than binary_data_size")
-        flat = np.frombuffer(binary, dtype=dtype.newbyteorder("<"), count=count, offset=offset)
-        return name, flat.astype(dtype).reshape(shape), offset + size
-    data = tensor.get("data")
-    if data is None:
+        raw = binary[offset : offset + size]
+        value = (
+            _strings_from_binary(name, raw, count)
+            if datatype == BYTES
+            else _array_from_binary(name, raw, DATATYPES[datatype], count)
+        )
+        return name, _shaped(value, shape), offset + size
+    if "data" not in tensor:
         raise ProtocolError(f"input {name!r} has neither data nor binary_data_size")
+    if count > body_size:  # each JSON value takes at least a byte of the request
+        raise ProtocolError(f"input {name!r}: shape {shape} holds more values than were sent")
+    value = (
+        _strings_from_json(name, tensor["data"])
+        if datatype == BYTES
+        else _array_from_json(name, tensor["data"], datatype)
+    )
+    if len(value) != count:
+        raise ProtocolError(f"input {name!r}: {len(value)} values do not fill shape {shape}")
+    return name, _shaped(value, shape), offset
+
+
+def _shaped(value: np.ndarray | list[str], shape: list[int]) -> np.ndarray | list[str]:
+    return value.reshape(shape) if isinstance(value, np.ndarray) else value
+
+
+def _array_from_binary(name: str, raw: bytes, dtype: np.dtype, count: int) -> np.ndarray:
+    if len(raw) != count * dtype.itemsize:
+        raise ProtocolError(
+            f"input {name!r}: binary_data_size {len(raw)} is not {count} x {dtype.itemsize} bytes"
+        )
+    array = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype)
+    _check_finite(name, array)
+    return array
+
+
+def _array_from_json(name: str, data: Any, datatype: str) -> np.ndarray:
+    """JSON numbers -> a flat array of ``datatype``, refusing values that type cannot hold (no
+    silent wrap-around of UINT8 300, no truncation of 1.5 to an integer, no bool as a number)."""
+    dtype = DATATYPES[datatype]
+    if not isinstance(data, list):
+        raise ProtocolError(f"input {name!r}: data must be a list of {datatype} values")
     try:
-        flat = np.asarray(data, dtype=dtype).reshape(-1)
-    except (TypeError, ValueError) as exc:
-        raise ProtocolError(f"input {name!r}: data is not {datatype} numbers ({exc})") from exc
-    if flat.size != count:
-        raise ProtocolError(f"input {name!r}: {flat.size} values do not fill shape {shape}")
-    return name, flat.reshape(shape), offset
+        values = np.asarray(data)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ProtocolError(f"input {name!r}: data is not a list of numbers ({exc})") from exc
+    kinds = {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}[dtype.kind]
+    if values.size and values.dtype.kind not in kinds:
+        raise ProtocolError(f"input {name!r}: data is not all {datatype} values")
+    flat = values.reshape(-1)
+    if flat.size and dtype.kind in "iu":
+        limits = np.iinfo(dtype)
+        if int(flat.min()) < limits.min or int(flat.max()) > limits.max:
+            raise ProtocolError(
+                f"input {name!r}: values outside {datatype}'s range {limits.min}..{limits.max}"
+            )
+    if (
+        flat.size
+        and dtype.kind == "f"
+        and np.abs(flat.astype(np.float64)).max() > np.finfo(dtype).max
+    ):
+        raise ProtocolError(f"input {name!r}: values outside {datatype}'s range")
+    array = flat.astype(dtype)
+    _check_finite(name, array)
+    return array
+
+
+def _check_finite(name: str, array: np.ndarray) -> None:
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise ProtocolError(f"input {name!r}: NaN or infinite values")
+
+
+def _strings_from_json(name: str, data: Any) -> list[str]:
+    if not isinstance(data, list) or not all(isinstance(item, str) for item in data):
+        raise ProtocolError(f"input {name!r}: BYTES data must be a flat list of strings")
+    return data
+
+
+def _strings_from_binary(name: str, raw: bytes, count: int) -> list[str]:
+    """The binary BYTES encoding: each element a 4-byte little-endian length, then its bytes."""
+    out, position = [], 0
+    for _ in range(count):
+        if position + 4 > len(raw):
+            raise ProtocolError(f"input {name!r}: BYTES data ends before its {count} elements")
+        length = int.from_bytes(raw[position : position + 4], "little")
+        position += 4
+        if position + length > len(raw):
+            raise ProtocolError(f"input {name!r}: a BYTES element runs past the data")
+        try:
+            out.append(raw[position : position + length].decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(f"input {name!r}: BYTES element is not UTF-8 ({exc})") from exc
+        position += length
+    if position != len(raw):
+        raise ProtocolError(f"input {name!r}: {len(raw) - position} bytes after its elements")
+    return out
+
+
+def _check_texts(name: str, texts: list[str], signature: ModelSignature) -> list[str]:
+    if signature.text_input is None:
+        raise ProtocolError(f"input {name!r}: this model takes no BYTES input")
+    if name != signature.text_input:
+        raise ProtocolError(f"input {name!r}: the BYTES input is named {signature.text_input!r}")
+    if not texts:
+        raise ProtocolError(f"input {name!r}: no texts")
+    longest = max(len(t) for t in texts)
+    if longest > signature.max_text_chars:
+        raise ProtocolError(
+            f"input {name!r}: a text of {longest} characters is over the limit of "
+            f"{signature.max_text_chars}"
+        )
+    return texts
 
 
 def _check_against_model(arrays: Mapping[str, np.ndarray], specs: Sequence[TensorSpec]) -> None:
@@ -172,7 +352,12 @@ def _little_endian_bytes(array: np.ndarray) -> bytes:
 
 
 def encode_infer_response(
-    model_name: str, request_id: str | None, name: str, array: np.ndarray, binary: bool
+    model_name: str,
+    model_version: str,
+    request_id: str | None,
+    name: str,
+    array: np.ndarray,
+    binary: bool,
 ) -> tuple[bytes, dict[str, str]]:
     """The response body and its extra headers (binary when the client asked for it)."""
     output: dict[str, Any] = {
@@ -180,7 +365,11 @@ def encode_infer_response(
         "datatype": datatype_of(array.dtype),
         "shape": list(array.shape),
     }
-    document: dict[str, Any] = {"model_name": model_name, "model_version": "1", "outputs": [output]}
+    document: dict[str, Any] = {
+        "model_name": model_name,
+        "model_version": model_version,
+        "outputs": [output],
+    }
     if request_id is not None:
         document["id"] = request_id
     if not binary:

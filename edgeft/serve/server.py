@@ -41,6 +41,7 @@ def serve(
             host=host,
             port=port,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            limit_concurrency=config.max_connections,
             log_level="info",
             access_log=False,
         )

@@ -21,12 +21,15 @@ rewrite, not another calibration pass.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime.quantization
 from onnxruntime.quantization import (
     CalibrationDataReader,
     CalibrationMethod,
@@ -54,6 +57,31 @@ _LAYER_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 # softmax, layer norms and residual sums stay in float (quantizing them too cost MiniLM 11 points
 # of validation accuracy here).
 _TRANSFORMER_OPS = ["MatMul", "Gemm", "Gather"]
+_ORT_QUANTIZATION_DIR = str(Path(onnxruntime.quantization.__file__).parent) + os.sep
+
+
+class _OnnxRuntimeChatter(logging.Filter):
+    """Drops records below ERROR that ONNX Runtime's quantization code logs itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or not record.pathname.startswith(
+            _ORT_QUANTIZATION_DIR
+        )
+
+
+@contextmanager
+def quiet_onnxruntime() -> Iterator[None]:
+    """Silence ONNX Runtime's quantizer, which warns per node through the module-level
+    ``logging.warning``: a filter on the root logger sees only records logged to the root
+    itself (not those propagated from named loggers such as edgeft's), and passes every record
+    from other code, so the root's level and everyone else's messages stay as they are."""
+    root = logging.getLogger()
+    chatter = _OnnxRuntimeChatter()
+    root.addFilter(chatter)
+    try:
+        yield
+    finally:
+        root.removeFilter(chatter)
 
 
 class _BatchReader(CalibrationDataReader):
@@ -96,10 +124,10 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
         self.prepared = workdir / "onnxruntime-prepared.onnx"
         # per variant, each layer's measured bias shift (it does not depend on the other layers)
         self._bias_shifts: dict[str, dict[str, np.ndarray]] = {}
-        logging.getLogger("root").setLevel(logging.ERROR)  # ORT's quantizer logs per node
         try:
             # Shape inference and graph optimisation first, as ONNX Runtime advises.
-            quant_pre_process(str(fp32_path), str(self.prepared), skip_symbolic_shape=True)
+            with quiet_onnxruntime():
+                quant_pre_process(str(fp32_path), str(self.prepared), skip_symbolic_shape=True)
         except Exception as exc:  # ORT raises many types; the raw graph still quantizes
             logging.getLogger(__name__).warning(
                 "quant_pre_process failed (%s); using raw graph", exc
@@ -152,24 +180,26 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
                 ]
                 for weight, axis in self._saturating.items()
             }
+        activations = QuantType.QUInt8 if self.scheme.activations == "uint8" else QuantType.QInt8
+        weights = QuantType.QUInt8 if self.scheme.weights == "uint8" else QuantType.QInt8
+        op_types = _TRANSFORMER_OPS if self.model_type == "transformer" else None
         try:
-            quantize_static(
-                str(self.prepared),
-                str(out),
-                _BatchReader(calibration),
-                quant_format=QuantFormat.QDQ,
-                per_channel=self.scheme.per_channel,
-                reduce_range=False,  # per weight, in the overrides above
-                activation_type=QuantType.QUInt8
-                if self.scheme.activations == "uint8"
-                else QuantType.QInt8,
-                weight_type=QuantType.QUInt8 if self.scheme.weights == "uint8" else QuantType.QInt8,
-                nodes_to_exclude=list(keep_float),
-                op_types_to_quantize=_TRANSFORMER_OPS if self.model_type == "transformer" else None,
-                calibrate_method=_METHODS[variant],
-                extra_options=options,
-                calibration_cache_path=self.workdir / f"onnxruntime-ranges-{variant}.json",
-            )
+            with quiet_onnxruntime():
+                quantize_static(
+                    str(self.prepared),
+                    str(out),
+                    _BatchReader(calibration),
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=self.scheme.per_channel,
+                    reduce_range=False,  # per weight, in the overrides above
+                    activation_type=activations,
+                    weight_type=weights,
+                    nodes_to_exclude=list(keep_float),
+                    op_types_to_quantize=op_types,
+                    calibrate_method=_METHODS[variant],
+                    extra_options=options,
+                    calibration_cache_path=self.workdir / f"onnxruntime-ranges-{variant}.json",
+                )
         except (ValueError, RuntimeError, IndexError, onnx.checker.ValidationError) as exc:
             raise EdgeftError(
                 f"ONNX Runtime could not quantize {self.fp32_path.name}: {exc}"
