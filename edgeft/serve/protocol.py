@@ -165,7 +165,7 @@ def _requested_outputs(outputs: Any, name: str) -> bool:
 def _split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     if header_length is None:
         return body, b""
-    if not header_length.isdigit():
+    if not (header_length.isascii() and header_length.isdigit()):
         raise ProtocolError("Inference-Header-Content-Length is not an integer")
     length = int(header_length)
     if not 0 < length <= len(body):
@@ -188,7 +188,7 @@ def _decode_tensor(
     if not isinstance(shape, list) or not all(type(d) is int and 0 <= d <= _MAX_DIM for d in shape):
         raise ProtocolError(f"input {name!r}: shape must be a list of non-negative integers")
     datatype = tensor.get("datatype")
-    if datatype != BYTES and datatype not in DATATYPES:
+    if not isinstance(datatype, str) or (datatype != BYTES and datatype not in DATATYPES):
         raise ProtocolError(
             f"input {name!r}: datatype {datatype!r} is not supported "
             f"(use one of {', '.join([*DATATYPES, BYTES])})"
