@@ -199,16 +199,26 @@ def main() -> None:
             rss_after = psutil.Process(server.process.pid).memory_info().rss / 2**20
             stop.set()
             sampler.join()
+            refusals = unloaded_refusals(server)
             _, metrics = server.request("GET", "/metrics")
+    counts = server_counts(metrics.decode())
     result |= {
-        "server_counts": server_counts(metrics.decode()),
+        "server_counts": counts,
         "host": host_fingerprint(),
         "requests": args.requests,
         "clients": args.clients,
         "warm_up_requests": warm,
-        "rss_mb": {"before": rss_before, "after": rss_after, "peak": max(memory)},
+        "rss_mb": {
+            "before": rss_before,
+            "after": rss_after,
+            "peak": max(memory),
+            "at_quarters": [
+                memory[min(len(memory) - 1, len(memory) * q // 4)] for q in (1, 2, 3, 4)
+            ],
+        },
+        "unloaded_refusal_ms": refusals,
         "server_5xx": sum(
-            n for counts in result["codes"].values() for c, n in counts.items() if c >= 500
+            n for codes in result["codes"].values() for c, n in codes.items() if c >= 500
         ),
     }
     RESULTS.mkdir(exist_ok=True)
@@ -216,14 +226,28 @@ def main() -> None:
     write_report(result)
 
 
+def unloaded_refusals(server: ServerProcess, repeats: int = 30) -> dict[str, dict[str, float]]:
+    """Median and p90 client time of hostile requests sent one at a time to an idle server."""
+    kinds = request_kinds()
+    out = {}
+    for kind in ("thin PNG 20000x1", "bomb PNG 8000x8000", "UINT8 300", "good v2 binary"):
+        _, path, body, headers = kinds[kind]
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            send(server.port, kind, path, body, headers)
+            times.append((time.perf_counter() - started) * 1000)
+        out[kind] = {"p50": float(np.median(times)), "p90": float(np.percentile(times, 90))}
+    return out
+
+
 def server_counts(metrics: str) -> dict[str, float]:
-    """Responses by status code, as the server's own /metrics counted them."""
-    counts: Counter[str] = Counter()
-    for match in re.finditer(
-        r'^edgeft_requests_total\{code="(\d+)",route="[^"]*"\} (\S+)$', metrics, re.M
-    ):
-        counts[match.group(1)] += float(match.group(2))
-    return dict(sorted(counts.items()))
+    """Answers by status code and route, as the server's own /metrics counted them."""
+    pattern = r'^edgeft_requests_total\{code="(\d+)",route="([^"]*)"\} (\S+)$'
+    return {
+        f"{code} {route}": float(count)
+        for code, route, count in sorted(re.findall(pattern, metrics, re.M))
+    }
 
 
 def soak_warm_up(server: ServerProcess, count: int = 200) -> int:
@@ -252,7 +276,18 @@ def write_report(result: dict) -> None:
         f"{result['requests']} requests in {result['seconds']:.0f} s; **{result['server_5xx']} "
         f"responses with a 5xx code**. Server resident memory: {memory['before']:.0f} MB after "
         f"{result['warm_up_requests']} warm-up requests, {memory['after']:.0f} MB after the soak, "
-        f"peak {memory['peak']:.0f} MB.\n\n"
+        f"peak {memory['peak']:.0f} MB; at each quarter of the soak: "
+        f"{', '.join(f'{m:.0f}' for m in memory['at_quarters'])} MB.\n\n"
+        "One at a time on the idle server afterwards (client time, median / p90 of 30): "
+        + "; ".join(
+            f"{kind} {t['p50']:.1f} / {t['p90']:.1f} ms"
+            for kind, t in result["unloaded_refusal_ms"].items()
+        )
+        + ".\n\n"
+        "The server's own count of its answers by code and route (/metrics; 499 = the request "
+        "of a vanished client, dropped before the engine ran it): "
+        + ", ".join(f"{key}: {n:.0f}" for key, n in result["server_counts"].items())
+        + ".\n\n"
         "Codes: 0 = the client left on purpose before the answer (the server drops its request "
         "before the engine runs it); -1 = the connection closed without an answer. Latency is "
         "the client's, from connecting to the last byte (for slow clients, until the server's "

@@ -1,0 +1,177 @@
+"""Aliases (``production``, ``candidate``, any name) and their history, in one SQLite file.
+
+SQLite gives what an alias file needs: a change is one transaction (all of it or none, durable
+with ``synchronous=FULL``), readers never see half a write, and other processes (a server
+following the aliases) read it while it is written.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from edgeft.errors import EdgeftError
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS aliases (
+    model TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (model, alias)
+);
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    who TEXT NOT NULL,
+    model TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    action TEXT NOT NULL,
+    from_version INTEGER,
+    to_version INTEGER
+);
+"""
+
+
+@dataclass(frozen=True)
+class AliasChange:
+    at: str
+    who: str
+    model: str
+    alias: str
+    action: str  # promote, rollback, remove
+    from_version: int | None
+    to_version: int | None
+
+
+class AliasStore:
+    """``REPO/aliases.sqlite``: which version each alias of each model points to."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            connection = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            connection.execute("PRAGMA synchronous = FULL")
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise EdgeftError(
+                    f"{self.path}: written by a newer edgeft (alias schema {version}); upgrade"
+                )
+            if version < SCHEMA_VERSION:
+                connection.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
+        except sqlite3.DatabaseError as exc:
+            raise EdgeftError(f"{self.path}: not a usable alias database ({exc})") from exc
+        try:
+            yield connection
+        except sqlite3.DatabaseError as exc:
+            raise EdgeftError(f"{self.path}: {exc}") from exc
+        finally:
+            connection.close()
+
+    def aliases(self, model: str | None = None) -> dict[str, dict[str, int]]:
+        """model -> alias -> version."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT model, alias, version FROM aliases"
+                + (" WHERE model = ?" if model else "")
+                + " ORDER BY model, alias",
+                (model,) if model else (),
+            ).fetchall()
+        out: dict[str, dict[str, int]] = {}
+        for name, alias, version in rows:
+            out.setdefault(name, {})[alias] = version
+        return out
+
+    def get(self, model: str, alias: str) -> int | None:
+        return self.aliases(model).get(model, {}).get(alias)
+
+    def set(self, model: str, alias: str, version: int, action: str = "promote") -> int | None:
+        """Point ``alias`` at ``version``; returns where it pointed before."""
+        with self._connect() as db, _transaction(db):
+            row = db.execute(
+                "SELECT version FROM aliases WHERE model = ? AND alias = ?", (model, alias)
+            ).fetchone()
+            before = row[0] if row else None
+            db.execute(
+                "INSERT INTO aliases VALUES (?, ?, ?) ON CONFLICT (model, alias) "
+                "DO UPDATE SET version = excluded.version",
+                (model, alias, version),
+            )
+            _record(db, model, alias, action, before, version)
+        return before
+
+    def remove(self, model: str, alias: str) -> None:
+        with self._connect() as db, _transaction(db):
+            row = db.execute(
+                "DELETE FROM aliases WHERE model = ? AND alias = ? RETURNING version",
+                (model, alias),
+            ).fetchone()
+            if row is None:
+                raise EdgeftError(f"model {model!r} has no alias {alias!r}")
+            _record(db, model, alias, "remove", row[0], None)
+
+    def history(self, model: str) -> list[AliasChange]:
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT at, who, model, alias, action, from_version, to_version FROM history "
+                "WHERE model = ? ORDER BY id",
+                (model,),
+            ).fetchall()
+        return [AliasChange(*row) for row in rows]
+
+    def previous(self, model: str, alias: str) -> int | None:
+        """The version ``alias`` pointed to before it moved to where it is now."""
+        current = self.get(model, alias)
+        for change in reversed(self.history(model)):
+            if change.alias == alias and change.to_version == current and change.action != "remove":
+                return change.from_version
+        return None
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _record(
+    db: sqlite3.Connection,
+    model: str,
+    alias: str,
+    action: str,
+    before: int | None,
+    after: int | None,
+) -> None:
+    db.execute(
+        "INSERT INTO history (at, who, model, alias, action, from_version, to_version) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            datetime.now(UTC).isoformat(timespec="seconds"),
+            _who(),
+            model,
+            alias,
+            action,
+            before,
+            after,
+        ),
+    )
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
