@@ -489,7 +489,7 @@ def predict(
 
 @app.command()
 def serve(
-    bundle: Annotated[Path, typer.Argument(help="A bundle folder.")],
+    bundle: Annotated[Path, typer.Argument(help="A bundle folder, or a repository folder.")],
     host: Annotated[str, typer.Option(help="Address to bind; other than loopback needs care.")] = (
         "127.0.0.1"
     ),
@@ -532,7 +532,8 @@ def serve(
         typer.Option(help="Name of an environment variable holding a bearer token to require."),
     ] = None,
 ) -> None:
-    """Serve a bundle over HTTP: KServe v2 (/v2/...), /v1/predict uploads, /metrics."""
+    """Serve a bundle, or every model of a repository, over HTTP: KServe v2 (/v2/...), /v1
+    uploads, /metrics. A repository's models follow their production aliases (hot swap)."""
     import os
 
     from edgeft.runtime import Predictor
@@ -545,13 +546,19 @@ def serve(
         token = os.environ.get(token_env)
         if not token:
             raise EdgeftError(f"--token-env {token_env}: that environment variable is empty")
+    from edgeft.repository import ModelRepository, is_repository
     from edgeft.targets import resolve_target
 
     profile = resolve_target(target) if target else None
-    predictor = Predictor(
-        bundle, engine, precision, threads=threads, target=profile, allow_mismatch=allow_mismatch
-    )
-    _say_choice(predictor.choice)
+
+    def open_predictor(path: Path) -> Predictor:
+        predictor = Predictor(
+            path, engine, precision, threads=threads, target=profile, allow_mismatch=allow_mismatch
+        )
+        _say_choice(predictor.choice)
+        return predictor
+
+    repository = ModelRepository(bundle) if is_repository(bundle) else None
     config = ServerConfig(
         model_name=model_name or default_model_name(bundle),
         max_batch=max_batch,
@@ -564,9 +571,18 @@ def serve(
         token=token,
         validate=validate,
     )
-    model = predictor.model
+    if repository is not None:
+        names = ", ".join(repository.models()) or "none yet"
+        console.print(
+            f"serving repository {bundle} ({names}) on http://{host}:{port}  "
+            "v2: /v2/models/NAME/infer, following its production aliases",
+            highlight=False,
+        )
+        run_server(repository, config, host=host, port=port, factory=open_predictor)
+        return
+    predictor = open_predictor(bundle)
     console.print(
-        f"serving {config.model_name} ({model.label}) on "
+        f"serving {config.model_name} ({predictor.model.label}) on "
         f"http://{host}:{port}  v2: /v2/models/{config.model_name}/infer  upload: /v1/predict",
         highlight=False,
     )

@@ -301,7 +301,7 @@ BAD_REQUESTS = {
         _v2(_IMAGE),
         {},
         404,
-        "unknown version '7'",
+        "version '7' is not loaded",
     ),
     "thin PNG": ("/v1/predict", "THIN_PNG", {}, 400, "20000 x 1 is thinner than the limit"),
     "decompression bomb": ("/v1/predict", "HUGE_PNG", {}, 400, "over the limit of 40,000,000"),

@@ -43,7 +43,9 @@ def decode_image(source: str | Path | bytes) -> Image.Image:
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ImageDecodeError(f"{name}: not a readable image ({exc})") from exc
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        raise ImageDecodeError(f"{name}: image over the limit of what decodes safely ({exc})") from exc
+        raise ImageDecodeError(
+            f"{name}: image over the limit of what decodes safely ({exc})"
+        ) from exc
 
 
 def check_image_size(name: str, width: int, height: int) -> None:

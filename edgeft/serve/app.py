@@ -8,9 +8,9 @@ answered through the dynamic batcher. Client mistakes are 4xx with ``{"error": .
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from fastapi import Depends, FastAPI, Request
@@ -22,22 +22,23 @@ from starlette.responses import JSONResponse, Response
 
 from edgeft import __version__
 from edgeft.errors import EdgeftError
+from edgeft.repository import ModelRepository
 from edgeft.runtime import Predictor
-from edgeft.serve.batching import (
-    BatcherHooks,
-    ClientGone,
-    DynamicBatcher,
-    EngineFailure,
-    Overloaded,
-)
+from edgeft.serve.batching import BatcherStopped, ClientGone, EngineFailure, Overloaded
 from edgeft.serve.config import ServerConfig
 from edgeft.serve.limits import BodySizeLimitMiddleware, token_matches
 from edgeft.serve.metrics import RequestMetricsMiddleware, ServerMetrics
+from edgeft.serve.models import (
+    OUTPUT_NAME,
+    LoadedModel,
+    PredictorFactory,
+    ServedModels,
+    production_versions,
+)
 from edgeft.serve.openapi import INFER_REQUEST_SCHEMA, PREDICT_REQUEST_BODY, RESPONSES
 from edgeft.serve.protocol import (
     BYTES,
     HEADER_LENGTH,
-    ModelSignature,
     ProtocolError,
     encode_infer_response,
     load_json,
@@ -46,59 +47,35 @@ from edgeft.serve.protocol import (
 )
 
 log = logging.getLogger("edgeft.serve")
+T = TypeVar("T")
 
-OUTPUT_NAME = "probabilities"
-TEXT_INPUT = "text"
-MODEL_VERSION = "1"
 PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "openvino": "openvino"}
 
 
-def create_app(predictor: Predictor, config: ServerConfig) -> FastAPI:
-    """A ready-to-run ASGI app serving ``predictor`` under ``config.model_name``."""
+def create_app(
+    source: Predictor | ModelRepository,
+    config: ServerConfig,
+    factory: PredictorFactory | None = None,
+) -> FastAPI:
+    """A ready-to-run ASGI app serving one predictor (as ``config.model_name``, version 1) or
+    every model of a repository, each at its ``production`` version, following alias moves
+    (``factory`` opens a version's bundle folder the way the command line asked)."""
     metrics = ServerMetrics()
-    manifest = predictor.bundle.manifest
-    text = manifest.task == "text-classification"
-    signature = ModelSignature(
-        inputs=manifest.inputs,
-        output=OUTPUT_NAME,
-        max_batch=config.max_batch,
-        text_input=TEXT_INPUT if text else None,
-        max_text_chars=config.max_text_chars,
-    )
-    batcher = DynamicBatcher(
-        predictor.probabilities,
-        config.max_batch,
-        config.max_wait_ms / 1000,
-        max_queue=config.max_queue,
-        queue_timeout_s=config.queue_timeout_s,
-        hooks=BatcherHooks(
-            on_batch=metrics.record_batch,
-            on_failure=metrics.record_failure,
-            warm_up=lambda: predictor.warm_up((1, config.max_batch)),
-        ),
-    )
-    state: dict[str, Any] = {"validated": False, "reason": "starting"}
+    if isinstance(source, ModelRepository):
+        if factory is None:
+            raise EdgeftError("serving a repository needs a predictor factory")
+        models = ServedModels(config, metrics, lambda: production_versions(source), factory, True)
+    else:
+        root = source.bundle.root
+        models = ServedModels(
+            config, metrics, lambda: {config.model_name: ("1", root)}, lambda _: source, False
+        )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        reason = (
-            await run_in_threadpool(_validation_failure, predictor) if config.validate else None
-        )
-        state.update(validated=reason is None, reason=reason)
-        if reason:
-            log.error("not ready: %s", reason)
-        batcher.start()
+        await models.start()
         yield
-        state.update(validated=False, reason="shutting down")
-        await batcher.stop()
-
-    def is_ready() -> bool:
-        return state["validated"] and batcher.healthy
-
-    def not_ready_reason() -> str:
-        if not state["validated"]:
-            return state["reason"]
-        return "the model is warming up" if batcher.restarts == 0 else "the engine is restarting"
+        await models.stop()
 
     def authorised(request: Request) -> None:
         if config.token and not token_matches(request.headers.get("authorization"), config.token):
@@ -114,19 +91,7 @@ def create_app(predictor: Predictor, config: ServerConfig) -> FastAPI:
         redoc_url=None,
     )
     _install_error_handlers(app)
-    metrics.ready_probe(is_ready, lambda: batcher.queued_items)
-
-    def known_model(name: str) -> None:
-        if name != config.model_name:
-            raise HTTPException(
-                404, f"unknown model {name!r}; this server has {config.model_name!r}"
-            )
-
-    def known_version(version: str | None) -> None:
-        if version is not None and version != MODEL_VERSION:
-            raise HTTPException(
-                404, f"unknown version {version!r}; this server has {MODEL_VERSION!r}"
-            )
+    metrics.ready_probe(lambda: models.ready, models.queued_items)
 
     @app.get("/openapi.json", dependencies=guarded, include_in_schema=False)
     def openapi() -> dict[str, Any]:
@@ -136,34 +101,36 @@ def create_app(predictor: Predictor, config: ServerConfig) -> FastAPI:
     def live() -> dict[str, bool]:
         return {"live": True}
 
-    def readiness(extra: dict[str, Any]) -> JSONResponse:
-        ready = is_ready()
-        body = extra | {"ready": ready}
-        if not ready:
-            body["reason"] = not_ready_reason()
-        return JSONResponse(body, status_code=200 if ready else 503)
-
-    def require_ready() -> None:
-        if not is_ready():
-            raise HTTPException(503, f"model not ready: {not_ready_reason()}")
-
     @app.get("/v2/health/ready")
     def ready() -> JSONResponse:
-        return readiness({})
+        if models.ready:
+            return JSONResponse({"ready": True})
+        reasons = {
+            name: slot.reason if slot.serving is None else slot.serving.not_ready_reason
+            for name, slot in models.slots.items()
+            if slot.serving is None or not slot.serving.ready
+        }
+        reason = "; ".join(f"{name}: {why}" for name, why in reasons.items()) or "starting"
+        return JSONResponse({"ready": False, "reason": reason}, status_code=503)
 
     @app.get("/v2", dependencies=guarded, responses=RESPONSES)
     def server_metadata() -> dict[str, Any]:
-        return {"name": "edgeft", "version": __version__, "extensions": ["binary_tensor_data"]}
+        return {
+            "name": "edgeft",
+            "version": __version__,
+            "extensions": ["binary_tensor_data", "model_repository"],
+        }
 
     @app.get("/v2/models/{name}", dependencies=guarded, responses=RESPONSES)
     @app.get("/v2/models/{name}/versions/{version}", dependencies=guarded, responses=RESPONSES)
     def model_metadata(name: str, version: str | None = None) -> dict[str, Any]:
-        known_model(name)
-        known_version(version)
+        model = models.get(name, version)
+        predictor, manifest = model.predictor, model.predictor.bundle.manifest
         scheme = predictor.model.int8_scheme
+        text = model.signature.text_input
         return {
             "name": name,
-            "versions": [MODEL_VERSION],
+            "versions": [model.version],
             "platform": PLATFORMS[predictor.model.engine],
             "inputs": [tensor_metadata(spec) for spec in manifest.inputs],
             "outputs": [
@@ -176,7 +143,7 @@ def create_app(predictor: Predictor, config: ServerConfig) -> FastAPI:
                 "task": manifest.task,
                 "labels": predictor.labels,
                 "max_batch_size": config.max_batch,
-                **({"bytes_input": {"name": TEXT_INPUT, "datatype": BYTES}} if text else {}),
+                **({"bytes_input": {"name": text, "datatype": BYTES}} if text else {}),
             },
         }
 
@@ -185,9 +152,14 @@ def create_app(predictor: Predictor, config: ServerConfig) -> FastAPI:
         "/v2/models/{name}/versions/{version}/ready", dependencies=guarded, responses=RESPONSES
     )
     def model_ready(name: str, version: str | None = None) -> JSONResponse:
-        known_model(name)
-        known_version(version)
-        return readiness({"name": name})
+        slot = models.get_slot(name)
+        serving = slot.serving
+        if serving is not None and version not in (None, serving.version):
+            raise HTTPException(404, f"model {name!r} version {version!r} is not loaded")
+        if serving is not None and serving.ready:
+            return JSONResponse({"name": name, "ready": True})
+        reason = slot.reason if serving is None else serving.not_ready_reason
+        return JSONResponse({"name": name, "ready": False, "reason": reason}, status_code=503)
 
     infer_body = {
         "requestBody": {
@@ -209,31 +181,57 @@ def create_app(predictor: Predictor, config: ServerConfig) -> FastAPI:
         responses=RESPONSES,
     )
     async def infer(name: str, request: Request, version: str | None = None) -> Response:
-        known_model(name)
-        known_version(version)
-        require_ready()
-        parsed = await run_in_threadpool(
-            parse_infer_request,
-            await request.body(),
-            request.headers.get(HEADER_LENGTH),
-            signature,
-        )
-        if parsed.texts is not None:
-            inputs = await run_in_threadpool(predictor.encoder.encode, parsed.texts)
-        else:
-            predictor.encoder.check(parsed.inputs)
-            inputs = parsed.inputs
-        probabilities = await batcher.submit(inputs, _disconnected(request))
-        body, headers = encode_infer_response(
-            name,
-            MODEL_VERSION,
-            parsed.id,
-            OUTPUT_NAME,
-            _finite(probabilities),
-            parsed.binary_outputs,
-        )
-        media = "application/octet-stream" if parsed.binary_outputs else "application/json"
-        return Response(body, headers=headers, media_type=media)
+        body = await request.body()
+        header_length = request.headers.get(HEADER_LENGTH)
+
+        async def on(model: LoadedModel) -> Response:
+            if not model.ready:
+                raise HTTPException(503, f"model not ready: {model.not_ready_reason}")
+            parsed = await run_in_threadpool(
+                parse_infer_request, body, header_length, model.signature
+            )
+            encoder = model.predictor.encoder
+            if parsed.texts is not None:
+                inputs = await run_in_threadpool(encoder.encode, parsed.texts)
+            else:
+                encoder.check(parsed.inputs)
+                inputs = parsed.inputs
+            probabilities = await model.batcher.submit(inputs, _disconnected(request))
+            content, headers = encode_infer_response(
+                name,
+                model.version,
+                parsed.id,
+                OUTPUT_NAME,
+                _finite(probabilities),
+                parsed.binary_outputs,
+            )
+            media = "application/octet-stream" if parsed.binary_outputs else "application/json"
+            return Response(content, headers=headers, media_type=media)
+
+        return await _on_current(models, name, version, on)
+
+    async def predict_with(name: str, request: Request, top_k: int) -> dict[str, Any]:
+        async def on(model: LoadedModel) -> dict[str, Any]:
+            if not model.ready:
+                raise HTTPException(503, f"model not ready: {model.not_ready_reason}")
+            predictor = model.predictor
+            items = await _predict_items(request, predictor.bundle.manifest.task, config)
+            inputs = await run_in_threadpool(predictor.encoder.encode, items)
+            probabilities = await model.batcher.submit(inputs, _disconnected(request))
+            return {
+                "model_name": name,
+                "model_version": model.version,
+                "predictions": [
+                    {
+                        "label": p.label,
+                        "confidence": p.confidence,
+                        "top_k": [{"label": label, "probability": q} for label, q in p.top_k],
+                    }
+                    for p in predictor.rank(_finite(probabilities), top_k)
+                ],
+            }
+
+        return await _on_current(models, name, None, on)
 
     @app.post(
         "/v1/predict",
@@ -242,21 +240,37 @@ def create_app(predictor: Predictor, config: ServerConfig) -> FastAPI:
         responses=RESPONSES,
     )
     async def predict(request: Request, top_k: int = config.top_k) -> dict[str, Any]:
-        require_ready()
-        items = await _predict_items(request, manifest.task, config)
-        inputs = await run_in_threadpool(predictor.encoder.encode, items)
-        probabilities = _finite(await batcher.submit(inputs, _disconnected(request)))
-        return {
-            "model_name": config.model_name,
-            "predictions": [
-                {
-                    "label": p.label,
-                    "confidence": p.confidence,
-                    "top_k": [{"label": label, "probability": q} for label, q in p.top_k],
-                }
-                for p in predictor.rank(probabilities, top_k)
-            ],
-        }
+        if len(models.slots) != 1:
+            raise HTTPException(
+                404,
+                f"this server has several models: POST /v1/models/NAME/predict, NAME one of {sorted(models.slots)}",
+            )
+        return await predict_with(next(iter(models.slots)), request, top_k)
+
+    @app.post(
+        "/v1/models/{name}/predict",
+        dependencies=guarded,
+        openapi_extra={"requestBody": PREDICT_REQUEST_BODY},
+        responses=RESPONSES,
+    )
+    async def predict_named(
+        name: str, request: Request, top_k: int = config.top_k
+    ) -> dict[str, Any]:
+        return await predict_with(name, request, top_k)
+
+    @app.post("/v2/repository/index", dependencies=guarded, responses=RESPONSES)
+    def repository_index() -> list[dict[str, Any]]:
+        return models.index()
+
+    @app.post("/v2/repository/models/{name}/load", dependencies=guarded, responses=RESPONSES)
+    async def repository_load(name: str) -> JSONResponse:
+        await models.load(name)
+        return JSONResponse({})
+
+    @app.post("/v2/repository/models/{name}/unload", dependencies=guarded, responses=RESPONSES)
+    async def repository_unload(name: str) -> JSONResponse:
+        await models.unload(name)
+        return JSONResponse({})
 
     @app.get("/metrics", dependencies=guarded)
     def prometheus() -> Response:
@@ -271,19 +285,20 @@ def create_app(predictor: Predictor, config: ServerConfig) -> FastAPI:
     return app
 
 
-def _validation_failure(predictor: Predictor) -> str | None:
-    """``edgeft validate`` on the served model (recorded beside the bundle); why it failed."""
-    from edgeft.runtime.validation import validate_bundle, write_validation_record
-
-    try:
-        report = validate_bundle(predictor.bundle, models=[predictor.model])
-    except EdgeftError as exc:
-        return f"validation could not run: {exc}"
-    try:
-        write_validation_record(report)
-    except OSError as exc:  # a read-only bundle location: the verdict still holds
-        log.warning("validation passed but could not be recorded: %s", exc)
-    return "; ".join(report.failures()) or None
+async def _on_current(
+    models: ServedModels,
+    name: str,
+    version: str | None,
+    handle: Callable[[LoadedModel], Awaitable[T]],
+) -> T:
+    """``handle`` on the version serving ``name`` now; a request that met a version being
+    swapped out is handled again, whole, by the one that replaced it."""
+    for _ in range(3):
+        try:
+            return await handle(models.get(name, version))
+        except BatcherStopped:
+            continue
+    raise Overloaded(f"model {name!r} is being swapped; retry shortly")
 
 
 async def _disconnected(request: Request) -> None:

@@ -47,6 +47,10 @@ class ClientGone(EdgeftError):
     """The client disconnected before its request ran; nothing is computed for it."""
 
 
+class BatcherStopped(EdgeftError):
+    """This batcher's model was replaced or unloaded; the caller asks the current one."""
+
+
 @dataclass
 class _Pending:
     inputs: Inputs
@@ -108,18 +112,21 @@ class DynamicBatcher:
         self._carry: _Pending | None = None
         self.healthy = False
         self.restarts = 0
+        self._closing = False
 
     @property
     def queued_items(self) -> int:
         return self._queued_items
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._supervise())
+    def start(self, warm: bool = False) -> None:
+        """Start the worker; ``warm`` when the caller has already run the warm-up."""
+        self._task = asyncio.get_running_loop().create_task(self._supervise(warm))
 
     async def stop(self) -> None:
         """Finish what is queued, then stop the worker (at once if it is not warm)."""
         if self._task is None:
             return
+        self._closing = True
         if self.healthy:
             self._queue.put_nowait(None)
         else:
@@ -133,8 +140,8 @@ class DynamicBatcher:
         self, inputs: Inputs, client_gone: Awaitable[None] | None = None
     ) -> np.ndarray:
         """Queue ``inputs``; ``client_gone`` completes when the client disconnects."""
-        if self._task is None:
-            raise RuntimeError("the batcher is not running")
+        if self._task is None or self._closing:
+            raise BatcherStopped("this model version is no longer serving")
         size = len(next(iter(inputs.values())))
         if self._queued_items + size > self.max_queue:
             raise Overloaded(f"the server's queue is full ({self.max_queue} items); retry shortly")
@@ -156,9 +163,13 @@ class DynamicBatcher:
             raise ClientGone("the client disconnected before its request ran")
         return pending.future.result()
 
-    async def _supervise(self) -> None:
+    async def _supervise(self, warm: bool) -> None:
         """Run the worker; on any failure, restart it until it warms up again."""
-        await self._restart(first=True)
+        if warm:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="edgeft-engine")
+            self.healthy = True
+        else:
+            await self._restart(first=True)
         while True:
             try:
                 if await self._work():

@@ -7,8 +7,10 @@ import logging
 from pathlib import Path
 
 from edgeft.errors import EdgeftError
+from edgeft.repository import ModelRepository
 from edgeft.runtime import Predictor
 from edgeft.serve.config import ServerConfig
+from edgeft.serve.models import PredictorFactory
 
 log = logging.getLogger("edgeft.serve")
 
@@ -23,12 +25,14 @@ def is_loopback(host: str) -> bool:
 
 
 def serve(
-    predictor: Predictor,
+    source: Predictor | ModelRepository,
     config: ServerConfig,
     host: str = "127.0.0.1",
     port: int = 8000,
+    factory: PredictorFactory | None = None,
 ) -> None:
-    """Run until SIGINT/SIGTERM; in-flight requests finish before the engine stops."""
+    """Run until SIGINT/SIGTERM; in-flight requests finish before the engine stops. ``source``
+    is one predictor or a repository (whose versions ``factory`` opens)."""
     import uvicorn
 
     from edgeft.serve.app import create_app
@@ -37,7 +41,7 @@ def serve(
         log.warning("serving on %s without a token: anyone on that network can call it", host)
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(predictor, config),
+            create_app(source, config, factory),
             host=host,
             port=port,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,

@@ -1,0 +1,278 @@
+"""The models a server holds: each a name, the version answering for it, and the versions
+being loaded beside it (a hot swap).
+
+A version is loaded and warmed up (and, with ``validate``, held to its budget on this host)
+before it takes traffic; the switch is one assignment, so a request goes wholly to the old or
+to the new version; the old version's queue then drains and its worker stops. A version that
+fails to load leaves the serving one in place, and the failure is reported (``index``, the log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from edgeft.errors import EdgeftError
+from edgeft.repository import ModelRepository
+from edgeft.runtime import Predictor
+from edgeft.serve.batching import BatcherHooks, DynamicBatcher
+from edgeft.serve.config import ServerConfig
+from edgeft.serve.metrics import ServerMetrics
+from edgeft.serve.protocol import ModelSignature
+
+log = logging.getLogger("edgeft.serve")
+
+OUTPUT_NAME = "probabilities"
+TEXT_INPUT = "text"
+POLL_S = 1.0
+
+PredictorFactory = Callable[[Path], Predictor]
+
+
+@dataclass
+class LoadedModel:
+    """One version of one model, answering through its own batcher."""
+
+    name: str
+    version: str
+    predictor: Predictor
+    batcher: DynamicBatcher
+    signature: ModelSignature
+
+    @property
+    def ready(self) -> bool:
+        return self.batcher.healthy
+
+    @property
+    def not_ready_reason(self) -> str:
+        return (
+            "the model is warming up" if self.batcher.restarts == 0 else "the engine is restarting"
+        )
+
+
+@dataclass
+class ModelSlot:
+    """What a model name stands for: the version serving it, and why none is, if none is."""
+
+    name: str
+    serving: LoadedModel | None = None
+    reason: str = "loading"
+    failed: dict[str, str] = field(default_factory=dict)  # version -> why it did not load
+
+
+class ServedModels:
+    """The server's models, loaded from one bundle or following a repository's aliases."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        metrics: ServerMetrics,
+        sources: Callable[[], dict[str, tuple[str, Path]]],
+        factory: PredictorFactory,
+        follow: bool,
+    ) -> None:
+        """``sources()`` says which version each model should serve now (name -> version, bundle
+        folder); with ``follow`` it is polled and the server swaps when it changes."""
+        self.config = config
+        self.metrics = metrics
+        self._sources = sources
+        self._factory = factory
+        self._follow = follow
+        self.slots: dict[str, ModelSlot] = {}
+        self._retired: set[asyncio.Task[None]] = set()
+        self._watcher: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        await self.sync()
+        if self._follow:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+        for slot in self.slots.values():
+            if slot.serving is not None:
+                await slot.serving.batcher.stop()
+                slot.serving = None
+                slot.reason = "shutting down"
+        await asyncio.gather(*self._retired, return_exceptions=True)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_S)
+            try:
+                await self.sync()
+            except Exception:
+                log.exception("could not read the repository; serving what is loaded")
+
+    async def sync(self, only: str | None = None) -> None:
+        """Load what ``sources`` asks for where it differs from what is serving."""
+        async with self._lock:
+            wanted = await run_in_threadpool(self._sources)
+            for name, (version, path) in wanted.items():
+                if only not in (None, name):
+                    continue
+                slot = self.slots.setdefault(name, ModelSlot(name))
+                serving = slot.serving.version if slot.serving else None
+                if version != serving and version not in slot.failed:
+                    await self._swap(slot, version, path)
+
+    async def load(self, name: str) -> None:
+        """The repository extension's load: (re)load what the model's alias names now."""
+        if name not in await run_in_threadpool(self._sources):
+            raise HTTPException(404, f"unknown model {name!r}")
+        slot = self.slots.setdefault(name, ModelSlot(name))
+        slot.failed.clear()
+        await self.sync(only=name)
+        if slot.serving is None:
+            raise EdgeftError(f"model {name!r} did not load: {slot.reason}")
+
+    async def unload(self, name: str) -> None:
+        slot = self.get_slot(name)
+        if slot.serving is not None:
+            self._retire(slot.serving)
+            slot.serving = None
+        slot.reason = "unloaded (POST /v2/repository/models/NAME/load to load it again)"
+
+    def get_slot(self, name: str) -> ModelSlot:
+        slot = self.slots.get(name)
+        if slot is None:
+            raise HTTPException(
+                404, f"unknown model {name!r}; this server has {sorted(self.slots)}"
+            )
+        return slot
+
+    def get(self, name: str, version: str | None = None) -> LoadedModel:
+        """The model answering for ``name`` (and ``version``, when the client names one)."""
+        slot = self.get_slot(name)
+        if slot.serving is None:
+            raise HTTPException(503, f"model {name!r} not ready: {slot.reason}")
+        if version is not None and version != slot.serving.version:
+            raise HTTPException(
+                404,
+                f"model {name!r} version {version!r} is not loaded (serving: "
+                f"{slot.serving.version!r})",
+            )
+        return slot.serving
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.slots) and all(s.serving and s.serving.ready for s in self.slots.values())
+
+    def queued_items(self) -> int:
+        return sum(s.serving.batcher.queued_items for s in self.slots.values() if s.serving)
+
+    def index(self) -> list[dict[str, Any]]:
+        """The v2 repository index: every model, the version loaded and those that failed."""
+        out = []
+        for name, slot in sorted(self.slots.items()):
+            if slot.serving is not None:
+                state = "READY" if slot.serving.ready else "LOADING"
+                out.append({"name": name, "version": slot.serving.version, "state": state})
+            else:
+                out.append({"name": name, "state": "UNAVAILABLE", "reason": slot.reason})
+            out += [
+                {"name": name, "version": v, "state": "UNAVAILABLE", "reason": why}
+                for v, why in sorted(slot.failed.items())
+            ]
+        return out
+
+    async def _swap(self, slot: ModelSlot, version: str, path: Path) -> None:
+        try:
+            model = await self._open(slot.name, version, path)
+        except EdgeftError as exc:
+            reason = f"version {version} did not load: {exc}"
+            log.error(
+                "%s: %s%s",
+                slot.name,
+                reason,
+                "; the loaded version keeps serving" if slot.serving else "",
+            )
+            slot.failed[version] = str(exc)
+            if slot.serving is None:
+                slot.reason = reason
+            return
+        old, slot.serving = slot.serving, model
+        log.info(
+            "%s: version %s serving%s", slot.name, version, f" (was {old.version})" if old else ""
+        )
+        if old is not None:
+            self._retire(old)
+
+    def _retire(self, old: LoadedModel) -> None:
+        """Let the old version finish what it has queued, then stop it."""
+        task = asyncio.get_running_loop().create_task(old.batcher.stop())
+        self._retired.add(task)
+        task.add_done_callback(self._retired.discard)
+
+    async def _open(self, name: str, version: str, path: Path) -> LoadedModel:
+        predictor = await run_in_threadpool(self._factory, path)
+        if self.config.validate:
+            failure = await run_in_threadpool(validation_failure, predictor)
+            if failure:
+                raise EdgeftError(f"validation failed on this host: {failure}")
+        config = self.config
+        warm_up = lambda: predictor.warm_up((1, config.max_batch))  # noqa: E731
+        try:
+            await run_in_threadpool(warm_up)  # before it takes traffic
+        except Exception as exc:
+            raise EdgeftError(f"warm-up inference failed ({exc})") from exc
+        manifest = predictor.bundle.manifest
+        batcher = DynamicBatcher(
+            predictor.probabilities,
+            config.max_batch,
+            config.max_wait_ms / 1000,
+            max_queue=config.max_queue,
+            queue_timeout_s=config.queue_timeout_s,
+            hooks=BatcherHooks(
+                on_batch=self.metrics.record_batch,
+                on_failure=self.metrics.record_failure,
+                warm_up=warm_up,
+            ),
+        )
+        batcher.start(warm=True)
+        signature = ModelSignature(
+            inputs=manifest.inputs,
+            output=OUTPUT_NAME,
+            max_batch=config.max_batch,
+            text_input=TEXT_INPUT if manifest.task == "text-classification" else None,
+            max_text_chars=config.max_text_chars,
+        )
+        return LoadedModel(name, version, predictor, batcher, signature)
+
+
+def validation_failure(predictor: Predictor) -> str | None:
+    """``edgeft validate`` on the served model (recorded beside the bundle); why it failed."""
+    from edgeft.runtime.validation import validate_bundle, write_validation_record
+
+    try:
+        report = validate_bundle(predictor.bundle, models=[predictor.model])
+    except EdgeftError as exc:
+        return f"validation could not run: {exc}"
+    try:
+        write_validation_record(report)
+    except OSError as exc:  # a read-only bundle location: the verdict still holds
+        log.warning("validation passed but could not be recorded: %s", exc)
+    return "; ".join(report.failures()) or None
+
+
+def production_versions(repository: ModelRepository) -> dict[str, tuple[str, Path]]:
+    """Each model of the repository and the version its ``production`` alias names (else its
+    newest), as a server following the repository wants them."""
+    out = {}
+    for name in repository.models():
+        try:
+            version = repository.resolve(name)
+        except EdgeftError as exc:
+            log.error("%s: %s", name, exc)
+            continue
+        out[name] = (str(version.version), version.path)
+    return out
