@@ -28,6 +28,11 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+repo_app = typer.Typer(
+    help="A model repository: numbered bundle versions per model, aliases, rollback.",
+    no_args_is_help=True,
+)
+app.add_typer(repo_app, name="repo")
 # Piped output (CI logs, files) gets room for the wide benchmark tables instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -804,6 +809,126 @@ def demo(
     from edgeft.demo import run_demo
 
     run_demo(workdir, console, quick=quick)
+
+
+RepoArgument = Annotated[Path, typer.Argument(help="A repository folder.")]
+ModelArgument = Annotated[str, typer.Argument(help="A model name in the repository.")]
+AliasOption = Annotated[str, typer.Option(help="The alias to move.")]
+
+
+@repo_app.command("push")
+def repo_push(
+    bundle: Annotated[Path, typer.Argument(help="A bundle folder.")],
+    repo: Annotated[Path, typer.Argument(help="A repository folder (created if missing).")],
+    name: Annotated[
+        str | None, typer.Option(help="Model name (default: the bundle's folder name).")
+    ] = None,
+    no_validate: Annotated[
+        bool, typer.Option("--no-validate", help="Skip `edgeft validate` on this host.")
+    ] = False,
+) -> None:
+    """Copy a bundle into the repository as the model's next version (hashes checked, validated
+    on this host). Example: edgeft repo push bundles/elpv-int8 /srv/models --name elpv"""
+    from edgeft.repository import ModelRepository
+
+    version = ModelRepository(repo, create=True).push(bundle, name, validate=not no_validate)
+    console.print(f"{version.model} version {version.version} at {version.path}", highlight=False)
+
+
+@repo_app.command("list")
+def repo_list(repo: RepoArgument, as_json: JsonFlag = False) -> None:
+    """Every model, its versions and the aliases pointing at them.
+    Example: edgeft repo list /srv/models"""
+    from edgeft.repository import ModelRepository
+
+    repository = ModelRepository(repo)
+    aliases = repository.aliases.aliases()
+    rows = [
+        {
+            "model": name,
+            "version": v.version,
+            "aliases": sorted(a for a, n in aliases.get(name, {}).items() if n == v.version),
+            "manifest_sha256": v.manifest_sha256,
+        }
+        for name in repository.models()
+        for v in repository.versions(name)
+    ]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"models in {repo}")
+    for column in ("model", "version", "aliases", "manifest sha256"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["model"],
+            str(row["version"]),
+            ", ".join(row["aliases"]),
+            row["manifest_sha256"][:12],
+        )
+    console.print(table)
+
+
+@repo_app.command("promote")
+def repo_promote(
+    repo: RepoArgument,
+    model: ModelArgument,
+    version: Annotated[int, typer.Argument(help="The version to point the alias at.")],
+    alias: AliasOption = "production",
+) -> None:
+    """Point an alias at a version; a server following the repository swaps to it.
+    Example: edgeft repo promote /srv/models elpv 3"""
+    from edgeft.repository import ModelRepository
+
+    before = ModelRepository(repo).promote(model, version, alias)
+    console.print(f"{model} {alias}: {before or 'none'} -> {version}", highlight=False)
+
+
+@repo_app.command("rollback")
+def repo_rollback(
+    repo: RepoArgument, model: ModelArgument, alias: AliasOption = "production"
+) -> None:
+    """Move an alias back to the version it pointed to before its last move.
+    Example: edgeft repo rollback /srv/models elpv"""
+    from edgeft.repository import ModelRepository
+
+    version = ModelRepository(repo).rollback(model, alias)
+    console.print(f"{model} {alias}: back to {version}", highlight=False)
+
+
+@repo_app.command("history")
+def repo_history(repo: RepoArgument, model: ModelArgument, as_json: JsonFlag = False) -> None:
+    """Every alias change of a model: when, who, from and to.
+    Example: edgeft repo history /srv/models elpv"""
+    from dataclasses import asdict
+
+    from edgeft.repository import ModelRepository
+
+    changes = ModelRepository(repo).aliases.history(model)
+    if as_json:
+        print(json.dumps([asdict(c) for c in changes], indent=2))
+        return
+    table = Table(title=f"{model} alias history")
+    for column in ("at", "who", "alias", "action", "from", "to"):
+        table.add_column(column)
+    for c in changes:
+        table.add_row(
+            c.at, c.who, c.alias, c.action, str(c.from_version or "-"), str(c.to_version or "-")
+        )
+    console.print(table)
+
+
+@repo_app.command("rm")
+def repo_rm(
+    repo: RepoArgument,
+    model: ModelArgument,
+    version: Annotated[int, typer.Argument(help="The version to delete.")],
+) -> None:
+    """Delete a version no alias points to. Example: edgeft repo rm /srv/models elpv 1"""
+    from edgeft.repository import ModelRepository
+
+    ModelRepository(repo).remove(model, version)
+    console.print(f"{model} version {version} removed", highlight=False)
 
 
 def main() -> None:

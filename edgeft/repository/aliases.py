@@ -1,8 +1,9 @@
-"""Aliases (``production``, ``candidate``, any name) and their history, in one SQLite file.
+"""Aliases (``production``, ``candidate``, any name), their history, and the record of every
+version pushed (its content hash; numbers are never reused), in one SQLite file.
 
 SQLite gives what an alias file needs: a change is one transaction (all of it or none, durable
-with ``synchronous=FULL``), readers never see half a write, and other processes (a server
-following the aliases) read it while it is written.
+with ``synchronous=FULL``), readers never see half a write, and in WAL mode a server reading
+the aliases never blocks a command writing them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ CREATE TABLE IF NOT EXISTS aliases (
     alias TEXT NOT NULL,
     version INTEGER NOT NULL,
     PRIMARY KEY (model, alias)
+);
+CREATE TABLE IF NOT EXISTS pushed (
+    model TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    manifest_sha256 TEXT NOT NULL,
+    at TEXT NOT NULL,
+    who TEXT NOT NULL,
+    PRIMARY KEY (model, version)
 );
 CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -65,7 +74,8 @@ class AliasStore:
                 raise EdgeftError(
                     f"{self.path}: written by a newer edgeft (alias schema {version}); upgrade"
                 )
-            if version < SCHEMA_VERSION:
+            if version < SCHEMA_VERSION:  # WAL: a reading server never blocks a promote
+                connection.execute("PRAGMA journal_mode = WAL")
                 connection.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
         except sqlite3.DatabaseError as exc:
             raise EdgeftError(f"{self.path}: not a usable alias database ({exc})") from exc
@@ -118,6 +128,18 @@ class AliasStore:
                 raise EdgeftError(f"model {model!r} has no alias {alias!r}")
             _record(db, model, alias, "remove", row[0], None)
 
+    def record_push(self, model: str, version: int, manifest_sha256: str) -> None:
+        with self._connect() as db, _transaction(db):
+            db.execute(
+                "INSERT INTO pushed VALUES (?, ?, ?, ?, ?)",
+                (model, version, manifest_sha256, _now(), _who()),
+            )
+
+    def highest_pushed(self, model: str) -> int:
+        with self._connect() as db:
+            row = db.execute("SELECT MAX(version) FROM pushed WHERE model = ?", (model,)).fetchone()
+        return row[0] or 0
+
     def history(self, model: str) -> list[AliasChange]:
         with self._connect() as db:
             rows = db.execute(
@@ -158,16 +180,12 @@ def _record(
     db.execute(
         "INSERT INTO history (at, who, model, alias, action, from_version, to_version) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            datetime.now(UTC).isoformat(timespec="seconds"),
-            _who(),
-            model,
-            alias,
-            action,
-            before,
-            after,
-        ),
+        (_now(), _who(), model, alias, action, before, after),
     )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _who() -> str:

@@ -81,9 +81,18 @@ class ModelRepository:
             raise EdgeftError(f"{self.root}: no model {model!r}")
         return versions[-1]
 
-    def push(self, bundle: str | Path, name: str | None = None) -> ModelVersion:
-        """Copy a verified bundle in as the model's next version."""
+    def push(
+        self, bundle: str | Path, name: str | None = None, validate: bool = True
+    ) -> ModelVersion:
+        """Copy a verified bundle in as the model's next version. With ``validate`` (and an
+        acceptance set in the bundle), ``edgeft validate`` must pass on this host first."""
         loaded = Bundle.load(bundle)  # refuses tampered or half-written bundles
+        if validate and loaded.manifest.acceptance is not None:
+            from edgeft.runtime.validation import validate_bundle
+
+            failures = validate_bundle(loaded).failures()
+            if failures:
+                raise EdgeftError(f"{bundle} fails validation on this host: {'; '.join(failures)}")
         name = name or loaded.root.resolve().name
         if not _NAME.match(name):
             raise EdgeftError(f"model name {name!r}: use letters, digits, '-', '_' or '.'")
@@ -97,19 +106,20 @@ class ModelRepository:
                 shutil.copy2(loaded.path_of(rel), target)
             Bundle.load(staging)  # the copy is complete and matches its hashes
             sync_tree(staging)
-            number = self._claim_next(folder, staging)
+            number = self._claim_next(name, folder, staging)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return self.version(name, number)
+        version = self.version(name, number)
+        self.aliases.record_push(name, number, version.manifest_sha256)
+        return version
 
-    @staticmethod
-    def _claim_next(folder: Path, staging: Path) -> int:
-        """Rename ``staging`` to the next free number; a rename onto an existing folder fails,
-        so two pushes at once take different numbers."""
+    def _claim_next(self, name: str, folder: Path, staging: Path) -> int:
+        """Rename ``staging`` to the next number never used (removed versions' included); a
+        rename onto an existing folder fails, so two pushes at once take different numbers."""
         while True:
             taken = [int(p.name) for p in folder.iterdir() if p.name.isdigit()]
-            number = max(taken, default=0) + 1
+            number = max([*taken, self.aliases.highest_pushed(name)], default=0) + 1
             try:
                 staging.rename(folder / str(number))
             except OSError:
