@@ -182,7 +182,8 @@ def test_repository_index_and_unload_load(repo: Path) -> None:
         assert index == [{"name": MODEL, "version": "1", "state": "READY"}]
         assert server.request("POST", f"/v2/repository/models/{MODEL}/unload")[0] == 200
         status, body = server.request("GET", f"/v2/models/{MODEL}")
-        assert status == 503 and "unloaded" in json.loads(body)["error"]
+        assert status == 404 and "unloaded" in json.loads(body)["error"]
+        assert server.request("GET", "/v2/health/ready")[0] == 200  # it is not meant to serve
         assert server.request("POST", f"/v2/repository/models/{MODEL}/load")[0] == 200
         assert server.request("GET", f"/v2/models/{MODEL}/versions/1")[0] == 200
         assert server.request("POST", "/v2/repository/models/nope/load")[0] == 404

@@ -108,7 +108,7 @@ def create_app(
         reasons = {
             name: slot.reason if slot.serving is None else slot.serving.not_ready_reason
             for name, slot in models.slots.items()
-            if slot.serving is None or not slot.serving.ready
+            if not slot.unloaded and (slot.serving is None or not slot.serving.ready)
         }
         reason = "; ".join(f"{name}: {why}" for name, why in reasons.items()) or "starting"
         return JSONResponse({"ready": False, "reason": reason}, status_code=503)
@@ -153,6 +153,8 @@ def create_app(
     )
     def model_ready(name: str, version: str | None = None) -> JSONResponse:
         slot = models.get_slot(name)
+        if slot.unloaded:
+            raise HTTPException(404, f"model {name!r} is {slot.reason}")
         serving = slot.serving
         if serving is not None and version not in (None, serving.version):
             raise HTTPException(404, f"model {name!r} version {version!r} is not loaded")

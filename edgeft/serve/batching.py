@@ -119,7 +119,11 @@ class DynamicBatcher:
         return self._queued_items
 
     def start(self, warm: bool = False) -> None:
-        """Start the worker; ``warm`` when the caller has already run the warm-up."""
+        """Start the worker; ``warm`` when the caller has already run the warm-up (healthy at
+        once, so a model switched in takes its first request without a 503)."""
+        if warm:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="edgeft-engine")
+            self.healthy = True
         self._task = asyncio.get_running_loop().create_task(self._supervise(warm))
 
     async def stop(self) -> None:
@@ -165,10 +169,7 @@ class DynamicBatcher:
 
     async def _supervise(self, warm: bool) -> None:
         """Run the worker; on any failure, restart it until it warms up again."""
-        if warm:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="edgeft-engine")
-            self.healthy = True
-        else:
+        if not warm:
             await self._restart(first=True)
         while True:
             try:

@@ -65,6 +65,7 @@ class ModelSlot:
     serving: LoadedModel | None = None
     reason: str = "loading"
     failed: dict[str, str] = field(default_factory=dict)  # version -> why it did not load
+    unloaded: bool = False  # by the repository extension: not served, not followed, not counted
 
 
 class ServedModels:
@@ -122,7 +123,7 @@ class ServedModels:
                     continue
                 slot = self.slots.setdefault(name, ModelSlot(name))
                 serving = slot.serving.version if slot.serving else None
-                if version != serving and version not in slot.failed:
+                if version != serving and version not in slot.failed and not slot.unloaded:
                     await self._swap(slot, version, path)
 
     async def load(self, name: str) -> None:
@@ -131,6 +132,7 @@ class ServedModels:
             raise HTTPException(404, f"unknown model {name!r}")
         slot = self.slots.setdefault(name, ModelSlot(name))
         slot.failed.clear()
+        slot.unloaded = False
         await self.sync(only=name)
         if slot.serving is None:
             raise EdgeftError(f"model {name!r} did not load: {slot.reason}")
@@ -140,7 +142,8 @@ class ServedModels:
         if slot.serving is not None:
             self._retire(slot.serving)
             slot.serving = None
-        slot.reason = "unloaded (POST /v2/repository/models/NAME/load to load it again)"
+        slot.unloaded = True
+        slot.reason = f"unloaded (POST /v2/repository/models/{name}/load loads it again)"
 
     def get_slot(self, name: str) -> ModelSlot:
         slot = self.slots.get(name)
@@ -153,6 +156,8 @@ class ServedModels:
     def get(self, name: str, version: str | None = None) -> LoadedModel:
         """The model answering for ``name`` (and ``version``, when the client names one)."""
         slot = self.get_slot(name)
+        if slot.unloaded:
+            raise HTTPException(404, f"model {name!r} is {slot.reason}")
         if slot.serving is None:
             raise HTTPException(503, f"model {name!r} not ready: {slot.reason}")
         if version is not None and version != slot.serving.version:
@@ -165,7 +170,9 @@ class ServedModels:
 
     @property
     def ready(self) -> bool:
-        return bool(self.slots) and all(s.serving and s.serving.ready for s in self.slots.values())
+        """Every model that should serve is serving and warm (Triton's server readiness)."""
+        wanted = [s for s in self.slots.values() if not s.unloaded]
+        return all(s.serving and s.serving.ready for s in wanted)
 
     def queued_items(self) -> int:
         return sum(s.serving.batcher.queued_items for s in self.slots.values() if s.serving)
@@ -174,7 +181,9 @@ class ServedModels:
         """The v2 repository index: every model, the version loaded and those that failed."""
         out = []
         for name, slot in sorted(self.slots.items()):
-            if slot.serving is not None:
+            if slot.unloaded:
+                out.append({"name": name, "state": "UNAVAILABLE", "reason": "unloaded"})
+            elif slot.serving is not None:
                 state = "READY" if slot.serving.ready else "LOADING"
                 out.append({"name": name, "version": slot.serving.version, "state": state})
             else:
