@@ -499,6 +499,10 @@ def serve(
         "127.0.0.1"
     ),
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(help="Also speak v2 gRPC on this port (Triton's is 8001; needs grpcio)."),
+    ] = None,
     engine: EngineOption = "auto",
     precision: PrecisionOption = "auto",
     allow_mismatch: AllowMismatchFlag = False,
@@ -575,6 +579,7 @@ def serve(
         body_timeout_s=body_timeout_s,
         token=token,
         validate=validate,
+        grpc_address=f"{host}:{grpc_port}" if grpc_port else None,
     )
     if repository is not None:
         names = ", ".join(repository.models()) or "none yet"

@@ -19,7 +19,7 @@ from edgeft.bundle import Bundle
 from edgeft.runtime import Predictor
 from edgeft.serve.batching import BatcherHooks, DynamicBatcher, merge_inputs
 from edgeft.serve.load import run_load
-from edgeft.serve.process import ServerProcess
+from edgeft.serve.process import ServerProcess, free_port
 from edgeft.serve.protocol import encode_infer_request
 
 CAT_LABELS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
@@ -53,9 +53,14 @@ def stop_server(server: Server) -> str:
     return server.output
 
 
+GRPC_PORT = free_port()
+
+
 @pytest.fixture(scope="module")
 def server(zoo_bundle: Bundle) -> Iterator[Server]:
-    running = start_server(zoo_bundle, "--engine", "onnxruntime", "--max-wait-ms", "5")
+    running = start_server(
+        zoo_bundle, "--engine", "onnxruntime", "--max-wait-ms", "5", "--grpc-port", str(GRPC_PORT)
+    )
     yield running
     stop_server(running)
 
@@ -101,6 +106,35 @@ def test_tritonclient_gets_the_same_probabilities_as_the_predictor(
         assert got.shape == (len(batch), 1000), binary
         assert np.abs(got - expected[: len(batch)]).max() < 1e-5, binary
         assert result.get_response()["id"] == "r1"
+    client.close()
+
+
+def test_tritonclient_grpc_gets_the_same_probabilities(server: Server, zoo_bundle: Bundle) -> None:
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    predictor = Predictor(zoo_bundle, engine="onnxruntime")
+    images = predictor.encoder.encode([skimage_data.chelsea(), skimage_data.coffee()])["input"]
+    expected = predictor.probabilities({"input": images})
+    client = grpcclient.InferenceServerClient(f"127.0.0.1:{GRPC_PORT}")
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready(MODEL)
+    metadata = client.get_model_metadata(MODEL, as_json=True)
+    assert metadata["inputs"] == [
+        {"name": "input", "datatype": "FP32", "shape": ["-1", "3", "224", "224"]}
+    ]
+    tensor = grpcclient.InferInput("input", list(images.shape), "FP32")
+    tensor.set_data_from_numpy(images)
+    result = client.infer(MODEL, [tensor], request_id="g1")
+    assert np.abs(result.as_numpy("probabilities") - expected).max() < 1e-5
+    assert result.get_response().id == "g1" and result.get_response().model_version == "1"
+    bad = grpcclient.InferInput("input", [1, 3, 8, 8], "FP32")
+    bad.set_data_from_numpy(np.zeros((1, 3, 8, 8), dtype=np.float32))
+    with pytest.raises(InferenceServerException, match="does not fit") as refused:
+        client.infer(MODEL, [bad])
+    assert refused.value.status() == "StatusCode.INVALID_ARGUMENT"
+    with pytest.raises(InferenceServerException) as unknown:
+        client.infer("resnet9000", [tensor])
+    assert unknown.value.status() == "StatusCode.NOT_FOUND"
     client.close()
 
 

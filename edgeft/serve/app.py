@@ -8,11 +8,10 @@ answered through the dynamic batcher. Client mistakes are 4xx with ``{"error": .
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
-import numpy as np
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
@@ -24,7 +23,7 @@ from edgeft import __version__
 from edgeft.errors import EdgeftError
 from edgeft.repository import ModelRepository
 from edgeft.runtime import Predictor
-from edgeft.serve.batching import BatcherStopped, ClientGone, EngineFailure, Overloaded
+from edgeft.serve.batching import ClientGone, EngineFailure, Overloaded
 from edgeft.serve.config import ServerConfig
 from edgeft.serve.limits import BodySizeLimitMiddleware, token_matches
 from edgeft.serve.metrics import RequestMetricsMiddleware, ServerMetrics
@@ -33,23 +32,19 @@ from edgeft.serve.models import (
     LoadedModel,
     PredictorFactory,
     ServedModels,
+    finite,
+    on_current,
     production_versions,
 )
 from edgeft.serve.openapi import INFER_REQUEST_SCHEMA, PREDICT_REQUEST_BODY, RESPONSES
 from edgeft.serve.protocol import (
-    BYTES,
     HEADER_LENGTH,
     ProtocolError,
     encode_infer_response,
     load_json,
-    parse_infer_request,
-    tensor_metadata,
 )
 
 log = logging.getLogger("edgeft.serve")
-T = TypeVar("T")
-
-PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "openvino": "openvino"}
 
 
 def create_app(
@@ -74,7 +69,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await models.start()
+        grpc_server = None
+        if config.grpc_address:
+            from edgeft.serve.grpc_server import start_grpc
+
+            grpc_server = await start_grpc(models, config, config.grpc_address)
         yield
+        if grpc_server is not None:
+            await grpc_server.stop(grace=5)
         await models.stop()
 
     def authorised(request: Request) -> None:
@@ -124,28 +126,7 @@ def create_app(
     @app.get("/v2/models/{name}", dependencies=guarded, responses=RESPONSES)
     @app.get("/v2/models/{name}/versions/{version}", dependencies=guarded, responses=RESPONSES)
     def model_metadata(name: str, version: str | None = None) -> dict[str, Any]:
-        model = models.get(name, version)
-        predictor, manifest = model.predictor, model.predictor.bundle.manifest
-        scheme = predictor.model.int8_scheme
-        text = model.signature.text_input
-        return {
-            "name": name,
-            "versions": [model.version],
-            "platform": PLATFORMS[predictor.model.engine],
-            "inputs": [tensor_metadata(spec) for spec in manifest.inputs],
-            "outputs": [
-                {"name": OUTPUT_NAME, "datatype": "FP32", "shape": [-1, len(predictor.labels)]}
-            ],
-            "parameters": {
-                "precision": predictor.model.precision,
-                "int8_scheme": scheme.key if scheme else None,
-                "targets": predictor.model.targets,
-                "task": manifest.task,
-                "labels": predictor.labels,
-                "max_batch_size": config.max_batch,
-                **({"bytes_input": {"name": text, "datatype": BYTES}} if text else {}),
-            },
-        }
+        return models.get(name, version).metadata()
 
     @app.get("/v2/models/{name}/ready", dependencies=guarded, responses=RESPONSES)
     @app.get(
@@ -187,30 +168,14 @@ def create_app(
         header_length = request.headers.get(HEADER_LENGTH)
 
         async def on(model: LoadedModel) -> Response:
-            if not model.ready:
-                raise HTTPException(503, f"model not ready: {model.not_ready_reason}")
-            parsed = await run_in_threadpool(
-                parse_infer_request, body, header_length, model.signature
-            )
-            encoder = model.predictor.encoder
-            if parsed.texts is not None:
-                inputs = await run_in_threadpool(encoder.encode, parsed.texts)
-            else:
-                encoder.check(parsed.inputs)
-                inputs = parsed.inputs
-            probabilities = await model.batcher.submit(inputs, _disconnected(request))
+            parsed, probabilities = await model.infer(body, header_length, _disconnected(request))
             content, headers = encode_infer_response(
-                name,
-                model.version,
-                parsed.id,
-                OUTPUT_NAME,
-                _finite(probabilities),
-                parsed.binary_outputs,
+                name, model.version, parsed.id, OUTPUT_NAME, probabilities, parsed.binary_outputs
             )
             media = "application/octet-stream" if parsed.binary_outputs else "application/json"
             return Response(content, headers=headers, media_type=media)
 
-        return await _on_current(models, name, version, on)
+        return await on_current(models, name, version, on)
 
     async def predict_with(name: str, request: Request, top_k: int) -> dict[str, Any]:
         async def on(model: LoadedModel) -> dict[str, Any]:
@@ -229,11 +194,11 @@ def create_app(
                         "confidence": p.confidence,
                         "top_k": [{"label": label, "probability": q} for label, q in p.top_k],
                     }
-                    for p in predictor.rank(_finite(probabilities), top_k)
+                    for p in predictor.rank(finite(probabilities), top_k)
                 ],
             }
 
-        return await _on_current(models, name, None, on)
+        return await on_current(models, name, None, on)
 
     @app.post(
         "/v1/predict",
@@ -287,36 +252,10 @@ def create_app(
     return app
 
 
-async def _on_current(
-    models: ServedModels,
-    name: str,
-    version: str | None,
-    handle: Callable[[LoadedModel], Awaitable[T]],
-) -> T:
-    """``handle`` on the version serving ``name`` now; a request that met a version being
-    swapped out is handled again, whole, by the one that replaced it."""
-    for _ in range(3):
-        try:
-            return await handle(models.get(name, version))
-        except BatcherStopped:
-            continue
-    raise Overloaded(f"model {name!r} is being swapped; retry shortly")
-
-
 async def _disconnected(request: Request) -> None:
     """Completes when the client closes its connection (the body has been read by then)."""
     while (await request.receive())["type"] != "http.disconnect":
         pass
-
-
-def _finite(probabilities: np.ndarray) -> np.ndarray:
-    """Inputs far outside what the model saw can overflow it; that is the input's fault."""
-    if not np.isfinite(probabilities).all():
-        raise ProtocolError(
-            "the model's output is not finite for this input; are its values in the range the "
-            "model was trained on?"
-        )
-    return probabilities
 
 
 async def _predict_items(request: Request, task: str, config: ServerConfig) -> list[Any]:

@@ -33,5 +33,6 @@ class ServerConfig:
     max_connections: int = 64
     max_text_chars: int = 20_000
     token: str | None = None
+    grpc_address: str | None = None  # host:port for the v2 gRPC protocol beside REST
     top_k: int = 5
     validate: bool = False

@@ -11,29 +11,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import numpy as np
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from edgeft.errors import EdgeftError
 from edgeft.repository import ModelRepository
 from edgeft.runtime import Predictor
-from edgeft.serve.batching import BatcherHooks, DynamicBatcher
+from edgeft.serve.batching import BatcherHooks, BatcherStopped, DynamicBatcher, Overloaded
 from edgeft.serve.config import ServerConfig
 from edgeft.serve.metrics import ServerMetrics
-from edgeft.serve.protocol import ModelSignature
+from edgeft.serve.protocol import (
+    BYTES,
+    InferRequest,
+    ModelSignature,
+    ProtocolError,
+    parse_infer_request,
+    tensor_metadata,
+)
 
 log = logging.getLogger("edgeft.serve")
 
 OUTPUT_NAME = "probabilities"
 TEXT_INPUT = "text"
+PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "openvino": "openvino"}
 POLL_S = 1.0
 
 PredictorFactory = Callable[[Path], Predictor]
+T = TypeVar("T")
 
 
 @dataclass
@@ -55,6 +65,49 @@ class LoadedModel:
         return (
             "the model is warming up" if self.batcher.restarts == 0 else "the engine is restarting"
         )
+
+    def metadata(self) -> dict[str, Any]:
+        """The v2 model metadata, with what a client needs to prepare inputs in parameters."""
+        predictor, manifest = self.predictor, self.predictor.bundle.manifest
+        scheme = predictor.model.int8_scheme
+        text = self.signature.text_input
+        return {
+            "name": self.name,
+            "versions": [self.version],
+            "platform": PLATFORMS[predictor.model.engine],
+            "inputs": [tensor_metadata(spec) for spec in manifest.inputs],
+            "outputs": [
+                {"name": OUTPUT_NAME, "datatype": "FP32", "shape": [-1, len(predictor.labels)]}
+            ],
+            "parameters": {
+                "precision": predictor.model.precision,
+                "int8_scheme": scheme.key if scheme else None,
+                "targets": predictor.model.targets,
+                "task": manifest.task,
+                "labels": predictor.labels,
+                "max_batch_size": self.signature.max_batch,
+                **({"bytes_input": {"name": text, "datatype": BYTES}} if text else {}),
+            },
+        }
+
+    async def infer(
+        self,
+        body: bytes,
+        header_length: str | None,
+        client_gone: Awaitable[None] | None = None,
+    ) -> tuple[InferRequest, np.ndarray]:
+        """A v2 request's bytes (JSON header, binary tensors after it) -> its parsed form and
+        class probabilities; every check is made before the request joins a batch."""
+        if not self.ready:
+            raise HTTPException(503, f"model not ready: {self.not_ready_reason}")
+        parsed = await run_in_threadpool(parse_infer_request, body, header_length, self.signature)
+        encoder = self.predictor.encoder
+        if parsed.texts is not None:
+            inputs = await run_in_threadpool(encoder.encode, parsed.texts)
+        else:
+            encoder.check(parsed.inputs)
+            inputs = parsed.inputs
+        return parsed, finite(await self.batcher.submit(inputs, client_gone))
 
 
 @dataclass
@@ -285,3 +338,29 @@ def production_versions(repository: ModelRepository) -> dict[str, tuple[str, Pat
             continue
         out[name] = (str(version.version), version.path)
     return out
+
+
+def finite(probabilities: np.ndarray) -> np.ndarray:
+    """Inputs far outside what the model saw can overflow it; that is the input's fault."""
+    if not np.isfinite(probabilities).all():
+        raise ProtocolError(
+            "the model's output is not finite for this input; are its values in the range the "
+            "model was trained on?"
+        )
+    return probabilities
+
+
+async def on_current(
+    models: ServedModels,
+    name: str,
+    version: str | None,
+    handle: Callable[[LoadedModel], Awaitable[T]],
+) -> T:
+    """``handle`` on the version serving ``name`` now; a request that met a version being
+    swapped out is handled again, whole, by the one that replaced it."""
+    for _ in range(3):
+        try:
+            return await handle(models.get(name, version))
+        except BatcherStopped:
+            continue
+    raise Overloaded(f"model {name!r} is being swapped; retry shortly")
