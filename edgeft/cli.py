@@ -936,6 +936,28 @@ def repo_rm(
     console.print(f"{model} version {version} removed", highlight=False)
 
 
+@repo_app.command("export")
+def repo_export(
+    repo: RepoArgument,
+    format: Annotated[str, typer.Option("--format", help="triton or ovms.")],
+    out: Annotated[Path, typer.Option(help="The folder to write.")],
+    engine: Annotated[str, typer.Option(help="onnxruntime or openvino.")] = "onnxruntime",
+    precision: Annotated[
+        str, typer.Option(help="fp32, or int8 (the int8 model that fits this host).")
+    ] = "fp32",
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+) -> None:
+    """Lay out every model's production version for Triton or OVMS, with a KServe manifest.
+    Example: edgeft repo export /srv/models --format triton --out triton-models"""
+    from edgeft.repository import ModelRepository
+    from edgeft.repository.export import export_repository
+
+    models = export_repository(ModelRepository(repo), format, out, engine, precision, overwrite)
+    for model in models:
+        console.print(f"{model.name} version {model.version}: {model.entry.label}", highlight=False)
+    console.print(f"{format} repository in {out} (KServe: {out / 'inferenceservice.yaml'})")
+
+
 def main() -> None:
     """Console-script entry point: user errors are one line, not a traceback."""
     try:

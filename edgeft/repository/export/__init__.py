@@ -1,0 +1,8 @@
+"""A repository's production versions laid out for the serving engines a plant already runs at
+scale: a Triton model repository or an OpenVINO Model Server configuration, each with a KServe
+``InferenceService`` manifest. Preprocessing stays with the client there (``edgeft.runtime``'s
+encoder does it in a few lines)."""
+
+from edgeft.repository.export.layout import ExportedModel, export_repository
+
+__all__ = ["ExportedModel", "export_repository"]
