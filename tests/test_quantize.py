@@ -395,7 +395,9 @@ def test_pretrained_mobilenet_keeps_its_imagenet_answers_in_int8(
     Measured here on the no-VNNI scheme: OpenVINO agrees with fp32 on 27 of the 28 views,
     ONNX Runtime on 24 (25 when its 7-bit weights were quantized per tensor by mistake, before
     bias correction; its logits are closer to fp32's now, see benchmarks/zoo_agreement.py);
-    one more flip fails either bound.
+    one more flip fails either bound. The budget is not what this test holds the model to (the
+    zoo bundle's few validation items make one flip many points, and a search for float layers
+    on them takes minutes on a CPU without VNNI); the agreement on the views below is.
     """
     from edgeft.runtime import Predictor
 
@@ -407,7 +409,7 @@ def test_pretrained_mobilenet_keeps_its_imagenet_answers_in_int8(
             Image.fromarray(view).save(calibration / f"{name}-{i}.png")
     evaluation = [v for n in _NATURAL for v in [_photo(n), *_views(_photo(n), (0.85,))]]
     config = QuantizeConfig(
-        calibration=str(calibration), method="minmax", max_accuracy_drop=25.0,
+        calibration=str(calibration), method="minmax", max_accuracy_drop=100.0,  # see below
         scheme=QuantizationScheme(reduce_range=True),  # the no-VNNI scheme, on any host
     )  # fmt: skip
     out = quantize_bundle(bundle.root, tmp_path / "int8", config, console=QUIET)
