@@ -29,6 +29,7 @@ def test_no_generated_request_gets_a_server_error(zoo_bundle: Bundle, tmp_path: 
             "run", f"{server.url}/openapi.json", "--checks", "not_a_server_error",
             "--mode", "all", "--max-examples", "50", "--seed", "1",
             "--phases", "coverage,fuzzing", "--request-timeout", "60", "--no-color",
+            "--generation-database", "none",
         ]  # fmt: skip
         run = subprocess.run(command, capture_output=True, text=True, timeout=600)
         metrics = server.request("GET", "/metrics")[1].decode()
