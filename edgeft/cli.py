@@ -503,6 +503,14 @@ def serve(
         int | None,
         typer.Option(help="Also speak v2 gRPC on this port (Triton's is 8001; needs grpcio)."),
     ] = None,
+    canary: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME@VERSION:PERCENT: that share of NAME's requests (repository only)."),
+    ] = None,
+    shadow: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME@VERSION: run it on a copy of NAME's v2 requests and compare."),
+    ] = None,
     engine: EngineOption = "auto",
     precision: PrecisionOption = "auto",
     allow_mismatch: AllowMismatchFlag = False,
@@ -556,6 +564,7 @@ def serve(
         if not token:
             raise EdgeftError(f"--token-env {token_env}: that environment variable is empty")
     from edgeft.repository import ModelRepository, is_repository
+    from edgeft.serve.traffic import parse_side_version
     from edgeft.targets import resolve_target
 
     profile = resolve_target(target) if target else None
@@ -580,7 +589,13 @@ def serve(
         token=token,
         validate=validate,
         grpc_address=f"{host}:{grpc_port}" if grpc_port else None,
+        side_versions=tuple(
+            [("canary", parse_side_version(c, canary=True)) for c in canary or []]
+            + [("shadow", parse_side_version(s, canary=False)) for s in shadow or []]
+        ),
     )
+    if config.side_versions and repository is None:
+        raise EdgeftError("--canary and --shadow name versions: serve a repository")
     if repository is not None:
         names = ", ".join(repository.models()) or "none yet"
         console.print(
@@ -956,6 +971,49 @@ def repo_export(
     for model in models:
         console.print(f"{model.name} version {model.version}: {model.entry.label}", highlight=False)
     console.print(f"{format} repository in {out} (KServe: {out / 'inferenceservice.yaml'})")
+
+
+@app.command("shadow")
+def shadow_report(
+    model: Annotated[str, typer.Argument(help="The model whose shadow to compare.")],
+    url: Annotated[str, typer.Option(help="The running server.")] = "http://127.0.0.1:8000",
+    token_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the server's bearer token.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Production against its shadow version on the same requests: agreement, the classes the
+    shadow would change, its latency. Example: edgeft shadow elpv --url http://box:8000"""
+    import os
+    import urllib.request
+
+    request = urllib.request.Request(f"{url.rstrip('/')}/v1/models/{model}/shadow")
+    if token_env:
+        request.add_header("Authorization", f"Bearer {os.environ.get(token_env, '')}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            report = json.loads(response.read())
+    except OSError as exc:
+        raise EdgeftError(f"{url}: {exc}") from exc
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    agreement = report["agreement"]
+    console.print(
+        f"{model}: production {report['production_version']} vs shadow "
+        f"{report['shadow_version']} on {report['items']} items ({report['requests']} requests): "
+        f"agreement {'-' if agreement is None else f'{agreement:.1%}'}, shadow p50 "
+        f"{report['shadow_latency_ms']['p50'] or 0:.1f} ms, p99 "
+        f"{report['shadow_latency_ms']['p99'] or 0:.1f} ms, {report['failed']} failed, "
+        f"{report['skipped']} skipped",
+        highlight=False,
+    )
+    table = Table(title="where the shadow would answer differently")
+    for column in ("production says", "shadow says", "items"):
+        table.add_column(column)
+    for change in report["changes"]:
+        table.add_row(change["production"], change["shadow"], str(change["items"]))
+    console.print(table)
 
 
 def main() -> None:

@@ -200,3 +200,32 @@ def test_alias_database_survives_a_concurrent_reader(repo: Path) -> None:
     reader.execute("COMMIT")
     assert reader.execute("SELECT version FROM aliases").fetchone() == (2,)
     reader.close()
+
+
+def test_a_canary_takes_its_share_and_a_shadow_is_compared(repo: Path) -> None:
+    options = [
+        "--engine", "onnxruntime", "--canary", f"{MODEL}@2:50", "--shadow", f"{MODEL}@2",
+    ]  # fmt: skip
+    with ServerProcess(repo, options) as server:
+        with VersionedLoad(server, clients=4) as load:
+            time.sleep(3)
+        shown = runner.invoke(app, ["shadow", MODEL, "--url", server.url, "--json"])
+        missing = server.request("GET", "/v1/models/nope/shadow")[0]
+    assert set(load.codes) == {200}, load.codes
+    answered = Counter(load.versions)
+    assert answered["1"] > 0 and answered["2"] > 0, answered  # about half each
+    assert 0.25 < answered["2"] / sum(answered.values()) < 0.75, answered
+    assert shown.exit_code == 0, shown.output
+    report = json.loads(shown.stdout)
+    assert report["production_version"] == "1" and report["shadow_version"] == "2"
+    assert report["items"] > 0 and report["agreement"] == 1.0  # the same weights
+    assert report["shadow_latency_ms"]["p50"] > 0 and report["changes"] == []
+    assert missing == 404
+
+
+@pytest.mark.parametrize("spec", ["cats", "cats@x:10", "cats@2", "cats@2:0", "cats@2:150"])
+def test_canary_specs_are_checked(spec: str) -> None:
+    from edgeft.serve.traffic import parse_side_version
+
+    with pytest.raises(EdgeftError, match=r"NAME@VERSION:PERCENT|percent"):
+        parse_side_version(spec, canary=True)

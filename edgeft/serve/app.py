@@ -59,7 +59,15 @@ def create_app(
     if isinstance(source, ModelRepository):
         if factory is None:
             raise EdgeftError("serving a repository needs a predictor factory")
-        models = ServedModels(config, metrics, lambda: production_versions(source), factory, True)
+        models = ServedModels(
+            config,
+            metrics,
+            lambda: production_versions(source),
+            factory,
+            follow=True,
+            locate=lambda name, version: source.version(name, int(version)).path,
+            side_versions=config.side_versions,
+        )
     else:
         root = source.bundle.root
         models = ServedModels(
@@ -169,6 +177,7 @@ def create_app(
 
         async def on(model: LoadedModel) -> Response:
             parsed, probabilities = await model.infer(body, header_length, _disconnected(request))
+            models.shadow_copy(model, body, header_length, probabilities)
             content, headers = encode_infer_response(
                 name, model.version, parsed.id, OUTPUT_NAME, probabilities, parsed.binary_outputs
             )
@@ -224,6 +233,13 @@ def create_app(
         name: str, request: Request, top_k: int = config.top_k
     ) -> dict[str, Any]:
         return await predict_with(name, request, top_k)
+
+    @app.get("/v1/models/{name}/shadow", dependencies=guarded, responses=RESPONSES)
+    def shadow_comparison(name: str) -> dict[str, Any]:
+        slot = models.get_slot(name)
+        if slot.shadow is None:
+            raise HTTPException(404, f"model {name!r} has no shadow version (serve --shadow)")
+        return slot.comparison.to_dict()
 
     @app.post("/v2/repository/index", dependencies=guarded, responses=RESPONSES)
     def repository_index() -> list[dict[str, Any]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edgeft.serve.traffic import SideVersion
+
 
 @dataclass(frozen=True)
 class ServerConfig:
@@ -34,5 +36,6 @@ class ServerConfig:
     max_text_chars: int = 20_000
     token: str | None = None
     grpc_address: str | None = None  # host:port for the v2 gRPC protocol beside REST
+    side_versions: tuple[tuple[str, SideVersion], ...] = ()  # ("canary" | "shadow", version)
     top_k: int = 5
     validate: bool = False

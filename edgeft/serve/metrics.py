@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -49,6 +50,23 @@ class ServerMetrics:
         self.queued = Gauge(
             "edgeft_queue_items", "Items waiting for the engine.", registry=self.registry
         )
+
+        self.shadow_items = Counter(
+            "edgeft_shadow_items", "Items a shadow version also answered, by agreement.",
+            ["model", "agreed"], registry=self.registry,
+        )  # fmt: skip
+        self.shadow_latency = Histogram(
+            "edgeft_shadow_duration_seconds", "A shadow version's time per request.",
+            ["model"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+
+    def record_shadow(
+        self, model: str, production: np.ndarray, shadow: np.ndarray, seconds: float
+    ) -> None:
+        agreed = int((production.argmax(axis=1) == shadow.argmax(axis=1)).sum())
+        self.shadow_items.labels(model, "true").inc(agreed)
+        self.shadow_items.labels(model, "false").inc(len(production) - agreed)
+        self.shadow_latency.labels(model).observe(seconds)
 
     def ready_probe(self, ready: Callable[[], bool], queued: Callable[[], int]) -> None:
         """Both gauges read the server's state when scraped."""

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,6 +36,7 @@ from edgeft.serve.protocol import (
     parse_infer_request,
     tensor_metadata,
 )
+from edgeft.serve.traffic import ShadowComparison, SideVersion
 
 log = logging.getLogger("edgeft.serve")
 
@@ -119,6 +122,14 @@ class ModelSlot:
     reason: str = "loading"
     failed: dict[str, str] = field(default_factory=dict)  # version -> why it did not load
     unloaded: bool = False  # by the repository extension: not served, not followed, not counted
+    canary: LoadedModel | None = None
+    canary_share: float = 0.0
+    shadow: LoadedModel | None = None
+    comparison: ShadowComparison = field(default_factory=ShadowComparison)
+    _shadow_tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def side_models(self) -> list[LoadedModel]:
+        return [m for m in (self.canary, self.shadow) if m is not None]
 
 
 class ServedModels:
@@ -131,9 +142,15 @@ class ServedModels:
         sources: Callable[[], dict[str, tuple[str, Path]]],
         factory: PredictorFactory,
         follow: bool,
+        locate: Callable[[str, str], Path] | None = None,
+        side_versions: Sequence[tuple[str, SideVersion]] = (),
     ) -> None:
         """``sources()`` says which version each model should serve now (name -> version, bundle
-        folder); with ``follow`` it is polled and the server swaps when it changes."""
+        folder); with ``follow`` it is polled and the server swaps when it changes.
+        ``side_versions`` are (``"canary"`` or ``"shadow"``, version) to load beside production,
+        found with ``locate(model, version)``."""
+        self._locate = locate
+        self._side_versions = list(side_versions)
         self.config = config
         self.metrics = metrics
         self._sources = sources
@@ -153,6 +170,8 @@ class ServedModels:
         if self._watcher is not None:
             self._watcher.cancel()
         for slot in self.slots.values():
+            for model in slot.side_models():
+                await model.batcher.stop()
             if slot.serving is not None:
                 await slot.serving.batcher.stop()
                 slot.serving = None
@@ -178,6 +197,27 @@ class ServedModels:
                 serving = slot.serving.version if slot.serving else None
                 if version != serving and version not in slot.failed and not slot.unloaded:
                     await self._swap(slot, version, path)
+                await self._load_side_versions(slot)
+
+    async def _load_side_versions(self, slot: ModelSlot) -> None:
+        """The canary and shadow asked for this model, loaded once (a failure is reported)."""
+        for role, side in self._side_versions:
+            current = getattr(slot, role)
+            if side.model != slot.name or side.version in slot.failed or current is not None:
+                continue
+            try:
+                if self._locate is None:
+                    raise EdgeftError("canary and shadow versions need a repository")
+                path = await run_in_threadpool(self._locate, side.model, side.version)
+                model = await self._open(slot.name, side.version, path)
+            except EdgeftError as exc:
+                log.error("%s: %s version %s did not load: %s", slot.name, role, side.version, exc)
+                slot.failed[side.version] = str(exc)
+                continue
+            setattr(slot, role, model)
+            if role == "canary":
+                slot.canary_share = side.share
+            log.info("%s: version %s loaded as %s", slot.name, side.version, role)
 
     async def load(self, name: str) -> None:
         """The repository extension's load: (re)load what the model's alias names now."""
@@ -213,6 +253,11 @@ class ServedModels:
             raise HTTPException(404, f"model {name!r} is {slot.reason}")
         if slot.serving is None:
             raise HTTPException(503, f"model {name!r} not ready: {slot.reason}")
+        for side in slot.side_models():
+            if version == side.version:
+                return side
+        if version is None and slot.canary is not None and random.random() < slot.canary_share:
+            return slot.canary
         if version is not None and version != slot.serving.version:
             raise HTTPException(
                 404,
@@ -228,7 +273,41 @@ class ServedModels:
         return all(s.serving and s.serving.ready for s in wanted)
 
     def queued_items(self) -> int:
-        return sum(s.serving.batcher.queued_items for s in self.slots.values() if s.serving)
+        models = [m for s in self.slots.values() for m in [s.serving, *s.side_models()] if m]
+        return sum(m.batcher.queued_items for m in models)
+
+    def shadow_copy(
+        self, model: LoadedModel, body: bytes, header_length: str | None, answer: np.ndarray
+    ) -> None:
+        """Run the model's shadow (if it has one) on a copy of a request production answered;
+        the comparison is recorded, the client never waits for it."""
+        slot = self.slots.get(model.name)
+        if slot is None or slot.shadow is None or slot.serving is not model:
+            return
+        shadow, comparison = slot.shadow, slot.comparison
+        comparison.production, comparison.shadow = model.version, shadow.version
+        if len(slot._shadow_tasks) >= self.config.max_queue:
+            comparison.skipped += 1
+            return
+
+        async def compare() -> None:
+            started = time.perf_counter()
+            try:
+                _, theirs = await shadow.infer(body, header_length)
+            except Overloaded:
+                comparison.skipped += 1
+                return
+            except Exception as exc:
+                comparison.failed += 1
+                log.warning("%s: shadow version %s failed: %s", model.name, shadow.version, exc)
+                return
+            seconds = time.perf_counter() - started
+            comparison.record(answer, theirs, model.predictor.labels, seconds)
+            self.metrics.record_shadow(model.name, answer, theirs, seconds)
+
+        task = asyncio.get_running_loop().create_task(compare())
+        slot._shadow_tasks.add(task)
+        task.add_done_callback(slot._shadow_tasks.discard)
 
     def index(self) -> list[dict[str, Any]]:
         """The v2 repository index: every model, the version loaded and those that failed."""
