@@ -32,7 +32,6 @@ from edgeft.serve.models import (
     LoadedModel,
     PredictorFactory,
     ServedModels,
-    finite,
     on_current,
     production_versions,
 )
@@ -113,14 +112,10 @@ def create_app(
 
     @app.get("/v2/health/ready")
     def ready() -> JSONResponse:
-        if models.ready:
+        reasons = models.not_ready_reasons()
+        if not reasons:
             return JSONResponse({"ready": True})
-        reasons = {
-            name: slot.reason if slot.serving is None else slot.serving.not_ready_reason
-            for name, slot in models.slots.items()
-            if not slot.unloaded and (slot.serving is None or not slot.serving.ready)
-        }
-        reason = "; ".join(f"{name}: {why}" for name, why in reasons.items()) or "starting"
+        reason = "; ".join(f"{name}: {why}" for name, why in reasons.items())
         return JSONResponse({"ready": False, "reason": reason}, status_code=503)
 
     @app.get("/v2", dependencies=guarded, responses=RESPONSES)
@@ -142,14 +137,10 @@ def create_app(
     )
     def model_ready(name: str, version: str | None = None) -> JSONResponse:
         slot = models.get_slot(name)
-        if slot.unloaded:
-            raise HTTPException(404, f"model {name!r} is {slot.reason}")
-        serving = slot.serving
-        if serving is not None and version not in (None, serving.version):
-            raise HTTPException(404, f"model {name!r} version {version!r} is not loaded")
-        if serving is not None and serving.ready:
+        slot.serving_version(version)
+        reason = slot.not_ready_reason
+        if reason is None:
             return JSONResponse({"name": name, "ready": True})
-        reason = slot.reason if serving is None else serving.not_ready_reason
         return JSONResponse({"name": name, "ready": False, "reason": reason}, status_code=503)
 
     infer_body = {
@@ -188,12 +179,11 @@ def create_app(
 
     async def predict_with(name: str, request: Request, top_k: int) -> dict[str, Any]:
         async def on(model: LoadedModel) -> dict[str, Any]:
-            if not model.ready:
-                raise HTTPException(503, f"model not ready: {model.not_ready_reason}")
+            model.require_ready()
             predictor = model.predictor
             items = await _predict_items(request, predictor.bundle.manifest.task, config)
             inputs = await run_in_threadpool(predictor.encoder.encode, items)
-            probabilities = await model.batcher.submit(inputs, _disconnected(request))
+            probabilities = await model.probabilities(inputs, _disconnected(request))
             return {
                 "model_name": name,
                 "model_version": model.version,
@@ -203,7 +193,7 @@ def create_app(
                         "confidence": p.confidence,
                         "top_k": [{"label": label, "probability": q} for label, q in p.top_k],
                     }
-                    for p in predictor.rank(finite(probabilities), top_k)
+                    for p in predictor.rank(probabilities, top_k)
                 ],
             }
 

@@ -96,7 +96,7 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
             slot = self.models.get_slot(request.name)
             serving = slot.serving
             fits = serving is not None and request.version in ("", serving.version)
-            return service_pb2.ModelReadyResponse(ready=bool(fits and serving.ready))
+            return service_pb2.ModelReadyResponse(ready=fits and slot.not_ready_reason is None)
 
         return await self._answer(context, ready)
 

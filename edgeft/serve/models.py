@@ -101,8 +101,7 @@ class LoadedModel:
     ) -> tuple[InferRequest, np.ndarray]:
         """A v2 request's bytes (JSON header, binary tensors after it) -> its parsed form and
         class probabilities; every check is made before the request joins a batch."""
-        if not self.ready:
-            raise HTTPException(503, f"model not ready: {self.not_ready_reason}")
+        self.require_ready()
         parsed = await run_in_threadpool(parse_infer_request, body, header_length, self.signature)
         encoder = self.predictor.encoder
         if parsed.texts is not None:
@@ -110,7 +109,18 @@ class LoadedModel:
         else:
             encoder.check(parsed.inputs)
             inputs = parsed.inputs
-        return parsed, finite(await self.batcher.submit(inputs, client_gone))
+        return parsed, await self.probabilities(inputs, client_gone)
+
+    def require_ready(self) -> None:
+        if not self.ready:
+            raise HTTPException(503, f"model not ready: {self.not_ready_reason}")
+
+    async def probabilities(
+        self, inputs: dict[str, np.ndarray], client_gone: Awaitable[None] | None = None
+    ) -> np.ndarray:
+        """Encoded inputs through this version's batcher, refused when it is not ready."""
+        self.require_ready()
+        return finite(await self.batcher.submit(inputs, client_gone))
 
 
 @dataclass
@@ -130,6 +140,25 @@ class ModelSlot:
 
     def side_models(self) -> list[LoadedModel]:
         return [m for m in (self.canary, self.shadow) if m is not None]
+
+    @property
+    def not_ready_reason(self) -> str | None:
+        """Why the serving version cannot answer now; None when it can."""
+        if self.serving is None:
+            return self.reason
+        return None if self.serving.ready else self.serving.not_ready_reason
+
+    def serving_version(self, version: str | None) -> LoadedModel | None:
+        """The serving version, checked against the one a client named (404 if it differs)."""
+        if self.unloaded:
+            raise HTTPException(404, f"model {self.name!r} is {self.reason}")
+        if self.serving is not None and version not in (None, self.serving.version):
+            raise HTTPException(
+                404,
+                f"model {self.name!r} version {version!r} is not loaded (serving: "
+                f"{self.serving.version!r})",
+            )
+        return self.serving
 
 
 class ServedModels:
@@ -249,28 +278,29 @@ class ServedModels:
     def get(self, name: str, version: str | None = None) -> LoadedModel:
         """The model answering for ``name`` (and ``version``, when the client names one)."""
         slot = self.get_slot(name)
-        if slot.unloaded:
-            raise HTTPException(404, f"model {name!r} is {slot.reason}")
-        if slot.serving is None:
+        serving = slot.serving_version(None)
+        if serving is None:
             raise HTTPException(503, f"model {name!r} not ready: {slot.reason}")
         for side in slot.side_models():
             if version == side.version:
                 return side
         if version is None and slot.canary is not None and random.random() < slot.canary_share:
             return slot.canary
-        if version is not None and version != slot.serving.version:
-            raise HTTPException(
-                404,
-                f"model {name!r} version {version!r} is not loaded (serving: "
-                f"{slot.serving.version!r})",
-            )
-        return slot.serving
+        slot.serving_version(version)  # a version neither serving nor on the side: 404
+        return serving
 
     @property
     def ready(self) -> bool:
         """Every model that should serve is serving and warm (Triton's server readiness)."""
-        wanted = [s for s in self.slots.values() if not s.unloaded]
-        return all(s.serving and s.serving.ready for s in wanted)
+        return not self.not_ready_reasons()
+
+    def not_ready_reasons(self) -> dict[str, str]:
+        """Each model that should serve and cannot, and why."""
+        return {
+            name: why
+            for name, slot in self.slots.items()
+            if not slot.unloaded and (why := slot.not_ready_reason) is not None
+        }
 
     def queued_items(self) -> int:
         models = [m for s in self.slots.values() for m in [s.serving, *s.side_models()] if m]
