@@ -32,7 +32,12 @@ class ModelVersion:
     model: str
     version: int
     path: Path
-    manifest_sha256: str  # the manifest lists every file's hash: this names the whole content
+
+    @property
+    def manifest_sha256(self) -> str:
+        """The manifest lists every file's hash, so its own hash names the whole content (read
+        when asked: a server resolving aliases every second does not hash every version)."""
+        return sha256_file(self.path / MANIFEST_NAME)
 
 
 class ModelRepository:
@@ -58,7 +63,7 @@ class ModelRepository:
         if not folder.is_dir():
             return []
         found = [
-            ModelVersion(model, int(p.name), p, sha256_file(p / MANIFEST_NAME))
+            ModelVersion(model, int(p.name), p)
             for p in folder.iterdir()
             if p.name.isdigit() and (p / MANIFEST_NAME).is_file()
         ]
