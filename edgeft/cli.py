@@ -19,6 +19,7 @@ from edgeft.errors import EdgeftError
 
 if TYPE_CHECKING:
     from edgeft.bench import BenchmarkRun
+    from edgeft.monitor.report import MonitorReport
     from edgeft.runtime.model_choice import ModelChoice
 
 app = typer.Typer(
@@ -131,6 +132,7 @@ def data_inspect(
 
 @app.command()
 def finetune(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", help="Run folder to create (or continue).")],
     model: Annotated[
         str, typer.Option(help="Zoo name, torchvision:<arch> or a local Hugging Face folder.")
@@ -174,32 +176,34 @@ def finetune(
         ),
     ] = True,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")] = False,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Continue this run: its weights and recipe, its dataset extended by --data "
+            "(newly labelled items join train and val; its test split stays as it was)."
+        ),
+    ] = None,
 ) -> None:
-    """Fine-tune a pretrained backbone on an image or text dataset (transfer learning), then QAT."""
+    """Fine-tune a pretrained backbone on an image or text dataset (transfer learning), then QAT.
+
+    Retrain: edgeft finetune --init-from runs/elpv --data new-labels --out runs/elpv-2
+    """
+    from dataclasses import fields
+
     from edgeft.train import Recipe
     from edgeft.train import finetune as run_finetune
 
-    recipe = Recipe(
-        model=model,
-        data=data,
-        strategy=strategy,
-        epochs=epochs,
-        batch_size=batch_size,
-        image_size=image_size,
-        crop_fraction=crop_fraction,
-        lr_head=lr_head,
-        lr_backbone=lr_backbone,
-        layer_decay=layer_decay,
-        patience=patience,
-        precision=precision,
-        seed=seed,
-        skip_bad=skip_bad,
-        weights=weights,
-        qat=qat,
-        qat_images=qat_images,
-        qat_lr=qat_lr,
-        pretrained=pretrained,
-    )
+    knobs = {f.name: ctx.params[f.name] for f in fields(Recipe) if f.name in ctx.params}
+    knobs.pop("init_from")
+    if init_from is None:
+        recipe = Recipe(**knobs)
+    else:  # the run's recipe, changed by the knobs on the command line (typer's own click enum)
+        given = {
+            k: v for k, v in knobs.items() if ctx.get_parameter_source(k).name == "COMMANDLINE"
+        }
+        if "data" not in given:
+            raise EdgeftError("--init-from needs --data: the newly labelled items")
+        recipe = Recipe.from_run(init_from, **given)
     result = run_finetune(recipe, out, resume=resume, console=console)
     console.print(f"run written to {result.run_dir} (metrics.json, curves.png, confusion.png)")
 
@@ -453,6 +457,76 @@ def evaluate(
 
 
 @app.command()
+def compare(
+    candidate: Annotated[Path, typer.Argument(help="The retrained bundle.")],
+    production: Annotated[Path, typer.Argument(help="The bundle it would replace.")],
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Newly labelled data of one environment, repeatable: an image folder "
+            "(<class>/<image>) or a CSV/JSONL text table."
+        ),
+    ] = None,
+    precision: PrecisionOption = "auto",
+    push: Annotated[
+        Path | None,
+        typer.Option(help="Then push the candidate into this repository as alias candidate."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Model name in --push (default: the bundle's folder name).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Candidate against production, side by side: accuracy, macro-F1 and per-class recall on
+    the candidate's recorded test split and on each --data environment.
+
+    Example: edgeft compare bundles/elpv-2 bundles/elpv --data new/line3 --push /srv/models
+    --name elpv
+    """
+    from rich.progress import Progress
+
+    from edgeft.evaluation import compare_bundles, push_candidate
+
+    if name is not None and push is None:
+        raise EdgeftError("--name names the model in --push's repository; pass --push too")
+    with Progress(console=console, transient=True) as progress:
+        comparison = compare_bundles(candidate, production, data or [], precision, progress)
+    for choice in comparison.choices.values():
+        _say_choice(choice)
+    pushed = push_candidate(candidate, push, name) if push is not None else None
+    if as_json:
+        summary = comparison.to_dict()
+        if pushed is not None:
+            summary["pushed"] = {"model": pushed.model, "version": pushed.version}
+        print(json.dumps(summary, indent=2))
+        return
+    table = Table(title=f"{candidate} (candidate) vs {production} (production)")
+    for column in ("environment", "items", "metric", "production", "candidate", "Δ pt"):
+        table.add_column(column, justify="right" if column in ("items", "Δ pt") else "left")
+    for env in comparison.environments:
+        rows = env.rows()
+        for i, (metric, before, after, delta) in enumerate(rows):
+            colour = "green" if delta > 0 else "red" if delta < 0 else "dim"
+            table.add_row(
+                env.name if i == 0 else "",
+                str(env.items) if i == 0 else "",
+                metric,
+                f"{before:.4f}",
+                f"{after:.4f}",
+                f"[{colour}]{delta:+.2f}[/]",
+                end_section=i == len(rows) - 1,
+            )
+    console.print(table)
+    for skipped in comparison.skipped:
+        console.print(f"skipped {skipped['environment']}: {skipped['reason']}", highlight=False)
+    if pushed is not None:
+        console.print(
+            f"{pushed.model} version {pushed.version} pushed to {push}, alias candidate",
+            highlight=False,
+        )
+
+
+@app.command()
 def predict(
     bundle: Annotated[Path, typer.Argument(help="A bundle folder.")],
     inputs: Annotated[list[str], typer.Argument(help="Image files (or texts, for a text model).")],
@@ -548,11 +622,43 @@ def serve(
         str | None,
         typer.Option(help="Name of an environment variable holding a bearer token to require."),
     ] = None,
+    calibrated: Annotated[
+        bool,
+        typer.Option("--calibrated", help="Answer with temperature-scaled probabilities."),
+    ] = False,
+    log: Annotated[
+        Path | None,
+        typer.Option(help="Prediction log (SQLite): ids in responses, /v1/feedback, drift."),
+    ] = None,
+    log_max_rows: Annotated[
+        int, typer.Option(help="Rows kept; the oldest rotate out.", min=100)
+    ] = 1_000_000,
+    log_max_mb: Annotated[float, typer.Option(help="Log database size cap.", min=1)] = 2048,
+    keep_below: Annotated[
+        float, typer.Option(help="Keep every input whose confidence is under this.", min=0, max=1)
+    ] = 0.7,
+    keep_share: Annotated[
+        float, typer.Option(help="Share of the other inputs kept as a sample.", min=0, max=1)
+    ] = 0.02,
+    keep_max_mb: Annotated[
+        float, typer.Option(help="Disk cap for kept inputs; past it none are kept.", min=0)
+    ] = 1024,
+    monitor_window: Annotated[
+        int, typer.Option(help="Predictions per window the server monitors.", min=10)
+    ] = 500,
+    monitor_interval_s: Annotated[
+        float, typer.Option(help="How often the server re-analyses its latest window.", min=0.1)
+    ] = 60.0,
 ) -> None:
     """Serve a bundle, or every model of a repository, over HTTP: KServe v2 (/v2/...), /v1
-    uploads, /metrics. A repository's models follow their production aliases (hot swap)."""
+    uploads, /metrics, a status page at /. A repository's models follow their production
+    aliases (hot swap). With --log, every prediction is logged (its id comes back in the
+    response), operators post labels to /v1/feedback, and drift figures appear in /metrics.
+
+    Example: edgeft serve edgeft-demo/bundle --log predictions.sqlite"""
     import os
 
+    from edgeft.monitor.prediction_log import LogLimits
     from edgeft.runtime import Predictor
     from edgeft.serve import ServerConfig
     from edgeft.serve import serve as run_server
@@ -571,7 +677,13 @@ def serve(
 
     def open_predictor(path: Path) -> Predictor:
         predictor = Predictor(
-            path, engine, precision, threads=threads, target=profile, allow_mismatch=allow_mismatch
+            path,
+            engine,
+            precision,
+            threads=threads,
+            target=profile,
+            allow_mismatch=allow_mismatch,
+            calibrated=calibrated,
         )
         _say_choice(predictor.choice)
         return predictor
@@ -593,6 +705,17 @@ def serve(
             [("canary", parse_side_version(c, canary=True)) for c in canary or []]
             + [("shadow", parse_side_version(s, canary=False)) for s in shadow or []]
         ),
+        calibrated=calibrated,
+        log=str(log) if log else None,
+        log_limits=LogLimits(
+            max_rows=log_max_rows,
+            max_bytes=int(log_max_mb * 1024**2),
+            max_input_bytes=int(keep_max_mb * 1024**2),
+            keep_below=keep_below,
+            keep_share=keep_share,
+        ),
+        monitor_window=monitor_window,
+        monitor_interval_s=monitor_interval_s,
     )
     if config.side_versions and repository is None:
         raise EdgeftError("--canary and --shadow name versions: serve a repository")
@@ -971,6 +1094,106 @@ def repo_export(
     for model in models:
         console.print(f"{model.name} version {model.version}: {model.entry.label}", highlight=False)
     console.print(f"{format} repository in {out} (KServe: {out / 'inferenceservice.yaml'})")
+
+
+@app.command()
+def monitor(
+    log: Annotated[Path, typer.Argument(help="The prediction log (serve --log).")],
+    bundle: Annotated[
+        list[Path] | None,
+        typer.Option(help="A bundle whose logged versions to analyse; repeatable."),
+    ] = None,
+    repo: Annotated[
+        Path | None, typer.Option(help="Or a repository: every version's bundle.")
+    ] = None,
+    window: Annotated[
+        str, typer.Option(help="Predictions per window (500) or a span of time (1h, 30m, 1d).")
+    ] = "500",
+    html: Annotated[
+        Path | None, typer.Option(help="Also write a report with each figure over time.")
+    ] = None,
+    export_uncertain: Annotated[
+        int | None,
+        typer.Option(help="Write the N most informative kept inputs to --out for labelling."),
+    ] = None,
+    strategy: Annotated[
+        str, typer.Option(help="least-confidence, margin or entropy.")
+    ] = "least-confidence",
+    out: Annotated[Path | None, typer.Option(help="Folder for --export-uncertain.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Drift and estimated accuracy per window of each logged model version, against its
+    bundle's reference; exit code 1 when a figure left its band (for cron and alerting).
+
+    Example: edgeft monitor predictions.sqlite --bundle edgeft-demo/bundle --window 1h
+    --export-uncertain 50 --out to-label
+    """
+    from edgeft.monitor.active_learning import export_for_labelling
+    from edgeft.monitor.report import monitor_log
+
+    if (export_uncertain is None) != (out is None):
+        raise EdgeftError("--export-uncertain N and --out DIR go together")
+    bundles: list[Path] = list(bundle or [])
+    if repo is not None:
+        from edgeft.repository import ModelRepository
+
+        repository = ModelRepository(repo)
+        bundles += [v.path for m in repository.models() for v in repository.versions(m)]
+    if not bundles:
+        raise EdgeftError(
+            "pass --bundle B (repeatable) or --repo REPO: the reference to compare with"
+        )
+    report = monitor_log(log, bundles, window)
+    exported = None
+    if export_uncertain is not None and out is not None:
+        exported = export_for_labelling(log, out, export_uncertain, strategy)
+    if html is not None:
+        from edgeft.atomic import replace_atomically
+        from edgeft.monitor.html_report import render_report
+
+        page = render_report(report)
+        replace_atomically(html, lambda path: path.write_text(page, encoding="utf-8"))
+    if as_json:
+        summary = report.to_dict() | ({"exported": exported.to_dict()} if exported else {})
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_monitor_report(report)
+        if exported is not None:
+            console.print(
+                f"{exported.to_label} input(s) to label and {exported.labelled} labelled in "
+                f"{exported.out}",
+                highlight=False,
+            )
+    if report.drifted:
+        raise typer.Exit(1)
+
+
+def _print_monitor_report(report: MonitorReport) -> None:
+    import time
+
+    for version in report.versions:
+        title = f"{version.model} version {version.version}"
+        if version.skipped:
+            console.print(f"{title}: not analysed: {version.skipped}", highlight=False)
+            continue
+        table = Table(title=f"{title} (windows of {report.window})")
+        for column in ("window", "from", "items", "estimated accuracy", "realized", "drifted"):
+            table.add_column(column)
+        for i, w in enumerate(version.windows):
+            estimate = w.estimate
+            table.add_row(
+                str(i + 1),
+                time.strftime("%Y-%m-%d %H:%M", time.localtime(w.start)),
+                str(w.items),
+                ""
+                if estimate is None
+                else f"{estimate.value:.3f} [{estimate.low:.3f}, {estimate.high:.3f}]",
+                "" if w.realized is None else f"{w.realized:.3f} ({w.labelled})",
+                f"[red]{', '.join(w.drifted)}[/]" if w.drifted else "[green]-[/]",
+            )
+        console.print(table)
+    for when, note in report.notes:
+        console.print(f"note ({time.strftime('%Y-%m-%d %H:%M', time.localtime(when))}): {note}")
 
 
 @app.command("shadow")

@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 
 from edgeft.bundle import Bundle
 from edgeft.runtime import Predictor
+from edgeft.runtime.predictor import ModelOutputs
 from edgeft.serve import ServerConfig
 from edgeft.serve.app import create_app
 from edgeft.serve.batching import ClientGone, DynamicBatcher
@@ -36,13 +37,13 @@ class FaultyEngine:
     """The predictor's engine call, failing on poisoned rows, on every call while ``broken``,
     or slowly; records the batch size of every call."""
 
-    def __init__(self, run: Callable[[Mapping[str, np.ndarray]], np.ndarray]) -> None:
+    def __init__(self, run: Callable[[Mapping[str, np.ndarray]], ModelOutputs]) -> None:
         self.run = run
         self.broken = threading.Event()
         self.delay_s = 0.0
         self.batches: list[int] = []
 
-    def __call__(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    def __call__(self, inputs: Mapping[str, np.ndarray]) -> ModelOutputs:
         pixels = inputs["input"]
         self.batches.append(len(pixels))
         time.sleep(self.delay_s)
@@ -63,8 +64,8 @@ def serve_faulty(
     predictor: Predictor, **config: object
 ) -> Iterator[tuple[TestClient, FaultyEngine]]:
     """The app in-process, once ready (its warm-up done)."""
-    engine = FaultyEngine(type(predictor).probabilities.__get__(predictor))
-    predictor.probabilities = engine  # type: ignore[method-assign]
+    engine = FaultyEngine(type(predictor).outputs.__get__(predictor))
+    predictor.outputs = engine  # type: ignore[method-assign]
     app = create_app(predictor, ServerConfig(model_name=MODEL, **config))  # type: ignore[arg-type]
     with TestClient(app) as client:
         wait_ready(client)

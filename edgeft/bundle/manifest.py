@@ -13,8 +13,9 @@ from edgeft.targets.int8_scheme import QuantizationScheme
 
 # 2: per int8 model its scheme, targets, validating host and build-time acceptance outputs;
 # int8 candidates (a QAT export) apart from budget-checked models; the acceptance set.
-SCHEMA_VERSION = 2
-READABLE_SCHEMAS = (1, 2)
+# 3: the reference profile for monitoring, and the graph's embedding sketch output.
+SCHEMA_VERSION = 3
+READABLE_SCHEMAS = (1, 2, 3)
 MANIFEST_NAME = "edgeft.json"
 
 Task = Literal["image-classification", "text-classification"]
@@ -23,6 +24,8 @@ ENGINES: tuple[str, ...] = ("onnxruntime", "openvino")
 PRECISIONS: tuple[str, ...] = ("fp32", "int8")
 # Where each engine's fp32 model sits inside a bundle; int8 models are named by their scheme
 # (``int8_file``) and QAT exports, candidates until the budget accepts them, by ``qat_file``.
+# The graph output holding the monitoring sketch (the pooled features, projected at export).
+EMBEDDING_OUTPUT = "embedding"
 MODEL_FILES: dict[str, str] = {"onnxruntime": "model.onnx", "openvino": "openvino/model.xml"}
 
 
@@ -128,6 +131,7 @@ class Manifest:
     provenance: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     acceptance: str | None = None  # the acceptance set's index file (``acceptance/set.json``)
+    reference: str | None = None  # the monitoring reference profile (``reference/profile.json``)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,7 +159,7 @@ class Manifest:
         files = _require(data, "files", dict)
         for rel in files:
             confined_path(str(rel), "files")
-        acceptance = data.get("acceptance")
+        acceptance, reference = data.get("acceptance"), data.get("reference")
         named = [(m.path, "model") for m in models]
         named += [
             (m.path[: -len(".xml")] + ".bin", "IR weights")
@@ -164,6 +168,7 @@ class Manifest:
         ]
         named += [(m.reference_outputs, "reference outputs") for m in models if m.reference_outputs]
         named += [(acceptance, "acceptance set")] if acceptance is not None else []
+        named += [(reference, "reference profile")] if reference is not None else []
         preprocessing = preprocessing_from_dict(_require(data, "preprocessing", dict))
         if isinstance(preprocessing, TextPreprocessing):
             named.append((preprocessing.tokenizer, "tokenizer"))
@@ -181,7 +186,12 @@ class Manifest:
             provenance=dict(data.get("provenance") or {}),
             metrics=dict(data.get("metrics") or {}),
             acceptance=acceptance,
+            reference=reference,
         )
+
+    def output(self, name: str) -> int | None:
+        """The position of the graph output ``name`` (``embedding``), None if it has none."""
+        return next((i for i, t in enumerate(self.outputs) if t.name == name), None)
 
     def model(self, engine: str | None = None, precision: str | None = None) -> ModelEntry:
         """The first model matching engine and precision (either may be left open)."""

@@ -45,6 +45,12 @@ class Bundle:
     def path_of(self, entry: ModelEntry | str) -> Path:
         return self.root / (entry.path if isinstance(entry, ModelEntry) else entry)
 
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the manifest, which hashes every file: the same bundle wherever it sits
+        (a repository version, a copy on another box)."""
+        return sha256_file(self.root / MANIFEST_NAME)
+
     @classmethod
     def load(cls, path: str | Path, verify: bool = True) -> Bundle:
         """Read ``edgeft.json``; with ``verify``, refuse missing or changed files. A bundle left

@@ -7,6 +7,7 @@ from pathlib import Path
 from edgeft.data.dataset import ClassificationDataset, Example
 from edgeft.data.elpv import VARIANTS as ELPV_VARIANTS
 from edgeft.data.elpv import elpv_recipe, materialise_elpv
+from edgeft.data.extension import DatasetExtension, labelled_examples
 from edgeft.data.image_folder import load_image_folder
 from edgeft.data.inspect import DatasetReport, inspect_dataset
 from edgeft.data.rotten_tomatoes import NAME as ROTTEN_TOMATOES
@@ -20,7 +21,8 @@ BUILTIN_DATASETS = (*ELPV_VARIANTS, ROTTEN_TOMATOES)
 
 def load_dataset(source: str | Path, seed: int = 0) -> ClassificationDataset:
     """A built-in name (``elpv``, ``elpv4``, ``rotten-tomatoes``), a CSV/JSONL file or folder,
-    or an image folder."""
+    an image folder, or the ``dataset.json`` of a run retrained with ``--init-from`` (its
+    recorded seed, not ``seed``)."""
     if str(source) in ELPV_VARIANTS:
         folder = materialise_elpv(str(source))
         dataset = load_image_folder(folder, seed=seed)
@@ -38,6 +40,8 @@ def load_dataset(source: str | Path, seed: int = 0) -> ClassificationDataset:
         raise DatasetError(
             f"{path}: no such file or folder (built-in datasets: {', '.join(BUILTIN_DATASETS)})"
         )
+    if path.is_file() and path.suffix == ".json":
+        return DatasetExtension.read(path).load(str(path))
     if is_text_source(path):
         return load_text_table(path, seed=seed)
     return load_image_folder(path, seed=seed)
@@ -47,9 +51,11 @@ __all__ = [
     "BUILTIN_DATASETS",
     "SPLITS",
     "ClassificationDataset",
+    "DatasetExtension",
     "DatasetReport",
     "Example",
     "inspect_dataset",
+    "labelled_examples",
     "load_dataset",
     "load_image_folder",
     "load_text_table",

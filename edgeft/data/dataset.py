@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Any, Literal
 from edgeft.bundle import sha256_file
 from edgeft.data.splits import SPLITS
 from edgeft.errors import DatasetError
+
+Kind = Literal["image", "text"]
 
 
 @dataclass(frozen=True)
@@ -22,11 +25,25 @@ class Example:
     label: int
 
 
+def content_key(item: str, kind: Kind) -> str:
+    """What makes two items the same: an image's bytes (not its path), a text's characters."""
+    return sha256_file(Path(item)) if kind == "image" else item
+
+
+def examples_fingerprint(examples: Iterable[Example], classes: Sequence[str], kind: Kind) -> str:
+    """sha256 over (item, label) pairs; images count by content, not by path."""
+    digest = hashlib.sha256()
+    for example in examples:
+        digest.update(content_key(example.item, kind).encode())
+        digest.update(f"\t{classes[example.label]}\n".encode())
+    return digest.hexdigest()
+
+
 @dataclass
 class ClassificationDataset:
     """Classes, the three splits, and how the split was made (recorded for reproducibility)."""
 
-    kind: Literal["image", "text"]
+    kind: Kind
     classes: list[str]
     splits: dict[str, list[Example]]
     source: str
@@ -49,19 +66,12 @@ class ClassificationDataset:
         return {s: Counter(self.classes[e.label] for e in self.splits[s]) for s in SPLITS}
 
     def fingerprint(self, split: str) -> str:
-        """sha256 over the split's (item, label) pairs; images count by content, not by path."""
-        digest = hashlib.sha256()
-        for example in self.splits[split]:
-            digest.update(self._content_key(example.item).encode())
-            digest.update(f"\t{self.classes[example.label]}\n".encode())
-        return digest.hexdigest()
+        """The split's ``examples_fingerprint``: what a run records to reload it unchanged."""
+        return examples_fingerprint(self.splits[split], self.classes, self.kind)
 
     @cached_property
     def fingerprints(self) -> dict[str, str]:
         return {split: self.fingerprint(split) for split in SPLITS}
-
-    def _content_key(self, item: str) -> str:
-        return sha256_file(Path(item)) if self.kind == "image" else item
 
     def describe(self) -> dict[str, Any]:
         """What a run or a bundle records about the data it saw."""

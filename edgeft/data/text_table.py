@@ -26,7 +26,7 @@ def load_text_table(
 ) -> ClassificationDataset:
     path = Path(path)
     if path.is_file():
-        rows = _read_rows(path)
+        rows = read_rows(path)
         classes = sorted({label for _, label in rows})
         _need_two(classes, path)
         labels = [classes.index(label) for _, label in rows]
@@ -38,7 +38,7 @@ def load_text_table(
         recipe = {"method": "stratified", "fractions": list(fractions), "seed": seed}
         return ClassificationDataset("text", classes, splits, str(path), recipe)
     files = {s: _split_file(path, s) for s in SPLITS}
-    rows_by_split = {s: _read_rows(f) for s, f in files.items()}
+    rows_by_split = {s: read_rows(f) for s, f in files.items()}
     classes = sorted({label for _, label in rows_by_split["train"]})
     _need_two(classes, files["train"])
     for split in ("val", "test"):
@@ -64,7 +64,7 @@ def _split_file(folder: Path, split: str) -> Path:
     raise DatasetError(f"{folder}: no {split}.csv or {split}.jsonl")
 
 
-def _read_rows(path: Path) -> list[tuple[str, str]]:
+def read_rows(path: Path) -> list[tuple[str, str]]:
     """(text, label) rows; a missing column or an empty text names the line."""
     try:
         raw = path.read_text(encoding="utf-8-sig")

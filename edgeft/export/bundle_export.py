@@ -31,10 +31,18 @@ from edgeft.data import ClassificationDataset
 from edgeft.errors import EdgeftError
 from edgeft.evaluation.bundle_eval import dataset_from_provenance
 from edgeft.export.acceptance import record_outputs, store_acceptance_set
+from edgeft.export.embedding_sketch import (
+    EMBEDDING,
+    FEATURES,
+    FeatureTap,
+    SketchProjection,
+    project_features_output,
+)
 from edgeft.export.model_inputs import model_inputs
 from edgeft.export.onnx_export import export_onnx
 from edgeft.export.openvino_export import export_openvino
 from edgeft.export.qat_export import export_qat_onnx
+from edgeft.export.reference_profile import build_reference_profile
 from edgeft.targets import QuantizationScheme
 from edgeft.train.checkpoint import load_weights
 from edgeft.train.finetune import MODEL, RECIPE, RUN
@@ -116,41 +124,29 @@ def export_bundle(
     acceptance_size: int = DEFAULT_SIZE,
 ) -> Bundle:
     """Export a run folder, a zoo model (the zero-shot baseline) or your own network (an
-    ``ExportSource``) to the bundle ``out``. Where the provenance names a dataset, a stratified
-    sample of ``acceptance_size`` validation items travels in the bundle (0: none), with every
-    model's outputs on it."""
+    ``ExportSource``) to the bundle ``out``. Where the provenance names a dataset, its
+    validation split gives the monitoring reference profile (and the graph an embedding sketch
+    output), and a stratified sample of ``acceptance_size`` validation items travels in the
+    bundle (0: none), with every model's outputs on it."""
     loaded = source if isinstance(source, ExportSource) else load_source(source)
-    dataset = _recorded_dataset(loaded.provenance) if acceptance_size > 0 else None
+    dataset = _recorded_dataset(loaded.provenance)
     spec, labels = loaded.preprocessing, loaded.labels
     model = loaded.model.eval()
     inputs = model_inputs(spec)
     example, axes = inputs.example, inputs.dynamic_axes
+    # With a validation split the graph also outputs its pooled features, projected below.
+    names = ["logits"] if dataset is None else ["logits", FEATURES]
+    axes = axes | {FEATURES: {0: "batch"}} if dataset is not None else axes
     with stage_bundle(out, overwrite=overwrite) as staging:
         for name, file in loaded.files.items():
             shutil.copyfile(file, staging / name)
-        deviation = export_onnx(model, example, ["logits"], staging / ONNX_FILE, axes)
-        export_openvino(staging / ONNX_FILE, staging / OPENVINO_FILE)
+        tap = model if dataset is None else FeatureTap(model)
+        deviation = export_onnx(tap, example, names, staging / ONNX_FILE, axes)
         checked = {"max_relative_deviation_vs_torch": deviation}
         models = [
             ModelEntry(ONNX_FILE, "onnxruntime", "fp32", details=checked),
             ModelEntry(OPENVINO_FILE, "openvino", "fp32"),
         ]
-        if loaded.qat_model is not None:
-            onnx_qat, openvino_qat = qat_file("onnxruntime"), qat_file("openvino")
-            qat_deviation = export_qat_onnx(
-                loaded.qat_model, example, ["logits"], staging / onnx_qat, axes
-            )
-            export_openvino(staging / onnx_qat, staging / openvino_qat)
-            qat = {"source": "qat", "max_relative_deviation_vs_torch_qat": qat_deviation}
-            # NNCF's torch QAT keeps 8-bit weights: the scheme of VNNI-class hosts.
-            scheme = QuantizationScheme().to_dict()
-            models += [
-                ModelEntry(path, engine, "int8", details=qat, scheme=scheme, candidate=True)
-                for path, engine in ((onnx_qat, "onnxruntime"), (openvino_qat, "openvino"))
-            ]
-        acceptance = None
-        if dataset is not None:
-            acceptance = store_acceptance_set(staging, dataset, spec, acceptance_size)
         manifest = Manifest(
             task=loaded.task,
             labels=labels,
@@ -160,7 +156,44 @@ def export_bundle(
             models=models,
             provenance=loaded.provenance
             | {"versions": {p: version(p) for p in ("edgeft", "torch", "onnx", "openvino")}},
-            acceptance=acceptance,
         )
+        projection = None
+        if dataset is not None:
+            profile, projection = build_reference_profile(staging, manifest, ONNX_FILE, dataset)
+            project_features_output(str(staging / ONNX_FILE), projection)
+            manifest.reference = profile.write(staging)
+            sketch = TensorSpec(EMBEDDING, (-1, len(projection.components)), "float32")
+            manifest.outputs.append(sketch)
+        export_openvino(staging / ONNX_FILE, staging / OPENVINO_FILE)
+        if loaded.qat_model is not None:
+            manifest.models += _export_qat(
+                loaded.qat_model, example, names, axes, staging, projection
+            )
+        if dataset is not None and acceptance_size > 0:
+            manifest.acceptance = store_acceptance_set(staging, dataset, spec, acceptance_size)
         write_manifest(staging, record_outputs(staging, manifest))
     return Bundle.load(out)
+
+
+def _export_qat(
+    qat_model: nn.Module,
+    example: dict[str, Any],
+    names: list[str],
+    axes: dict[str, dict[int, str]],
+    staging: Path,
+    projection: SketchProjection | None,
+) -> list[ModelEntry]:
+    """The fake-quantized twin as int8 candidates, with the fp32 graph's sketch projection."""
+    onnx_qat, openvino_qat = qat_file("onnxruntime"), qat_file("openvino")
+    tap = qat_model if projection is None else FeatureTap(qat_model)
+    deviation = export_qat_onnx(tap, example, names, staging / onnx_qat, axes)
+    if projection is not None:
+        project_features_output(str(staging / onnx_qat), projection)
+    export_openvino(staging / onnx_qat, staging / openvino_qat)
+    qat = {"source": "qat", "max_relative_deviation_vs_torch_qat": deviation}
+    # NNCF's torch QAT keeps 8-bit weights: the scheme of VNNI-class hosts.
+    scheme = QuantizationScheme().to_dict()
+    return [
+        ModelEntry(path, engine, "int8", details=qat, scheme=scheme, candidate=True)
+        for path, engine in ((onnx_qat, "onnxruntime"), (openvino_qat, "openvino"))
+    ]

@@ -10,6 +10,7 @@ import numpy as np
 
 from edgeft.bundle import Bundle, ImagePreprocessing, TextPreprocessing
 from edgeft.errors import EdgeftError
+from edgeft.monitor.input_statistics import Statistics, image_statistics, text_statistics
 from edgeft.runtime.preprocess import ImageInput, ImagePreprocessor
 
 
@@ -21,6 +22,10 @@ class InputEncoder(Protocol):
 
     def sample(self) -> ImageInput | str:
         """A neutral input for a warm-up inference."""
+
+    def statistics(self, inputs: Mapping[str, np.ndarray], items: Sequence | None) -> Statistics:
+        """The monitor's input statistics of encoded ``inputs`` (``items``: the originals, when
+        they arrived as images or strings rather than tensors)."""
 
 
 class ImageEncoder:
@@ -38,6 +43,9 @@ class ImageEncoder:
 
     def sample(self) -> np.ndarray:
         return np.zeros((*self.preprocess.spec.crop, 3), dtype=np.uint8)
+
+    def statistics(self, inputs: Mapping[str, np.ndarray], items: Sequence | None) -> Statistics:
+        return image_statistics(inputs[self.input_name], self.preprocess.spec, items)
 
 
 class TextEncoder:
@@ -59,6 +67,8 @@ class TextEncoder:
         self.input_names = list(input_names)
         self.max_length = spec.max_length
         self.vocab_size = self.tokenizer.get_vocab_size(with_added_tokens=True)
+        unknown = getattr(self.tokenizer.model, "unk_token", None)
+        self.unknown_id = self.tokenizer.token_to_id(unknown) if unknown else None
 
     def encode(self, items: Sequence[str]) -> dict[str, np.ndarray]:
         if not all(isinstance(item, str) for item in items):
@@ -93,6 +103,9 @@ class TextEncoder:
 
     def sample(self) -> str:
         return "warm-up"
+
+    def statistics(self, inputs: Mapping[str, np.ndarray], items: Sequence | None) -> Statistics:
+        return text_statistics(inputs, self.unknown_id, items)
 
 
 def encoder_for(bundle: Bundle) -> InputEncoder:

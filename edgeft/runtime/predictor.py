@@ -9,12 +9,29 @@ from pathlib import Path
 import numpy as np
 
 from edgeft.bundle import Bundle
+from edgeft.bundle.manifest import EMBEDDING_OUTPUT
 from edgeft.errors import EdgeftError
 from edgeft.runtime.encoders import encoder_for
 from edgeft.runtime.engines import open_session, session_class
 from edgeft.runtime.model_choice import choose_model
 from edgeft.runtime.preprocess import ImageInput
 from edgeft.targets import Host, TargetProfile
+
+
+@dataclass(frozen=True)
+class ModelOutputs:
+    """Class probabilities (N, classes) and, where the graph has one, its embedding sketch
+    (N, d). Sliced by rows, so a batcher hands each request its own."""
+
+    probabilities: np.ndarray
+    embedding: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.probabilities)
+
+    def __getitem__(self, rows: slice) -> ModelOutputs:
+        sketch = None if self.embedding is None else self.embedding[rows]
+        return ModelOutputs(self.probabilities[rows], sketch)
 
 
 @dataclass(frozen=True)
@@ -36,7 +53,9 @@ class Predictor:
     The model is ``choose_model``'s: ``precision="auto"`` (the default, as on the command line)
     runs the int8 model that fits this host, else fp32; ``choice.notes`` say what was passed
     over. ``target`` (a profile from ``targets/``) limits the engines and supplies their
-    settings: providers, device, hint, threads, streams.
+    settings: providers, device, hint, threads, streams. ``calibrated`` divides the logits by
+    the temperature of the bundle's reference profile, so a confidence of 0.8 is right about
+    80% of the time on data like the validation split.
     """
 
     def __init__(
@@ -48,6 +67,7 @@ class Predictor:
         target: TargetProfile | None = None,
         allow_mismatch: bool = False,
         host: Host | None = None,
+        calibrated: bool = False,
     ) -> None:
         if engine != "auto":
             session_class(engine)  # an unknown or missing engine is named before anything loads
@@ -66,6 +86,12 @@ class Predictor:
         self.model = self.choice.entry
         self.labels = manifest.labels
         self.encoder = encoder_for(self.bundle)
+        self.temperature = 1.0
+        if calibrated:
+            from edgeft.monitor.profile import ReferenceProfile
+
+            self.temperature = ReferenceProfile.of(self.bundle).temperature
+        self._embedding_output = manifest.output(EMBEDDING_OUTPUT)
         settings = target.session_settings(self.model.engine) if target else {}
         if threads:  # an explicit count overrides the target's
             settings["threads"] = threads
@@ -85,7 +111,15 @@ class Predictor:
 
     def probabilities(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         """Encoded model inputs (see ``encoder``) -> class probabilities (N, classes)."""
-        return softmax(self.session.run(inputs)[0])
+        return self.outputs(inputs).probabilities
+
+    def outputs(self, inputs: Mapping[str, np.ndarray]) -> ModelOutputs:
+        """Probabilities and the embedding sketch from one engine call."""
+        outputs = self.session.run(inputs)
+        probabilities = softmax(outputs[0] / self.temperature)
+        if self._embedding_output is None:
+            return ModelOutputs(probabilities)
+        return ModelOutputs(probabilities, outputs[self._embedding_output])
 
     def predict(self, items: Sequence[ImageInput | str], top_k: int = 5) -> list[Prediction]:
         """Images (paths, bytes, PIL, uint8 arrays) or texts, as the bundle's task takes."""

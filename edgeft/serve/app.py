@@ -17,31 +17,40 @@ from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from edgeft import __version__
 from edgeft.errors import EdgeftError
+from edgeft.monitor.prediction_log import PredictionLog, UnknownPrediction
 from edgeft.repository import ModelRepository
 from edgeft.runtime import Predictor
 from edgeft.serve.batching import ClientGone, EngineFailure, Overloaded
 from edgeft.serve.config import ServerConfig
 from edgeft.serve.limits import BodySizeLimitMiddleware, token_matches
+from edgeft.serve.live_monitor import LiveMonitor
 from edgeft.serve.metrics import RequestMetricsMiddleware, ServerMetrics
 from edgeft.serve.models import (
     OUTPUT_NAME,
+    PREDICTION_IDS,
     LoadedModel,
     PredictorFactory,
     ServedModels,
     on_current,
     production_versions,
 )
-from edgeft.serve.openapi import INFER_REQUEST_SCHEMA, PREDICT_REQUEST_BODY, RESPONSES
+from edgeft.serve.openapi import (
+    FEEDBACK_REQUEST_BODY,
+    INFER_REQUEST_SCHEMA,
+    PREDICT_REQUEST_BODY,
+    RESPONSES,
+)
 from edgeft.serve.protocol import (
     HEADER_LENGTH,
     ProtocolError,
     encode_infer_response,
     load_json,
 )
+from edgeft.serve.status_page import render_status_page
 
 log = logging.getLogger("edgeft.serve")
 
@@ -55,6 +64,7 @@ def create_app(
     every model of a repository, each at its ``production`` version, following alias moves
     (``factory`` opens a version's bundle folder the way the command line asked)."""
     metrics = ServerMetrics()
+    prediction_log = PredictionLog(config.log, config.log_limits) if config.log else None
     if isinstance(source, ModelRepository):
         if factory is None:
             raise EdgeftError("serving a repository needs a predictor factory")
@@ -66,16 +76,31 @@ def create_app(
             follow=True,
             locate=lambda name, version: source.version(name, int(version)).path,
             side_versions=config.side_versions,
+            log=prediction_log,
         )
     else:
         root = source.bundle.root
         models = ServedModels(
-            config, metrics, lambda: {config.model_name: ("1", root)}, lambda _: source, False
+            config,
+            metrics,
+            lambda: {config.model_name: ("1", root)},
+            lambda _: source,
+            False,
+            log=prediction_log,
         )
+    monitor = (
+        None
+        if prediction_log is None
+        else LiveMonitor(
+            models, prediction_log, metrics, config.monitor_window, config.monitor_interval_s
+        )
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await models.start()
+        if monitor is not None:
+            monitor.start()
         grpc_server = None
         if config.grpc_address:
             from edgeft.serve.grpc_server import start_grpc
@@ -85,6 +110,10 @@ def create_app(
         if grpc_server is not None:
             await grpc_server.stop(grace=5)
         await models.stop()
+        if monitor is not None:
+            await monitor.stop()
+        if prediction_log is not None:
+            await run_in_threadpool(prediction_log.close)
 
     def authorised(request: Request) -> None:
         if config.token and not token_matches(request.headers.get("authorization"), config.token):
@@ -101,6 +130,32 @@ def create_app(
     )
     _install_error_handlers(app)
     metrics.ready_probe(lambda: models.ready, models.queued_items)
+
+    @app.get("/", dependencies=guarded, include_in_schema=False)
+    def status_page() -> HTMLResponse:
+        return HTMLResponse(render_status_page(models, metrics, monitor, prediction_log))
+
+    @app.post(
+        "/v1/feedback",
+        dependencies=guarded,
+        openapi_extra={"requestBody": FEEDBACK_REQUEST_BODY},
+        responses=RESPONSES,
+    )
+    async def feedback(request: Request) -> dict[str, str]:
+        if prediction_log is None:
+            raise HTTPException(404, "this server keeps no prediction log (serve --log DB)")
+        document = load_json(await request.body())
+        if (
+            not isinstance(document, dict)
+            or not isinstance(document.get("id"), str)
+            or not isinstance(document.get("label"), str)
+        ):
+            raise ProtocolError('send {"id": "<a prediction id>", "label": "<class>"}')
+        try:
+            await run_in_threadpool(prediction_log.feedback, document["id"], document["label"])
+        except UnknownPrediction as exc:
+            raise HTTPException(404, str(exc)) from exc
+        return {"id": document["id"], "label": document["label"]}
 
     @app.get("/openapi.json", dependencies=guarded, include_in_schema=False)
     def openapi() -> dict[str, Any]:
@@ -167,10 +222,16 @@ def create_app(
         header_length = request.headers.get(HEADER_LENGTH)
 
         async def on(model: LoadedModel) -> Response:
-            parsed, probabilities = await model.infer(body, header_length, _disconnected(request))
-            models.shadow_copy(model, body, header_length, probabilities)
+            parsed, answer = await model.infer(body, header_length, _disconnected(request))
+            models.shadow_copy(model, body, header_length, answer.probabilities)
             content, headers = encode_infer_response(
-                name, model.version, parsed.id, OUTPUT_NAME, probabilities, parsed.binary_outputs
+                name,
+                model.version,
+                parsed.id,
+                OUTPUT_NAME,
+                answer.probabilities,
+                parsed.binary_outputs,
+                None if answer.ids is None else {PREDICTION_IDS: answer.ids},
             )
             media = "application/octet-stream" if parsed.binary_outputs else "application/json"
             return Response(content, headers=headers, media_type=media)
@@ -183,7 +244,8 @@ def create_app(
             predictor = model.predictor
             items = await _predict_items(request, predictor.bundle.manifest.task, config)
             inputs = await run_in_threadpool(predictor.encoder.encode, items)
-            probabilities = await model.probabilities(inputs, _disconnected(request))
+            answer = await model.answer(inputs, items, _disconnected(request))
+            ids = answer.ids or [None] * len(items)
             return {
                 "model_name": name,
                 "model_version": model.version,
@@ -193,7 +255,10 @@ def create_app(
                         "confidence": p.confidence,
                         "top_k": [{"label": label, "probability": q} for label, q in p.top_k],
                     }
-                    for p in predictor.rank(probabilities, top_k)
+                    | ({"id": row_id} if row_id else {})
+                    for p, row_id in zip(
+                        predictor.rank(answer.probabilities, top_k), ids, strict=True
+                    )
                 ],
             }
 

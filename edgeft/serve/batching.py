@@ -22,12 +22,22 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from edgeft.errors import EdgeftError
 
 Inputs = Mapping[str, np.ndarray]
+
+
+class Rows(Protocol):
+    """What the engine call returns, cut by rows into each request's share (an array, or the
+    predictor's ``ModelOutputs``)."""
+
+    def __getitem__(self, rows: slice) -> Rows: ...
+
+
 log = logging.getLogger("edgeft.serve")
 
 _BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 5.0)
@@ -56,7 +66,7 @@ class _Pending:
     inputs: Inputs
     size: int
     deadline: float
-    future: asyncio.Future[np.ndarray]
+    future: asyncio.Future[Rows]
 
 
 def merge_inputs(parts: Sequence[Inputs]) -> dict[str, np.ndarray]:
@@ -92,7 +102,7 @@ class DynamicBatcher:
 
     def __init__(
         self,
-        run: Callable[[Inputs], np.ndarray],
+        run: Callable[[Inputs], Rows],
         max_batch: int,
         max_wait_s: float,
         max_queue: int = 64,
@@ -140,9 +150,7 @@ class DynamicBatcher:
         self._task = None
         self._stop_executor()
 
-    async def submit(
-        self, inputs: Inputs, client_gone: Awaitable[None] | None = None
-    ) -> np.ndarray:
+    async def submit(self, inputs: Inputs, client_gone: Awaitable[None] | None = None) -> Rows:
         """Queue ``inputs``; ``client_gone`` completes when the client disconnects."""
         if self._task is None or self._closing:
             raise BatcherStopped("this model version is no longer serving")
@@ -275,7 +283,7 @@ class DynamicBatcher:
                 p.future.set_result(outputs[row : row + p.size])
             row += p.size
 
-    async def _call(self, parts: list[Inputs]) -> np.ndarray:
+    async def _call(self, parts: list[Inputs]) -> Rows:
         merged = merge_inputs(parts)
         started = time.perf_counter()
         outputs = await asyncio.get_running_loop().run_in_executor(

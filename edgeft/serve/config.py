@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from edgeft.monitor.prediction_log import LogLimits
 from edgeft.serve.traffic import SideVersion
 
 
@@ -23,6 +24,11 @@ class ServerConfig:
     open at once (uvicorn answers 503 past it), ``max_request_bytes`` per body arriving within
     ``body_timeout_s`` (else 408), and
     ``max_text_chars`` per text.
+
+    ``log`` (a SQLite file) keeps the prediction log within ``log_limits``; the server then
+    analyses each serving version's newest ``monitor_window`` predictions every
+    ``monitor_interval_s`` (Prometheus gauges, the status page). ``calibrated`` answers with
+    temperature-scaled probabilities (the bundle's reference profile).
     """
 
     model_name: str
@@ -39,3 +45,8 @@ class ServerConfig:
     side_versions: tuple[tuple[str, SideVersion], ...] = ()  # ("canary" | "shadow", version)
     top_k: int = 5
     validate: bool = False
+    calibrated: bool = False
+    log: str | None = None
+    log_limits: LogLimits = field(default_factory=LogLimits)
+    monitor_window: int = 500
+    monitor_interval_s: float = 60.0

@@ -22,7 +22,7 @@ from edgeft.errors import EdgeftError
 from edgeft.serve.batching import EngineFailure, Overloaded
 from edgeft.serve.config import ServerConfig
 from edgeft.serve.limits import token_matches
-from edgeft.serve.models import OUTPUT_NAME, LoadedModel, ServedModels, on_current
+from edgeft.serve.models import OUTPUT_NAME, PREDICTION_IDS, LoadedModel, ServedModels, on_current
 
 log = logging.getLogger("edgeft.serve")
 T = TypeVar("T")
@@ -127,17 +127,21 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
 
         async def infer() -> Any:
             async def on(model: LoadedModel) -> Any:
-                parsed, probabilities = await model.infer(body, header_length)
+                parsed, answer = await model.infer(body, header_length)
+                probabilities = answer.probabilities
                 output = service_pb2.ModelInferResponse.InferOutputTensor(
                     name=OUTPUT_NAME, datatype="FP32", shape=list(probabilities.shape)
                 )
-                return service_pb2.ModelInferResponse(
+                response = service_pb2.ModelInferResponse(
                     model_name=model.name,
                     model_version=model.version,
                     id=parsed.id or "",
                     outputs=[output],
                     raw_output_contents=[probabilities.astype("<f4").tobytes()],
                 )
+                if answer.ids is not None:  # comma-separated, one per item, for /v1/feedback
+                    response.parameters[PREDICTION_IDS].string_param = ",".join(answer.ids)
+                return response
 
             return await on_current(
                 self.models, request.model_name, request.model_version or None, on

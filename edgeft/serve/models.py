@@ -23,8 +23,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from edgeft.errors import EdgeftError
+from edgeft.monitor.prediction_log import ModelIdentity, PredictionLog
 from edgeft.repository import ModelRepository
 from edgeft.runtime import Predictor
+from edgeft.runtime.predictor import ModelOutputs
 from edgeft.serve.batching import BatcherHooks, BatcherStopped, DynamicBatcher, Overloaded
 from edgeft.serve.config import ServerConfig
 from edgeft.serve.metrics import ServerMetrics
@@ -41,6 +43,7 @@ from edgeft.serve.traffic import ShadowComparison, SideVersion
 log = logging.getLogger("edgeft.serve")
 
 OUTPUT_NAME = "probabilities"
+PREDICTION_IDS = "prediction_ids"  # response parameter: each item's id in the prediction log
 TEXT_INPUT = "text"
 PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "openvino": "openvino"}
 POLL_S = 1.0
@@ -49,15 +52,26 @@ PredictorFactory = Callable[[Path], Predictor]
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class Answer:
+    """Class probabilities for a request's items, and their ids in the prediction log (None
+    when the server keeps no log)."""
+
+    probabilities: np.ndarray
+    ids: list[str] | None = None
+
+
 @dataclass
 class LoadedModel:
-    """One version of one model, answering through its own batcher."""
+    """One version of one model, answering through its own batcher (and logging what it
+    answered, when the server keeps a prediction log)."""
 
     name: str
     version: str
     predictor: Predictor
     batcher: DynamicBatcher
     signature: ModelSignature
+    log: PredictionLog | None = None
 
     @property
     def ready(self) -> bool:
@@ -98,9 +112,10 @@ class LoadedModel:
         body: bytes,
         header_length: str | None,
         client_gone: Awaitable[None] | None = None,
-    ) -> tuple[InferRequest, np.ndarray]:
+        logged: bool = True,
+    ) -> tuple[InferRequest, Answer]:
         """A v2 request's bytes (JSON header, binary tensors after it) -> its parsed form and
-        class probabilities; every check is made before the request joins a batch."""
+        its answer; every check is made before the request joins a batch."""
         self.require_ready()
         parsed = await run_in_threadpool(parse_infer_request, body, header_length, self.signature)
         encoder = self.predictor.encoder
@@ -109,18 +124,29 @@ class LoadedModel:
         else:
             encoder.check(parsed.inputs)
             inputs = parsed.inputs
-        return parsed, await self.probabilities(inputs, client_gone)
+        return parsed, await self.answer(inputs, parsed.texts, client_gone, logged)
 
     def require_ready(self) -> None:
         if not self.ready:
             raise HTTPException(503, f"model not ready: {self.not_ready_reason}")
 
-    async def probabilities(
-        self, inputs: dict[str, np.ndarray], client_gone: Awaitable[None] | None = None
-    ) -> np.ndarray:
-        """Encoded inputs through this version's batcher, refused when it is not ready."""
+    async def answer(
+        self,
+        inputs: dict[str, np.ndarray],
+        items: list[Any] | None = None,
+        client_gone: Awaitable[None] | None = None,
+        logged: bool = True,
+    ) -> Answer:
+        """Encoded inputs through this version's batcher, refused when it is not ready; logged
+        with their statistics (``items``: the images or texts they were encoded from, if any)."""
         self.require_ready()
-        return finite(await self.batcher.submit(inputs, client_gone))
+        outputs: ModelOutputs = await self.batcher.submit(inputs, client_gone)
+        probabilities = finite(outputs.probabilities)
+        if self.log is None or not logged:
+            return Answer(probabilities)
+        statistics = await run_in_threadpool(self.predictor.encoder.statistics, inputs, items)
+        ids = self.log.record(self.name, self.version, outputs, statistics, items)
+        return Answer(probabilities, ids)
 
 
 @dataclass
@@ -173,12 +199,14 @@ class ServedModels:
         follow: bool,
         locate: Callable[[str, str], Path] | None = None,
         side_versions: Sequence[tuple[str, SideVersion]] = (),
+        log: PredictionLog | None = None,
     ) -> None:
         """``sources()`` says which version each model should serve now (name -> version, bundle
         folder); with ``follow`` it is polled and the server swaps when it changes.
         ``side_versions`` are (``"canary"`` or ``"shadow"``, version) to load beside production,
         found with ``locate(model, version)``."""
         self._locate = locate
+        self.log = log
         self._side_versions = list(side_versions)
         self.config = config
         self.metrics = metrics
@@ -323,7 +351,7 @@ class ServedModels:
         async def compare() -> None:
             started = time.perf_counter()
             try:
-                _, theirs = await shadow.infer(body, header_length)
+                _, theirs = await shadow.infer(body, header_length, logged=False)
             except Overloaded:
                 comparison.skipped += 1
                 return
@@ -332,8 +360,8 @@ class ServedModels:
                 log.warning("%s: shadow version %s failed: %s", model.name, shadow.version, exc)
                 return
             seconds = time.perf_counter() - started
-            comparison.record(answer, theirs, model.predictor.labels, seconds)
-            self.metrics.record_shadow(model.name, answer, theirs, seconds)
+            comparison.record(answer, theirs.probabilities, model.predictor.labels, seconds)
+            self.metrics.record_shadow(model.name, answer, theirs.probabilities, seconds)
 
         task = asyncio.get_running_loop().create_task(compare())
         slot._shadow_tasks.add(task)
@@ -398,7 +426,7 @@ class ServedModels:
             raise EdgeftError(f"warm-up inference failed ({exc})") from exc
         manifest = predictor.bundle.manifest
         batcher = DynamicBatcher(
-            predictor.probabilities,
+            predictor.outputs,
             config.max_batch,
             config.max_wait_ms / 1000,
             max_queue=config.max_queue,
@@ -417,7 +445,16 @@ class ServedModels:
             text_input=TEXT_INPUT if manifest.task == "text-classification" else None,
             max_text_chars=config.max_text_chars,
         )
-        return LoadedModel(name, version, predictor, batcher, signature)
+        if self.log is not None:
+            identity = ModelIdentity(
+                name,
+                version,
+                list(predictor.labels),
+                predictor.bundle.fingerprint,
+                predictor.temperature,
+            )
+            await run_in_threadpool(self.log.register, identity)
+        return LoadedModel(name, version, predictor, batcher, signature, self.log)
 
 
 def validation_failure(predictor: Predictor) -> str | None:

@@ -64,6 +64,19 @@ PREDICT_REQUEST_BODY: dict[str, Any] = {
     },
 }
 
+FEEDBACK_REQUEST_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["id", "label"],
+                "properties": {"id": {"type": "string"}, "label": {"type": "string"}},
+            }
+        }
+    },
+}
+
 _ERROR = {
     "content": {
         "application/json": {

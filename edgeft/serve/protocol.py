@@ -358,6 +358,7 @@ def encode_infer_response(
     name: str,
     array: np.ndarray,
     binary: bool,
+    parameters: dict[str, Any] | None = None,
 ) -> tuple[bytes, dict[str, str]]:
     """The response body and its extra headers (binary when the client asked for it)."""
     output: dict[str, Any] = {
@@ -372,6 +373,8 @@ def encode_infer_response(
     }
     if request_id is not None:
         document["id"] = request_id
+    if parameters:
+        document["parameters"] = parameters
     if not binary:
         output["data"] = array.reshape(-1).tolist()
         return json.dumps(document).encode(), {}

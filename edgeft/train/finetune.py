@@ -25,7 +25,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from edgeft.bundle import ImagePreprocessing, TextPreprocessing
-from edgeft.data import ClassificationDataset, load_dataset
+from edgeft.data import ClassificationDataset, DatasetExtension, load_dataset
+from edgeft.data.extension import EXTENSION_FILE
 from edgeft.data.transforms import eval_transform, train_transform
 from edgeft.errors import EdgeftError
 from edgeft.evaluation import classification_metrics
@@ -35,12 +36,11 @@ from edgeft.train.image_data import ImageExamples, drop_unreadable
 from edgeft.train.optim import param_groups, thaw_top, train_mode, warmup_cosine
 from edgeft.train.plots import plot_confusion, plot_curves
 from edgeft.train.qat import quantization_aware_training
-from edgeft.train.recipe import Recipe
+from edgeft.train.recipe import RECIPE, Recipe
 from edgeft.train.text_data import TextCollator
 from edgeft.zoo import LayerGroup, get_model
 from edgeft.zoo.huggingface_text import INPUT_NAMES, TOKENIZER_FILE
 
-RECIPE = "recipe.json"
 RUN = "run.json"
 METRICS = "metrics.json"
 MODEL = "model.safetensors"
@@ -158,7 +158,7 @@ def finetune(
         raise EdgeftError(
             f"{run_dir} already exists; pass --resume to continue it or choose another --out"
         )
-    dataset = load_dataset(recipe.data, seed=recipe.seed)
+    dataset = _training_data(recipe, run_dir)
     entry = get_model(recipe.model, weights=recipe.weights)
     if entry.task != _TASK_OF_KIND[dataset.kind]:
         raise EdgeftError(
@@ -182,6 +182,18 @@ def finetune(
         ) from exc
     finally:
         trainer.log.close()
+
+
+def _training_data(recipe: Recipe, run_dir: Path) -> ClassificationDataset:
+    """The recipe's data; continuing a run, that run's recorded dataset extended with it."""
+    if recipe.init_from is None:
+        return load_dataset(recipe.data, seed=recipe.seed)
+    base = Path(recipe.init_from)
+    missing = [name for name in (RUN, MODEL) if not (base / name).is_file()]
+    if missing:
+        raise EdgeftError(f"{base}: not a finished finetune run (no {', '.join(missing)})")
+    recorded = json.loads((base / RUN).read_text())["dataset"]
+    return DatasetExtension(recorded, recipe.data, recipe.seed).load(str(run_dir / EXTENSION_FILE))
 
 
 def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: bool) -> RunResult:
@@ -211,9 +223,21 @@ def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: 
             "preprocessing": asdict(spec),
             "dataset": dataset.describe(),
         }
+        if recipe.init_from:
+            run_info["init_from"] = recipe.init_from
+            (run_dir / EXTENSION_FILE).write_text(json.dumps(dataset.split_recipe, indent=2))
+            new = dataset.split_recipe["new_items"]
+            trainer.say(
+                f"continuing {recipe.init_from} with {new['items']} new item(s) from "
+                f"{recipe.data}: {new['sizes']['train']} to train, {new['sizes']['val']} to val, "
+                f"{len(new['dropped_copies'])} copies of old items dropped; test unchanged"
+            )
         (run_dir / RUN).write_text(json.dumps(run_info, indent=2))
     torch.manual_seed(recipe.seed)
-    model = trainer.place(entry.create(len(dataset.classes), recipe.pretrained))
+    model = entry.create(len(dataset.classes), recipe.pretrained and not recipe.init_from)
+    if recipe.init_from:
+        checkpoint.load_weights(model, Path(recipe.init_from) / MODEL)
+    model = trainer.place(model)
     groups = entry.layer_groups(model)
     train_loader = loader(splits["train"], shuffle=True, augment=recipe.augment)
     val_loader = loader(splits["val"])

@@ -9,6 +9,7 @@ from typing import Any
 
 from edgeft.errors import EdgeftError
 
+RECIPE = "recipe.json"
 STRATEGIES = ("feature-extraction", "full", "progressive")
 # Per task: the ELPV recipe measured in STACK.md for images; for text encoders the usual BERT
 # fine-tuning range (backbone 2e-5..5e-5, a few epochs), with a faster new head.
@@ -33,7 +34,9 @@ class Recipe:
     unfreezing's next thaw. ``qat`` adds quantization-aware training after the float phase:
     one pass over ``qat_images`` training images at ``qat_lr``. ``pretrained=False`` trains
     the same architecture from its random initialisation (full strategy only): the baseline that
-    shows what transfer learning buys.
+    shows what transfer learning buys. ``init_from`` names a finished run to continue: its
+    weights start the model and ``data`` holds newly labelled items that extend the run's
+    recorded train and validation splits, its test split unchanged (``edgeft.data.extension``).
     """
 
     model: str
@@ -61,6 +64,7 @@ class Recipe:
     qat_images: int = 512
     qat_lr: float = 2e-5
     pretrained: bool = True
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -86,6 +90,24 @@ class Recipe:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, data: str | Path, **changes: Any) -> Recipe:
+        """The recipe of the run in ``run_dir``, continued from its weights with the newly
+        labelled ``data``; ``changes`` override its knobs, except the model its weights fit."""
+        path = Path(run_dir) / RECIPE
+        if not path.is_file():
+            raise EdgeftError(f"{run_dir}: not a finetune run (no {RECIPE})")
+        recipe = cls.from_file(path)
+        moved = [
+            k for k in ("model", "weights") if k in changes and changes[k] != getattr(recipe, k)
+        ]
+        if moved:
+            raise EdgeftError(
+                f"{run_dir} holds {recipe.model} weights; continuing it cannot change "
+                f"{' or '.join(moved)}"
+            )
+        return replace(recipe, **changes, data=str(data), init_from=str(run_dir))
 
     @classmethod
     def from_file(cls, path: Path) -> Recipe:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from edgeft.bundle import Preprocessing
+from edgeft.errors import EdgeftError
 
 
 @dataclass(frozen=True)
@@ -63,3 +64,12 @@ class ZooModel(ABC):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def last_linear(model: nn.Module) -> tuple[str, nn.Linear]:
+    """The classification head: the network's last Linear layer (its input is the pooled
+    feature vector every zoo architecture ends with)."""
+    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise EdgeftError(f"{type(model).__name__} has no Linear classification head")
+    return linears[-1]

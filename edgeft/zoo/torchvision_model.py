@@ -15,7 +15,7 @@ from torch import nn
 from edgeft.bundle import ImagePreprocessing
 from edgeft.errors import EdgeftError
 from edgeft.packaged import PackagedFile
-from edgeft.zoo.base import LayerGroup, ZooModel
+from edgeft.zoo.base import LayerGroup, ZooModel, last_linear
 from edgeft.zoo.imagenet import imagenet_labels
 from edgeft.zoo.state_dict_files import load_state_dict
 
@@ -77,14 +77,14 @@ class TorchvisionModel(ZooModel):
             )
 
     def replace_head(self, model: nn.Module, num_classes: int) -> nn.Module:
-        name, linear = _last_linear(model)
+        name, linear = last_linear(model)
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, attr, nn.Linear(linear.in_features, num_classes))
         return model
 
     def layer_groups(self, model: nn.Module) -> list[LayerGroup]:
-        head_name = _last_linear(model)[0].split(".")[0]
+        head_name = last_linear(model)[0].split(".")[0]
         head = LayerGroup(head_name, (model.get_submodule(head_name),))
         features = getattr(model, "features", None)
         if isinstance(features, nn.Sequential):
@@ -101,10 +101,3 @@ class TorchvisionModel(ZooModel):
                 if n != head_name and any(True for _ in m.parameters())
             ]
         return [*body, head]
-
-
-def _last_linear(model: nn.Module) -> tuple[str, nn.Linear]:
-    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise EdgeftError(f"{type(model).__name__} has no Linear classification head")
-    return linears[-1]

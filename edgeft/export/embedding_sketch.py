@@ -1,0 +1,88 @@
+"""The exported graph's second output: the pooled features, projected to a few dimensions.
+
+Multivariate drift needs what the model sees, not just what it answers: the input of the
+classification head is the network's summary of the image or text. Exporting it whole (1,280
+floats for MobileNetV2) would make every prediction log row large, so the graph projects it onto
+the top principal components of the validation split's features, fitted at export; the monitor
+compares production's sketch with the validation split's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import torch
+from onnx import helper, numpy_helper
+from torch import nn
+
+from edgeft.bundle.manifest import EMBEDDING_OUTPUT as EMBEDDING
+from edgeft.zoo.base import last_linear
+
+FEATURES = "features"
+DIMENSIONS = 8
+
+
+class FeatureTap(nn.Module):
+    """``model`` returning (logits, the classification head's input)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.head = last_linear(model)[1]
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        captured: list[torch.Tensor] = []
+        hook = self.head.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
+        try:
+            logits = self.model(*inputs)
+        finally:
+            hook.remove()
+        return logits, captured[-1]
+
+
+@dataclass(frozen=True)
+class SketchProjection:
+    """``(features - mean) @ components.T``: the top principal directions of the features."""
+
+    mean: np.ndarray  # (features,)
+    components: np.ndarray  # (dimensions, features)
+
+    @classmethod
+    def fit(cls, features: np.ndarray, dimensions: int = DIMENSIONS) -> SketchProjection:
+        mean = features.mean(axis=0)
+        _, _, directions = np.linalg.svd(features - mean, full_matrices=False)
+        keep = max(1, min(dimensions, len(features) - 1, features.shape[1]))
+        return cls(mean.astype(np.float32), directions[:keep].astype(np.float32))
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        return (features - self.mean) @ self.components.T
+
+
+def project_features_output(path: str, projection: SketchProjection) -> None:
+    """Rewrite the ONNX file at ``path`` so its ``features`` output becomes the ``embedding``
+    sketch (two nodes: subtract the mean, multiply by the components)."""
+    model = onnx.load(path)
+    graph = model.graph
+    output = next(o for o in graph.output if o.name == FEATURES)
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(projection.mean, "sketch_mean"),
+            numpy_helper.from_array(np.ascontiguousarray(projection.components.T), "sketch_axes"),
+        ]
+    )
+    graph.node.extend(
+        [
+            helper.make_node("Sub", [FEATURES, "sketch_mean"], ["sketch_centred"]),
+            helper.make_node("MatMul", ["sketch_centred", "sketch_axes"], [EMBEDDING]),
+        ]
+    )
+    graph.output.remove(output)
+    graph.output.append(
+        helper.make_tensor_value_info(
+            EMBEDDING, onnx.TensorProto.FLOAT, ["batch", len(projection.components)]
+        )
+    )
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
