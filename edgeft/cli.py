@@ -1187,7 +1187,8 @@ def _print_monitor_report(report: MonitorReport) -> None:
                 str(w.items),
                 ""
                 if estimate is None
-                else f"{estimate.value:.3f} [{estimate.low:.3f}, {estimate.high:.3f}]",
+                else f"{estimate.value:.3f} [{estimate.low:.3f}, {estimate.high:.3f}]"
+                + ("" if w.estimate_reliable else " (inputs drifted: unreliable)"),
                 "" if w.realized is None else f"{w.realized:.3f} ({w.labelled})",
                 f"[red]{', '.join(w.drifted)}[/]" if w.drifted else "[green]-[/]",
             )

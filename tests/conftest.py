@@ -4,6 +4,7 @@ EDGEFT_HOME so tests never touch the user's data folder."""
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
@@ -137,3 +138,51 @@ def text_bundle(text_run: Path, tmp_path_factory: pytest.TempPathFactory):  # ->
     from edgeft.export import export_bundle
 
     return export_bundle(text_run, tmp_path_factory.mktemp("text-bundle") / "bundle")
+
+
+def part_image(rng: np.random.Generator, label: str, bright: float = 0.0) -> bytes:
+    """A textured grey part; ``dent`` ones carry a dark blob. ``bright`` shifts the lighting
+    (the line's change)."""
+    pixels = rng.normal(120 + bright, 18, size=(48, 48))
+    if label == "dent":
+        y, x = rng.integers(12, 36, size=2)
+        pixels[y - 6 : y + 6, x - 6 : x + 6] -= 70
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_parts(root: Path, per_class: int, seed: int, bright: float = 0.0) -> Path:
+    rng = np.random.default_rng(seed)
+    for label in ("dent", "ok"):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            (root / label / f"{seed}_{i:03d}.png").write_bytes(part_image(rng, label, bright))
+    return root
+
+
+@pytest.fixture(scope="session")
+def parts_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from edgeft.train import Recipe, finetune
+
+    root = tmp_path_factory.mktemp("parts")
+    data = write_parts(root / "data", 150, seed=1)
+    recipe = Recipe(
+        model="mobilenet_v2",
+        data=str(data),
+        strategy="feature-extraction",
+        epochs=4,
+        batch_size=16,
+        image_size=64,
+        precision="fp32",
+    )
+    finetune(recipe, root / "run")
+    return root / "run"
+
+
+@pytest.fixture(scope="session")
+def parts_bundle(parts_run: Path):  # -> edgeft.bundle.Bundle
+    from edgeft.export import export_bundle
+
+    return export_bundle(parts_run, parts_run.parent / "bundle")

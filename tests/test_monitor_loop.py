@@ -4,7 +4,6 @@ the export for labelling, and the log's bounds."""
 
 from __future__ import annotations
 
-import io
 import json
 import sqlite3
 import time
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -26,56 +24,9 @@ from edgeft.monitor.report import Window, monitor_log
 from edgeft.runtime import Predictor
 from edgeft.serve import ServerConfig
 from edgeft.serve.app import create_app
+from tests.conftest import part_image
 
 MODEL = "parts"
-
-
-def part_image(rng: np.random.Generator, label: str, bright: float = 0.0) -> bytes:
-    """A textured grey part; ``dent`` ones carry a dark blob. ``bright`` shifts the lighting
-    (the line's change)."""
-    pixels = rng.normal(120 + bright, 18, size=(48, 48))
-    if label == "dent":
-        y, x = rng.integers(12, 36, size=2)
-        pixels[y - 6 : y + 6, x - 6 : x + 6] -= 70
-    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).convert("RGB")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def write_parts(root: Path, per_class: int, seed: int, bright: float = 0.0) -> Path:
-    rng = np.random.default_rng(seed)
-    for label in ("dent", "ok"):
-        (root / label).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            (root / label / f"{seed}_{i:03d}.png").write_bytes(part_image(rng, label, bright))
-    return root
-
-
-@pytest.fixture(scope="module")
-def parts_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from edgeft.train import Recipe, finetune
-
-    root = tmp_path_factory.mktemp("parts")
-    data = write_parts(root / "data", 60, seed=1)
-    recipe = Recipe(
-        model="mobilenet_v2",
-        data=str(data),
-        strategy="feature-extraction",
-        epochs=4,
-        batch_size=16,
-        image_size=64,
-        precision="fp32",
-    )
-    finetune(recipe, root / "run")
-    return root / "run"
-
-
-@pytest.fixture(scope="module")
-def parts_bundle(parts_run: Path) -> Bundle:
-    from edgeft.export import export_bundle
-
-    return export_bundle(parts_run, parts_run.parent / "bundle")
 
 
 def test_the_bundle_carries_a_reference_profile_and_an_embedding_output(
@@ -86,7 +37,7 @@ def test_the_bundle_carries_a_reference_profile_and_an_embedding_output(
     assert [o.name for o in manifest.outputs] == ["logits", "embedding"]
     profile = ReferenceProfile.of(parts_bundle)
     assert len(profile) == manifest.provenance["dataset"]["sizes"]["val"]
-    assert profile.embedding is not None and profile.embedding.shape[1] == 8
+    assert profile.embedding is not None and profile.embedding.shape[1] == 9  # 8 + error
     assert set(profile.statistics) >= {"brightness", "contrast", "sharpness", "width"}
     assert np.allclose(profile.statistics["width"], 48)
     summary = profile.summary["expected_calibration_error"]
@@ -95,7 +46,7 @@ def test_the_bundle_carries_a_reference_profile_and_an_embedding_output(
         predictor = Predictor(parts_bundle, engine=engine)
         image = part_image(np.random.default_rng(0), "ok")
         outputs = predictor.outputs(predictor.encoder.encode([image, image]))
-        assert outputs.embedding is not None and outputs.embedding.shape == (2, 8)
+        assert outputs.embedding is not None and outputs.embedding.shape == (2, 9)
         assert np.allclose(outputs.probabilities.sum(axis=1), 1, atol=1e-5)
     calibrated = Predictor(parts_bundle, engine="onnxruntime", calibrated=True)
     assert calibrated.temperature == pytest.approx(profile.temperature)
@@ -183,7 +134,7 @@ def test_serve_log_feedback_monitor_and_export(
     (version,) = report.versions
     windows = version.windows
     assert [w.items for w in windows[:4]] == [60, 60, 60, 60]
-    assert not windows[0].drifted and not windows[1].drifted, [w.drifted for w in windows[:2]]
+    assert not windows[0].drifted and not windows[1].drifted, [w.to_dict()["figures"] for w in windows[:2]]
     assert "input.brightness" in windows[2].drifted and "input.brightness" in windows[3].drifted
     assert windows[0].labelled == 20 and windows[0].realized is not None
     assert windows[-1].items == 1 and windows[-1].drifted == []  # too small to judge

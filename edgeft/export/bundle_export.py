@@ -162,7 +162,7 @@ def export_bundle(
             profile, projection = build_reference_profile(staging, manifest, ONNX_FILE, dataset)
             project_features_output(str(staging / ONNX_FILE), projection)
             manifest.reference = profile.write(staging)
-            sketch = TensorSpec(EMBEDDING, (-1, len(projection.components)), "float32")
+            sketch = TensorSpec(EMBEDDING, (-1, projection.width), "float32")
             manifest.outputs.append(sketch)
         export_openvino(staging / ONNX_FILE, staging / OPENVINO_FILE)
         if loaded.qat_model is not None:

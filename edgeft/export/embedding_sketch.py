@@ -3,8 +3,10 @@
 Multivariate drift needs what the model sees, not just what it answers: the input of the
 classification head is the network's summary of the image or text. Exporting it whole (1,280
 floats for MobileNetV2) would make every prediction log row large, so the graph projects it onto
-the top principal components of the validation split's features, fitted at export; the monitor
-compares production's sketch with the validation split's.
+the top principal components of the validation split's features, fitted at export, and adds
+one last column: the features' mean squared reconstruction error from those components (what
+the projection cannot see: NannyML's multivariate drift measure). The monitor compares
+production's sketch with the validation split's.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ class FeatureTap(nn.Module):
 
 @dataclass(frozen=True)
 class SketchProjection:
-    """``(features - mean) @ components.T``: the top principal directions of the features."""
+    """``(features - mean) @ components.T``, the top principal directions of the features, and
+    the mean squared error of rebuilding the features from them, as one last column."""
 
     mean: np.ndarray  # (features,)
     components: np.ndarray  # (dimensions, features)
@@ -56,13 +59,21 @@ class SketchProjection:
         keep = max(1, min(dimensions, len(features) - 1, features.shape[1]))
         return cls(mean.astype(np.float32), directions[:keep].astype(np.float32))
 
+    @property
+    def width(self) -> int:
+        """Columns of the sketch: the components, then the reconstruction error."""
+        return len(self.components) + 1
+
     def __call__(self, features: np.ndarray) -> np.ndarray:
-        return (features - self.mean) @ self.components.T
+        centred = features - self.mean
+        sketch = centred @ self.components.T
+        error = ((centred - sketch @ self.components) ** 2).mean(axis=1, keepdims=True)
+        return np.hstack([sketch, error])
 
 
 def project_features_output(path: str, projection: SketchProjection) -> None:
     """Rewrite the ONNX file at ``path`` so its ``features`` output becomes the ``embedding``
-    sketch (two nodes: subtract the mean, multiply by the components)."""
+    sketch: centre, project, rebuild, and append the reconstruction error."""
     model = onnx.load(path)
     graph = model.graph
     output = next(o for o in graph.output if o.name == FEATURES)
@@ -70,18 +81,24 @@ def project_features_output(path: str, projection: SketchProjection) -> None:
         [
             numpy_helper.from_array(projection.mean, "sketch_mean"),
             numpy_helper.from_array(np.ascontiguousarray(projection.components.T), "sketch_axes"),
+            numpy_helper.from_array(projection.components, "sketch_components"),
         ]
     )
     graph.node.extend(
         [
             helper.make_node("Sub", [FEATURES, "sketch_mean"], ["sketch_centred"]),
-            helper.make_node("MatMul", ["sketch_centred", "sketch_axes"], [EMBEDDING]),
+            helper.make_node("MatMul", ["sketch_centred", "sketch_axes"], ["sketch"]),
+            helper.make_node("MatMul", ["sketch", "sketch_components"], ["sketch_rebuilt"]),
+            helper.make_node("Sub", ["sketch_centred", "sketch_rebuilt"], ["sketch_residual"]),
+            helper.make_node("Mul", ["sketch_residual", "sketch_residual"], ["sketch_squared"]),
+            helper.make_node("ReduceMean", ["sketch_squared"], ["sketch_error"], axes=[1]),
+            helper.make_node("Concat", ["sketch", "sketch_error"], [EMBEDDING], axis=1),
         ]
     )
     graph.output.remove(output)
     graph.output.append(
         helper.make_tensor_value_info(
-            EMBEDDING, onnx.TensorProto.FLOAT, ["batch", len(projection.components)]
+            EMBEDDING, onnx.TensorProto.FLOAT, ["batch", projection.width]
         )
     )
     onnx.checker.check_model(model)

@@ -60,7 +60,8 @@ def _version_section(version: VersionReport) -> str:
         )
     rows = "".join(
         f"<tr><td>{i + 1}</td><td>{_when(w.start)}</td><td>{w.items}</td>"
-        f"<td>{'' if w.estimate is None else f'{w.estimate.value:.3f}'}</td>"
+        f"<td>{'' if w.estimate is None else f'{w.estimate.value:.3f}'}"
+        f"{'' if w.estimate_reliable else ' (inputs drifted: unreliable)'}</td>"
         f"<td>{'' if w.realized is None else f'{w.realized:.3f} ({w.labelled})'}</td>"
         f"<td class=alert>{escape(', '.join(w.drifted))}</td></tr>"
         for i, w in enumerate(windows)

@@ -35,6 +35,9 @@ from edgeft.monitor.prediction_log import LoggedVersion, read_log, read_notes
 from edgeft.monitor.profile import ReferenceProfile
 
 _SPAN_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+CONFIDENCE_DECIMALS = 4
+# Figures about the inputs themselves (not the model's answers).
+INPUT_FIGURES = ("input.", "embedding", "reconstruction_error")
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,13 @@ class WindowReport:
     def drifted(self) -> list[str]:
         return [f.name for f in self.figures if f.alert]
 
+    @property
+    def estimate_reliable(self) -> bool:
+        """CBPE assumes the model stays calibrated: it holds while the inputs look like the
+        reference. When they drifted, a model can be confidently wrong and the estimate says
+        nothing (benchmarks/results/monitor_elpv.md measures how far off it gets)."""
+        return not any(name.startswith(INPUT_FIGURES) for name in self.drifted)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "start": self.start,
@@ -87,6 +97,7 @@ class WindowReport:
             "items": self.items,
             "drifted": self.drifted,
             "estimated_accuracy": None if self.estimate is None else self.estimate.to_dict(),
+            "estimate_reliable": self.estimate_reliable,
             "realized_accuracy": self.realized,
             "labelled": self.labelled,
             "figures": [f.to_dict() for f in self.figures],
@@ -202,8 +213,8 @@ class VersionAnalysis:
             ),
             self._figure(
                 "confidence",
-                probabilities.max(axis=1),
-                reference.probabilities.max(axis=1),
+                _confidence(probabilities),
+                _confidence(reference.probabilities),
                 ks_distance,
                 "upper",
             ),
@@ -220,15 +231,22 @@ class VersionAnalysis:
                     )
                 )
         if reference.embedding is not None and logged.embedding is not None:
-            figures.append(
+            # The sketch's last column is the reconstruction error (edgeft.export's graph).
+            sketch, reference_sketch = logged.embedding[rows], reference.embedding
+            figures += [
+                # Both sides: features that collapse onto a corner of the reference's principal
+                # subspace are as new as features far out in it.
                 self._figure(
-                    "embedding",
-                    logged.embedding[rows],
-                    reference.embedding,
-                    embedding_shift,
+                    "embedding", sketch[:, :-1], reference_sketch[:, :-1], embedding_shift, "both"
+                ),
+                self._figure(
+                    "reconstruction_error",
+                    sketch[:, -1],
+                    reference_sketch[:, -1],
+                    lambda w, _: float(np.mean(w)),
                     "upper",
-                )
-            )
+                ),
+            ]
         estimate = estimate_accuracy(probabilities) if len(rows) else None
         # Judged against the estimate on reference windows: realized accuracy on a small
         # validation split of a good model is often 100% in every window, a band of width 0.
@@ -266,3 +284,9 @@ class VersionAnalysis:
         if figure.band is not None:
             self._bands[key] = figure.band
         return figure
+
+
+def _confidence(probabilities: np.ndarray) -> np.ndarray:
+    """Top probabilities on one grid: the log keeps float32 and the profile six decimals, and
+    near 1.0 (a sharp model) that storage difference alone would move a KS distance."""
+    return np.round(probabilities.max(axis=1), CONFIDENCE_DECIMALS)

@@ -33,6 +33,7 @@ td, th { padding: 3px 10px; border-bottom: 1px solid #ddd; text-align: left; }
 .alert { color: #c0392b; font-weight: bold; } .ok { color: #1e7b34; }
 .thumbs { display: flex; flex-wrap: wrap; gap: 10px; }
 .thumbs figure { margin: 0; font-size: 12px; width: 110px; }
+.span { font-size: 12px; color: #666; margin-top: 0; }
 """
 
 
@@ -89,9 +90,16 @@ def _request_counts(metrics: ServerMetrics) -> str:
     errors = sum(v for code, v in by_code.items() if int(code) >= 400)
     detail = ", ".join(f"{code}: {int(v)}" for code, v in sorted(by_code.items()))
     return (
-        f"<h2>Requests</h2><p><span class=requests>{int(total)}</span> requests, "
-        f"<span class=errors>{int(errors)}</span> errors ({escape(detail)})</p>"
+        f"<h2>Requests</h2><p><span class=requests>{int(total)}</span> "
+        f"{_plural(total, 'request')}, <span class=errors>{int(errors)}</span> "
+        f"{_plural(errors, 'error')} ({escape(detail or 'none yet')})</p>"
     )
+
+
+def _plural(count: float, noun: str) -> str:
+    if int(count) == 1:
+        return noun
+    return noun[:-2] + "es" if noun.endswith("is") else noun + "s"
 
 
 def _monitoring(
@@ -113,7 +121,7 @@ def _monitoring(
         latest = history[-1]
         rows = "".join(
             f"<tr><td>{escape(f.name)}</td>"
-            f"<td>{'' if f.value is None else f'{f.value:.4g}'}</td>"
+            f"<td>{'' if f.value is None else _number(f.value)}</td>"
             f"<td>{_band(f)}</td><td class={'alert' if f.alert else 'ok'}>{f.status}</td></tr>"
             for f in latest.window.figures
         )
@@ -125,21 +133,45 @@ def _monitoring(
             [e.high if e else None for e in estimates],
         )
         estimate = latest.window.estimate
+        span = (
+            f"{len(history)} {_plural(len(history), 'analysis')}, "
+            f"{_clock(history[0].time)} to {_clock(latest.time)}, every {monitor.interval_s:g} s"
+        )
         parts.append(
             f"<h3>{escape(name)} version {escape(latest.version)}</h3>"
             f"<p>latest window: {latest.window.items} predictions; estimated accuracy "
             f"<span class=estimate>{'' if estimate is None else f'{estimate.value:.3f}'}</span></p>"
-            f"{chart}<table class=figures><tr><th>figure</th><th>value</th><th>band</th>"
+            f"{chart}<p class=span>{span}</p>"
+            "<table class=figures><tr><th>figure</th><th>value</th><th>band</th>"
             f"<th>status</th></tr>{rows}</table>"
         )
     return "".join(parts)
 
 
 def _band(figure: DriftFigure) -> str:
+    """The learned band; one-sided ones as "at most" / "at least"."""
     if figure.band is None:
         return ""
     low, high = figure.band.low, figure.band.high
-    return f"{'' if low is None else f'{low:.4g}'} to {'' if high is None else f'{high:.4g}'}"
+    if low is None and high is None:
+        return ""
+    if low is None:
+        return f"at most {_number(high)}"
+    if high is None:
+        return f"at least {_number(low)}"
+    return f"{_number(low)} to {_number(high)}"
+
+
+def _number(value: float) -> str:
+    """Four significant digits, without an exponent for everyday magnitudes (27780, not
+    2.778e+04)."""
+    if 1e4 <= abs(value) < 1e9:
+        return f"{value:.0f}"
+    return f"{value:.4g}"
+
+
+def _clock(seconds: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(seconds))
 
 
 def _thumbnails(kept: list[KeptInput]) -> str:
