@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from edgeft.bundle import Bundle
 from edgeft.cli import app as cli
 from edgeft.monitor.active_learning import TO_LABEL, export_for_labelling
-from edgeft.monitor.prediction_log import LogLimits, PredictionLog, read_log
+from edgeft.monitor.prediction_log import LogLimits, ModelIdentity, PredictionLog, read_log
 from edgeft.monitor.profile import ReferenceProfile
 from edgeft.monitor.report import Window, monitor_log
 from edgeft.runtime import Predictor
@@ -93,8 +93,8 @@ def stream(client: TestClient, count: int, seed: int, bright: float = 0.0) -> li
     return sent
 
 
-def test_serve_log_feedback_monitor_and_export(
-    served: tuple[TestClient, Path], parts_bundle: Bundle, tmp_path: Path
+def test_the_loop_serve_log_feedback_monitor_export_retrain_compare(
+    served: tuple[TestClient, Path], parts_run: Path, parts_bundle: Bundle, tmp_path: Path
 ) -> None:
     client, log = served
     like = stream(client, 120, seed=7)
@@ -134,7 +134,9 @@ def test_serve_log_feedback_monitor_and_export(
     (version,) = report.versions
     windows = version.windows
     assert [w.items for w in windows[:4]] == [60, 60, 60, 60]
-    assert not windows[0].drifted and not windows[1].drifted, [w.to_dict()["figures"] for w in windows[:2]]
+    assert not windows[0].drifted and not windows[1].drifted, [
+        w.to_dict()["figures"] for w in windows[:2]
+    ]
     assert "input.brightness" in windows[2].drifted and "input.brightness" in windows[3].drifted
     assert windows[0].labelled == 20 and windows[0].realized is not None
     assert windows[-1].items == 1 and windows[-1].drifted == []  # too small to judge
@@ -173,6 +175,32 @@ def test_serve_log_feedback_monitor_and_export(
     unlabelled = sorted((m, i) for i, m in margins.items() if i not in logged.feedback)
     assert chosen == {i for _, i in unlabelled[:10]}
 
+    # The operator labels them, retrains from the run, compares, pushes the candidate.
+    truth = dict(like + shifted)
+    for image in out.glob("*.png"):
+        image.rename(out / truth[image.stem] / image.name)
+    runner, run, candidate = CliRunner(), tmp_path / "run-2", tmp_path / "bundle-2"
+    steps = [
+        ["finetune", "--init-from", str(parts_run), "--data", str(out), "--out", str(run)],
+        ["export", str(run), "--out", str(candidate)],
+    ]
+    for step in steps:
+        result = runner.invoke(cli, step)
+        assert result.exit_code == 0, result.output
+    repo = tmp_path / "repo"
+    result = runner.invoke(
+        cli,
+        ["compare", str(candidate), str(parts_bundle.root), "--data", str(out), "--json",
+         "--push", str(repo), "--name", MODEL],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    comparison = json.loads(result.output)
+    assert [e["name"] for e in comparison["environments"]] == ["test", "to-label"]
+    assert comparison["environments"][1]["items"] == 50
+    from edgeft.repository import ModelRepository
+
+    assert ModelRepository(repo).resolve(MODEL, "candidate").version == 1
+
 
 def test_versions_are_analysed_apart_and_unknown_bundles_are_named(
     parts_bundle: Bundle, zoo_bundle: Bundle, tmp_path: Path
@@ -180,8 +208,6 @@ def test_versions_are_analysed_apart_and_unknown_bundles_are_named(
     log = tmp_path / "log.sqlite"
     writer = PredictionLog(log)
     for bundle, version in ((parts_bundle, "1"), (zoo_bundle, "2")):
-        from edgeft.monitor.prediction_log import ModelIdentity
-
         predictor = Predictor(bundle, engine="onnxruntime")
         writer.register(ModelIdentity(MODEL, version, predictor.labels, bundle.fingerprint))
         images = [part_image(np.random.default_rng(i), "ok") for i in range(40)]
@@ -199,7 +225,6 @@ def test_versions_are_analysed_apart_and_unknown_bundles_are_named(
 def test_the_log_rotates_and_a_full_disk_stops_keeping_inputs(
     tmp_path: Path, parts_bundle: Bundle
 ) -> None:
-    from edgeft.monitor.prediction_log import ModelIdentity
 
     log = tmp_path / "log.sqlite"
     writer = PredictionLog(log, LogLimits(max_rows=100, keep_below=1.1, max_input_bytes=30_000))
@@ -239,3 +264,27 @@ def test_windows_parse_counts_and_spans() -> None:
     for bad in ("0", "-5", "1w", "", "h"):
         with pytest.raises(Exception, match="window"):
             Window.parse(bad)
+
+
+def test_a_text_bundle_is_profiled_logged_and_exported_as_tables(
+    text_bundle: Bundle, tmp_path: Path
+) -> None:
+    profile = ReferenceProfile.of(text_bundle)
+    assert set(profile.statistics) == {"characters", "tokens", "unknown_rate"}
+    predictor = Predictor(text_bundle, engine="onnxruntime")
+    texts = ["the north press keeps jamming", "please refund the late fee \U0001f99c"]
+    inputs = predictor.encoder.encode(texts)
+    statistics = predictor.encoder.statistics(inputs, texts)
+    assert statistics["characters"].tolist() == [len(t) for t in texts]
+    assert statistics["unknown_rate"][0] == 0 < statistics["unknown_rate"][1]
+    log = tmp_path / "texts.sqlite"
+    writer = PredictionLog(log, LogLimits(keep_below=1.1))
+    writer.register(ModelIdentity("tickets", "1", predictor.labels, text_bundle.fingerprint))
+    writer.record("tickets", "1", predictor.outputs(inputs), statistics, texts)
+    writer.close()
+    (window,) = monitor_log(log, [text_bundle]).versions[0].windows
+    assert window.items == 2 and {f.status for f in window.figures} == {"too-small"}
+    exported = export_for_labelling(log, tmp_path / "out", 5)
+    assert exported.to_label == 2
+    listed = (tmp_path / "out" / TO_LABEL).read_text(encoding="utf-8")
+    assert all(text in listed for text in texts)

@@ -26,12 +26,15 @@ FEATURES = "features"
 DIMENSIONS = 8
 
 
+TAP_SCOPE = "model"  # FeatureTap's attribute holding the network: the exporter's name scope
+
+
 class FeatureTap(nn.Module):
     """``model`` returning (logits, the classification head's input)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.model = model
+        self.model = model  # named as TAP_SCOPE
         self.head = last_linear(model)[1]
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,6 +98,8 @@ def project_features_output(path: str, projection: SketchProjection) -> None:
             helper.make_node("Concat", ["sketch", "sketch_error"], [EMBEDDING], axis=1),
         ]
     )
+    for node in graph.node:
+        node.name = _without_tap_scope(node.name)
     graph.output.remove(output)
     graph.output.append(
         helper.make_tensor_value_info(
@@ -103,3 +108,14 @@ def project_features_output(path: str, projection: SketchProjection) -> None:
     )
     onnx.checker.check_model(model)
     onnx.save(model, path)
+
+
+def _without_tap_scope(name: str) -> str:
+    """``/model/model.2/model.2.0/Conv`` -> ``/2/2.0/Conv``: a node named as in the graph
+    exported without ``FeatureTap``, so layer names (``quantize --keep-float``, reports) are the
+    network's own."""
+    parts = name.split("/")
+    if len(parts) < 3 or parts[1] != TAP_SCOPE:
+        return name
+    prefix = f"{TAP_SCOPE}."
+    return "/".join(["", *(p.removeprefix(prefix) for p in parts[2:])])

@@ -22,6 +22,7 @@ from edgeft.serve.live_monitor import LiveMonitor
 from edgeft.serve.metrics import ServerMetrics
 from edgeft.serve.models import ServedModels
 
+UNRELIABLE = " <span class=alert>(the inputs drifted: the estimate is unreliable)</span>"
 THUMBNAILS = 8
 THUMBNAIL_PX = 96
 REFRESH_S = 30
@@ -140,7 +141,8 @@ def _monitoring(
         parts.append(
             f"<h3>{escape(name)} version {escape(latest.version)}</h3>"
             f"<p>latest window: {latest.window.items} predictions; estimated accuracy "
-            f"<span class=estimate>{'' if estimate is None else f'{estimate.value:.3f}'}</span></p>"
+            f"<span class=estimate>{'' if estimate is None else f'{estimate.value:.3f}'}</span>"
+            f"{'' if latest.window.estimate_reliable else UNRELIABLE}</p>"
             f"{chart}<p class=span>{span}</p>"
             "<table class=figures><tr><th>figure</th><th>value</th><th>band</th>"
             f"<th>status</th></tr>{rows}</table>"
