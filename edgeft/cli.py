@@ -1117,7 +1117,7 @@ def monitor(
         typer.Option(help="Write the N most informative kept inputs to --out for labelling."),
     ] = None,
     strategy: Annotated[
-        str, typer.Option(help="least-confidence, margin or entropy.")
+        str, typer.Option(help="least-confidence, margin, entropy, or diverse (covers the sketch).")
     ] = "least-confidence",
     out: Annotated[Path | None, typer.Option(help="Folder for --export-uncertain.")] = None,
     as_json: JsonFlag = False,

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from edgeft.bundle import Bundle
 from edgeft.cli import app as cli
-from edgeft.monitor.active_learning import TO_LABEL, export_for_labelling
+from edgeft.monitor.active_learning import TO_LABEL, export_for_labelling, k_center
 from edgeft.monitor.prediction_log import LogLimits, ModelIdentity, PredictionLog, read_log
 from edgeft.monitor.profile import ReferenceProfile
 from edgeft.monitor.report import Window, monitor_log
@@ -175,6 +175,9 @@ def test_the_loop_serve_log_feedback_monitor_export_retrain_compare(
     unlabelled = sorted((m, i) for i, m in margins.items() if i not in logged.feedback)
     assert chosen == {i for _, i in unlabelled[:10]}
 
+    spread = export_for_labelling(log, tmp_path / "diverse", 5, "diverse")
+    assert spread.to_label == 5 and len(list((tmp_path / "diverse").glob("*.png"))) == 5
+
     # The operator labels them, retrains from the run, compares, pushes the candidate.
     truth = dict(like + shifted)
     for image in out.glob("*.png"):
@@ -288,3 +291,15 @@ def test_a_text_bundle_is_profiled_logged_and_exported_as_tables(
     assert exported.to_label == 2
     listed = (tmp_path / "out" / TO_LABEL).read_text(encoding="utf-8")
     assert all(text in listed for text in texts)
+
+
+def test_diverse_selection_covers_every_cluster_of_the_sketch() -> None:
+    rng = np.random.default_rng(0)
+    big = rng.normal(0, 0.1, size=(200, 2))
+    small = rng.normal(5, 0.1, size=(5, 2))
+    points = np.vstack([big, small])
+    candidates = [(1.0 if i == 0 else 0.0,) for i in range(len(points))]
+    picks = [i for i, _ in k_center(points, np.empty((0, 2)), 2, candidates)]
+    assert picks[0] == 0 and picks[1] >= 200  # the far cluster, not a second doubtful one
+    labelled_far = k_center(points, small[:1], 1, candidates)
+    assert labelled_far[0][0] < 200  # the far cluster is covered by a label already

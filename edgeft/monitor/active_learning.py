@@ -20,12 +20,17 @@ import numpy as np
 from edgeft.errors import EdgeftError
 from edgeft.monitor.prediction_log import read_log
 
-STRATEGIES = ("least-confidence", "margin", "entropy")
+STRATEGIES = ("least-confidence", "margin", "entropy", "diverse")
+# Rank by the model's own doubt; "diverse" instead spreads the picks over the embedding sketch.
+UNCERTAINTY = STRATEGIES[:3]
 TO_LABEL = "to-label.csv"
 
 
 def informativeness(probabilities: np.ndarray, strategy: str) -> np.ndarray:
-    """Higher is more informative: 1 - top probability, minus the top-two margin, or entropy."""
+    """Higher is more informative: 1 - top probability, minus the top-two margin, or entropy
+    ("diverse" ranks by least confidence where it needs an order: its first pick)."""
+    if strategy == "diverse":
+        return informativeness(probabilities, "least-confidence")
     if strategy == "least-confidence":
         return 1.0 - probabilities.max(axis=1)
     if strategy == "margin":
@@ -71,7 +76,13 @@ def export_for_labelling(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     candidates: list[tuple[float, str, str, str, float]] = []
-    labelled, missing = [], 0
+    sketches: list[np.ndarray] = []  # per candidate, then per labelled input
+    labelled, labelled_sketches, missing = [], [], 0
+    if strategy == "diverse" and len({v.bundle for v in versions}) > 1:
+        raise EdgeftError(
+            "--strategy diverse compares embedding sketches, which differ between bundles: "
+            "the log holds several; pass --model, or use an uncertainty strategy"
+        )
     for version in versions:
         scores = informativeness(version.probabilities, strategy)
         for i, (row_id, name) in enumerate(zip(version.ids, version.inputs, strict=True)):
@@ -80,13 +91,22 @@ def export_for_labelling(
             if not (inputs_dir / name).is_file():
                 missing += 1
                 continue
+            sketch = None if version.embedding is None else version.embedding[i, :-1]
             if row_id in version.feedback:
                 labelled.append((name, version.feedback[row_id]))
+                labelled_sketches.append(sketch)
             else:
                 guess = version.labels[int(version.probabilities[i].argmax())]
                 confidence = float(version.probabilities[i].max())
                 candidates.append((float(scores[i]), row_id, name, guess, confidence))
-    chosen = sorted(candidates, key=lambda c: (-c[0], c[1]))[:count]
+                sketches.append(sketch)
+    if strategy in UNCERTAINTY:
+        chosen = sorted(candidates, key=lambda c: (-c[0], c[1]))[:count]
+    else:
+        if any(s is None for s in sketches):
+            raise EdgeftError("--strategy diverse needs a bundle whose graph has an embedding")
+        picks = k_center(np.array(sketches), np.array(labelled_sketches), count, candidates)
+        chosen = [(distance, *candidates[i][1:]) for i, distance in picks]
     if any(name.endswith(".txt") for name, _ in labelled) or any(
         c[2].endswith(".txt") for c in chosen
     ):
@@ -100,6 +120,36 @@ def export_for_labelling(
         listing = [(name, guess, conf, score) for score, _, name, guess, conf in chosen]
         _write_listing(out / TO_LABEL, listing, strategy)
     return LabellingExport(out, len(chosen), len(labelled), missing)
+
+
+def k_center(
+    points: np.ndarray, centres: np.ndarray, count: int, candidates: list[tuple]
+) -> list[tuple[int, float]]:
+    """Greedy k-centre (the core-set selection of Sener and Savarese, 2018): each pick is the
+    point farthest from everything labelled or picked so far, so the picks cover the new data
+    instead of crowding one doubtful corner. Under a strong shift a model is confidently wrong
+    on most new inputs, and ranking by its doubt never reaches them (benchmarks/results/
+    monitor_elpv.md). Starts from the least confident candidate when nothing is labelled.
+    Returns (candidate index, its distance when picked)."""
+    if len(points) == 0 or count == 0:
+        return []
+    scale = points.std(axis=0) + 1e-9  # every sketch axis counts alike
+    points = points / scale
+    picks: list[tuple[int, float]] = []
+    if len(centres):
+        gaps = points[:, None, :] - (centres / scale)[None, :, :]
+        nearest = np.linalg.norm(gaps, axis=2).min(axis=1)
+    else:
+        first = max(range(len(candidates)), key=lambda i: candidates[i][0])
+        picks.append((first, float("inf")))
+        nearest = np.linalg.norm(points - points[first], axis=1)
+        nearest[first] = -1.0  # picked: never again (a distance is never negative)
+    while len(picks) < min(count, len(points)):
+        index = int(np.argmax(nearest))
+        picks.append((index, float(nearest[index])))
+        nearest = np.minimum(nearest, np.linalg.norm(points - points[index], axis=1))
+        nearest[index] = -1.0
+    return picks
 
 
 def _write_listing(path: Path, rows: list[tuple], strategy: str) -> None:
