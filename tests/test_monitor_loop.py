@@ -152,7 +152,7 @@ def test_the_loop_serve_log_feedback_monitor_export_retrain_compare(
          "--json", "--html", str(html)],
     )  # fmt: skip
     assert result.exit_code == 1, result.output
-    assert json.loads(result.output)["drifted"] is True
+    assert json.loads(result.stdout)["drifted"] is True
     assert "<svg" in html.read_text() and "input.brightness" in html.read_text()
     like_only = CliRunner().invoke(
         cli, ["monitor", str(log), "--bundle", str(parts_bundle.root), "--window", "1d"]
@@ -197,7 +197,7 @@ def test_the_loop_serve_log_feedback_monitor_export_retrain_compare(
          "--push", str(repo), "--name", MODEL],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    comparison = json.loads(result.output)
+    comparison = json.loads(result.stdout)
     assert [e["name"] for e in comparison["environments"]] == ["test", "to-label"]
     assert comparison["environments"][1]["items"] == 50
     from edgeft.repository import ModelRepository
