@@ -47,7 +47,7 @@ from edgeft.targets import QuantizationScheme
 from edgeft.train.checkpoint import load_weights
 from edgeft.train.finetune import MODEL, RECIPE, RUN
 from edgeft.train.qat import QAT_MODEL, restore_qat_model
-from edgeft.zoo import get_model
+from edgeft.zoo import get_model, rebuild
 
 log = logging.getLogger("edgeft.export")
 
@@ -74,12 +74,17 @@ def load_source(source: str | Path) -> ExportSource:
     if run_file.is_file():
         run = json.loads(run_file.read_text())
         recipe = json.loads((Path(source) / RECIPE).read_text())
-        entry = get_model(run["model"], weights=recipe.get("weights"))
+        entry = (
+            rebuild(run["architecture"], Path(source))
+            if "architecture" in run
+            else get_model(run["model"], weights=recipe.get("weights"))
+        )
         model = entry.create(num_classes=len(run["labels"]), pretrained=False)
         load_weights(model, Path(source) / MODEL)
         preprocessing = preprocessing_from_dict(run["preprocessing"])
         provenance = {
             "base_model": run["model"],
+            "architecture": run.get("architecture"),
             "fine_tuned": True,
             "run": str(source),
             "dataset": run["dataset"],
@@ -132,7 +137,7 @@ def export_bundle(
     dataset = _recorded_dataset(loaded.provenance)
     spec, labels = loaded.preprocessing, loaded.labels
     model = loaded.model.eval()
-    inputs = model_inputs(spec)
+    inputs = model_inputs(spec, model)
     example, axes = inputs.example, inputs.dynamic_axes
     # With a validation split the graph also outputs its pooled features, projected below.
     names = ["logits"] if dataset is None else ["logits", FEATURES]

@@ -20,9 +20,10 @@ class ModelInputs:
     dynamic_axes: dict[str, dict[int, str]]
 
 
-def model_inputs(spec: Preprocessing) -> ModelInputs:
+def model_inputs(spec: Preprocessing, model: torch.nn.Module) -> ModelInputs:
     """Images: one NCHW float tensor, dynamic batch. Texts: token ids and attention mask,
-    dynamic batch and sequence (a batch is padded to its longest text, not a fixed length)."""
+    dynamic batch and sequence (a batch is padded to its longest text, not a fixed length);
+    the example ids stay inside the model's vocabulary, which a user's own may keep small."""
     generator = torch.Generator().manual_seed(0)
     if isinstance(spec, ImagePreprocessing):
         return ModelInputs(
@@ -30,7 +31,13 @@ def model_inputs(spec: Preprocessing) -> ModelInputs:
             [TensorSpec("input", (-1, 3, *spec.crop), "float32")],
             {"input": {0: "batch"}, "logits": {0: "batch"}},
         )
-    ids = torch.randint(1000, 20000, (2, _EXAMPLE_TOKENS), generator=generator)
+    vocabulary = next(m for m in model.modules() if isinstance(m, torch.nn.Embedding))
+    ids = torch.randint(
+        min(1000, vocabulary.num_embeddings // 2),
+        vocabulary.num_embeddings,
+        (2, _EXAMPLE_TOKENS),
+        generator=generator,
+    )
     mask = torch.ones_like(ids)
     mask[1, _EXAMPLE_TOKENS // 2 :] = 0  # a padded row, so masking is part of what is checked
     example = dict(zip(INPUT_NAMES, (ids, mask), strict=True))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,18 @@ from edgeft.runtime.engines import open_session
 OPSET = 17
 # Max |onnx - torch| on logits, relative to the logits' scale: float reordering stays far below.
 TOLERANCE = 1e-4
+
+
+@contextmanager
+def _attention_as_plain_ops() -> Iterator[None]:
+    """``nn.MultiheadAttention`` (torchvision's ViT) takes a fused fast path in eval mode under
+    no_grad, which has no ONNX symbolic; tracing the plain path exports the same maths."""
+    enabled = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(enabled)
 
 
 def export_onnx(
@@ -31,7 +45,7 @@ def export_onnx(
     """
     model = model.eval()
     names = list(example)
-    with torch.no_grad():
+    with torch.no_grad(), _attention_as_plain_ops():
         try:
             torch.onnx.export(
                 model,

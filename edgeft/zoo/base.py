@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from torch import nn
 
@@ -14,14 +15,23 @@ from edgeft.errors import EdgeftError
 
 @dataclass(frozen=True)
 class LayerGroup:
-    """A named slice of the network, frozen, unfrozen and given a learning rate as one unit."""
+    """A named slice of the network, frozen, unfrozen and given a learning rate as one unit.
+
+    ``tensors`` are parameters held directly by a module that is not itself in the group (a
+    transformer's class token and position embedding)."""
 
     name: str
     modules: tuple[nn.Module, ...]
+    tensors: tuple[nn.Parameter, ...] = ()
 
     def parameters(self) -> Iterator[nn.Parameter]:
         for module in self.modules:
             yield from module.parameters()
+        yield from self.tensors
+
+    @property
+    def holds_parameters(self) -> bool:
+        return any(True for _ in self.parameters())
 
 
 class ZooModel(ABC):
@@ -60,6 +70,26 @@ class ZooModel(ABC):
     @abstractmethod
     def layer_groups(self, model: nn.Module) -> list[LayerGroup]:
         """The network's groups ordered from input to output; the last one is the head."""
+
+    def check(self) -> None:  # noqa: B027 - zoo weights are checked by hash when loaded
+        """Refuse weights that do not fit the architecture, before a run folder exists."""
+
+    def run_files(self) -> dict[str, Path]:
+        """Files a run folder keeps so the network can be rebuilt from it (a tokenizer)."""
+        return {}
+
+    def record(self, model: nn.Module) -> dict[str, object]:
+        """What a run records about its network (``model``, built by ``create``): enough for
+        ``edgeft.zoo.rebuild`` to build it again, and its family for the quantizers."""
+        from edgeft.zoo.layer_groups import family_of, head_name
+
+        return {
+            "source": "zoo",
+            "name": self.name,
+            "weights": self.weights_source,
+            "head": head_name(model),
+            "family": family_of(model),
+        }
 
 
 def count_parameters(model: nn.Module) -> int:

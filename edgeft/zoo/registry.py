@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from edgeft.errors import EdgeftError
 from edgeft.zoo.base import ZooModel
@@ -64,13 +65,43 @@ def get_model(name: str, weights: str | Path | None = None) -> ZooModel:
         arch = name.split(":", 1)[1]
         return TorchvisionModel(arch, arch, Path(weights))
     if Path(name).is_dir():
-        from edgeft.zoo.huggingface_text import HuggingFaceTextModel
-
-        return HuggingFaceTextModel(Path(name).name, Path(name))
+        if weights is not None:
+            raise EdgeftError(
+                f"{name} is a Hugging Face folder with its own weights; drop --weights"
+            )
+        return _huggingface_folder(Path(name))
     raise EdgeftError(
         f"unknown model {name!r}: choose one of {', '.join(ZOO)}, "
         "torchvision:<arch> with --weights FILE, or a local Hugging Face model folder"
     )
+
+
+def _huggingface_folder(folder: Path, name: str | None = None) -> ZooModel:
+    from edgeft.zoo.huggingface_folder import folder_task
+
+    if folder_task(folder) == "image-classification":
+        from edgeft.zoo.huggingface_image import HuggingFaceImageModel
+
+        return HuggingFaceImageModel(name or folder.name, folder)
+    from edgeft.zoo.huggingface_text import HuggingFaceTextModel
+
+    return HuggingFaceTextModel(name or folder.name, folder)
+
+
+def rebuild(record: dict[str, Any], run_dir: Path) -> ZooModel:
+    """The zoo entry a run recorded (``ZooModel.record``), able to ``create(pretrained=False)``
+    the run's architecture without the original weights: a Hugging Face model from the config
+    the run folder keeps, a torchvision one from its architecture name."""
+    source = record.get("source")
+    if source == "zoo":
+        return get_model(str(record["name"]))
+    if source == "torchvision":
+        from edgeft.zoo.torchvision_model import TorchvisionModel
+
+        return TorchvisionModel(str(record["arch"]), str(record["arch"]), None)
+    if source == "huggingface":
+        return _huggingface_folder(run_dir, str(record["name"]))
+    raise EdgeftError(f"{run_dir}: the run records an unknown model source {source!r}")
 
 
 def summarise(name: str) -> dict[str, object]:

@@ -43,6 +43,7 @@ from edgeft.errors import EdgeftError
 from edgeft.quantize.backends.base import Int8Quantizer, ModelType
 from edgeft.quantize.bias_correction import correct_biases, measure_bias_shifts
 from edgeft.quantize.depthwise_equalization import conv_groups, equalize_depthwise_inputs
+from edgeft.quantize.shared_initializers import unshare_initializers
 from edgeft.runtime.scoring import EncodedSplit
 from edgeft.targets.int8_scheme import QuantizationScheme
 
@@ -133,12 +134,15 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
                 "quant_pre_process failed (%s); using raw graph", exc
             )
             self.prepared.write_bytes(fp32_path.read_bytes())
-        if model_type == "cnn":
-            graph = onnx.load(str(self.prepared))
-            count = equalize_depthwise_inputs(graph, calibration.batches)
-            if count:
-                onnx.save(graph, str(self.prepared))
-                self.rewrites["depthwise_inputs_equalized"] = count
+        graph = onnx.load(str(self.prepared))
+        unshared = unshare_initializers(graph)
+        equalized = (
+            equalize_depthwise_inputs(graph, calibration.batches) if model_type == "cnn" else 0
+        )
+        if equalized:
+            self.rewrites["depthwise_inputs_equalized"] = equalized
+        if unshared or equalized:
+            onnx.save(graph, str(self.prepared))
 
     def variants(self, method: str) -> list[str]:
         if method == "auto":
@@ -162,7 +166,10 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
             "CalibPercentile": 99.999,
             # Keep classifier logits in float: 256 levels over a 1000-class logit range turn
             # near-ties into flipped top-1 answers (NNCF leaves the last output alone too).
-            "OpTypesToExcludeOutputQuantization": ["Gemm"],
+            # A transformer's matrix products hand float to what follows, so attention scores
+            # reach the softmax, and biases the residual sums, unrounded (the float islands).
+            "OpTypesToExcludeOutputQuantization": ["Gemm"]
+            + (["MatMul"] if self.model_type == "transformer" else []),
         }
         if histogram:
             options["CalibStridedMinMax"] = 1  # one batch of full activations in memory at a time
