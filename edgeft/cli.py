@@ -187,6 +187,7 @@ def finetune(
     """Fine-tune a pretrained backbone on an image or text dataset (transfer learning), then QAT.
 
     Retrain: edgeft finetune --init-from runs/elpv --data new-labels --out runs/elpv-2
+    Data-parallel: torchrun --nproc-per-node 2 -m edgeft finetune --data elpv --out runs/elpv
     """
     from dataclasses import fields
 
@@ -205,7 +206,8 @@ def finetune(
             raise EdgeftError("--init-from needs --data: the newly labelled items")
         recipe = Recipe.from_run(init_from, **given)
     result = run_finetune(recipe, out, resume=resume, console=console)
-    console.print(f"run written to {result.run_dir} (metrics.json, curves.png, confusion.png)")
+    if result.written:  # under torchrun, by rank 0 alone
+        console.print(f"run written to {result.run_dir} (metrics.json, curves.png, confusion.png)")
 
 
 @app.command()

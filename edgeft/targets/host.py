@@ -66,6 +66,34 @@ def openvino_devices() -> tuple[str, ...]:
     return tuple(ov.Core().available_devices)
 
 
+NVIDIA_DRIVER_GPUS = Path("/proc/driver/nvidia/gpus")
+
+
+def nvidia_gpus(listing: Path = NVIDIA_DRIVER_GPUS) -> tuple[str, ...]:
+    """The model names of the GPUs NVIDIA's kernel driver lists; empty without the driver."""
+    if not listing.is_dir():
+        return ()
+    names = []
+    for info in sorted(listing.glob("*/information")):
+        lines = [line.partition(":") for line in info.read_text().splitlines()]
+        names.append(next((v.strip() for k, _, v in lines if k == "Model"), info.parent.name))
+    return tuple(names)
+
+
+def onnxruntime_wheel() -> str | None:
+    """The installed ONNX Runtime distribution: ``onnxruntime-gpu`` (CUDA and TensorRT
+    providers), ``onnxruntime`` (CPU) or None."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    for name in ("onnxruntime-gpu", "onnxruntime"):
+        try:
+            distribution(name)
+        except PackageNotFoundError:
+            continue
+        return name
+    return None
+
+
 @cache
 def onnxruntime_providers() -> tuple[str, ...]:
     try:

@@ -16,12 +16,21 @@ from pathlib import Path
 from typing import Any
 
 from edgeft.errors import EdgeftError
-from edgeft.targets.host import Host, onnxruntime_providers, openvino_devices, this_host
+from edgeft.targets.host import (
+    NVIDIA_DRIVER_GPUS,
+    Host,
+    nvidia_gpus,
+    onnxruntime_providers,
+    onnxruntime_wheel,
+    openvino_devices,
+    this_host,
+)
 
 _REQUIREMENT_KEYS = {
     "machine", "cpu_flags", "absent_cpu_flags", "openvino_devices", "onnxruntime_providers",
-    "files", "absent_files",
+    "files", "absent_files", "gpus",
 }  # fmt: skip
+_GPU_VENDORS = {"nvidia"}
 _ENGINE_KEYS = {"providers", "device", "hint", "threads", "streams"}
 
 
@@ -34,6 +43,7 @@ class Requirements:
     onnxruntime_providers: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
     absent_files: tuple[str, ...] = ()
+    gpus: tuple[str, ...] = ()  # vendors whose kernel driver must list a GPU
 
 
 @dataclass(frozen=True)
@@ -65,10 +75,18 @@ class TargetProfile:
                 d for d in need.openvino_devices if not any(h.startswith(d) for h in have)
             ]:
                 reasons.append(f"OpenVINO sees no {', '.join(missing)} device")
+        if "nvidia" in need.gpus and not nvidia_gpus():
+            reasons.append(f"no NVIDIA GPU driver ({NVIDIA_DRIVER_GPUS} lists no GPU)")
         if need.onnxruntime_providers:
             have = onnxruntime_providers()
             if missing := [p for p in need.onnxruntime_providers if p not in have]:
-                reasons.append(f"ONNX Runtime lacks {', '.join(missing)}")
+                wheel = onnxruntime_wheel()
+                hint = (
+                    f" (the {wheel} wheel is installed; `make setup-gpu` installs onnxruntime-gpu)"
+                    if "CUDAExecutionProvider" in missing and wheel != "onnxruntime-gpu"
+                    else ""
+                )
+                reasons.append(f"ONNX Runtime lacks {', '.join(missing)}{hint}")
         if missing := [f for f in need.files if not Path(f).exists()]:
             reasons.append(f"no {', '.join(missing)}")
         if extra := [f for f in need.absent_files if Path(f).exists()]:
@@ -100,6 +118,8 @@ def parse_target(data: dict[str, Any], path: Path | None = None) -> TargetProfil
     for key, value in requires.items():
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise fail(f"[requires] {key} must be a list of strings")
+    if unknown := set(requires.get("gpus", [])) - _GPU_VENDORS:
+        raise fail(f"[requires] gpus: unknown vendor {', '.join(sorted(unknown))} (knows nvidia)")
     engines = data.get("engines", {})
     if not engines:
         raise fail("needs at least one [engines.<name>] table")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from edgeft.bundle import ImagePreprocessing, TextPreprocessing
 from edgeft.data import ClassificationDataset, DatasetExtension, load_dataset
@@ -32,6 +33,7 @@ from edgeft.errors import EdgeftError
 from edgeft.evaluation import classification_metrics
 from edgeft.runtime.encoders import TextEncoder
 from edgeft.train import checkpoint
+from edgeft.train.distributed import ProcessGroup
 from edgeft.train.image_data import ImageExamples, drop_unreadable
 from edgeft.train.optim import param_groups, thaw_top, train_mode, warmup_cosine
 from edgeft.train.plots import plot_confusion, plot_curves
@@ -53,8 +55,12 @@ _TASK_OF_KIND = {"image": "image-classification", "text": "text-classification"}
 
 @dataclass
 class RunResult:
+    """``written`` is False in the processes of a distributed run that left the run folder
+    (and the test and QAT steps) to rank 0."""
+
     run_dir: Path
     metrics: dict[str, Any]
+    written: bool = True
 
 
 def resized_spec(
@@ -68,22 +74,32 @@ def resized_spec(
 
 
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 where the device computes it natively; on a GPU without bf16, fp16 (with a
+    gradient scaler, see ``_Trainer``); otherwise fp32."""
     if precision == "fp32":
         return None
     if precision == "bf16":
         return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     fast_bf16 = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
-    return torch.bfloat16 if device.type == "cuda" or fast_bf16 else None
+    return torch.bfloat16 if fast_bf16 else None
 
 
 class _Trainer:
-    """State shared by the epoch loop: model, data, loss, where to autocast."""
+    """State shared by the epoch loop: model, data, loss, where to autocast, which process of
+    the run this is (only rank 0 logs and writes)."""
 
-    def __init__(self, recipe: Recipe, run_dir: Path, console: Console) -> None:
-        self.recipe, self.run_dir, self.console = recipe, run_dir, console
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    def __init__(
+        self, recipe: Recipe, run_dir: Path, console: Console, group: ProcessGroup
+    ) -> None:
+        self.recipe, self.run_dir, self.console, self.group = recipe, run_dir, console, group
+        self.device = group.device
         self.amp = _autocast_dtype(recipe.precision, self.device)
-        self.log = open(run_dir / "train.log", "a")  # noqa: SIM115 - closed in finetune()
+        # fp16 gradients underflow without loss scaling; bf16 and fp32 need none.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
+        log = run_dir / "train.log" if group.is_main else Path(os.devnull)
+        self.log = open(log, "a")  # noqa: SIM115 - closed in finetune()
 
     def say(self, message: str) -> None:
         self.console.print(message)
@@ -147,8 +163,10 @@ class _Trainer:
 def finetune(
     recipe: Recipe, out: str | Path, resume: bool = False, console: Console | None = None
 ) -> RunResult:
-    """Train per ``recipe`` into the run folder ``out`` (or continue it with ``resume``)."""
-    console = console or Console()
+    """Train per ``recipe`` into the run folder ``out`` (or continue it with ``resume``); under
+    torchrun, as one process of a data-parallel run (``edgeft.train.distributed``)."""
+    group = ProcessGroup.from_environment()
+    console = (console or Console()) if group.is_main else Console(quiet=True)
     run_dir = Path(out)
     if resume:
         if not (run_dir / checkpoint.STATE).is_file():
@@ -158,7 +176,8 @@ def finetune(
         raise EdgeftError(
             f"{run_dir} already exists; pass --resume to continue it or choose another --out"
         )
-    dataset = _training_data(recipe, run_dir)
+    with group.main_first():  # a built-in dataset is written to disk once
+        dataset = _training_data(recipe, run_dir)
     entry = get_model(recipe.model, weights=recipe.weights)
     if entry.task != _TASK_OF_KIND[dataset.kind]:
         raise EdgeftError(
@@ -169,11 +188,18 @@ def finetune(
             "--qat is built for image models; text models go to int8 post-training "
             "(edgeft quantize), within the same accuracy budget"
         )
+    if recipe.qat and group.distributed:
+        raise EdgeftError(
+            "--qat runs in one process: fine-tune under torchrun without it, then run "
+            "edgeft quantize (or QAT in a single-process run)"
+        )
     recipe = recipe.for_task(entry.task)
     if not resume:
         entry.check()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    trainer = _Trainer(recipe, run_dir, console)
+    if group.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    group.barrier()
+    trainer = _Trainer(recipe, run_dir, console, group)
     try:
         return _run(trainer, entry, dataset, resume)
     except KeyboardInterrupt as exc:
@@ -184,6 +210,7 @@ def finetune(
         ) from exc
     finally:
         trainer.log.close()
+        group.close()
 
 
 def _training_data(recipe: Recipe, run_dir: Path) -> ClassificationDataset:
@@ -211,17 +238,14 @@ def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: 
             skipped += bad
         if skipped:
             trainer.say(f"skipped {len(skipped)} unreadable image(s) (--skip-bad)")
-        loader = _image_loaders(spec, recipe)
+        loader = _image_loaders(spec, recipe, trainer.group)
     else:
         spec = entry.preprocessing
-    if not resume:
-        for name, file in entry.run_files().items():
-            shutil.copyfile(file, run_dir / name)
-    if dataset.kind == "text":
-        loader = _text_loaders(TextEncoder(spec, run_dir / TOKENIZER_FILE, INPUT_NAMES), recipe)
     torch.manual_seed(recipe.seed)
     model = entry.create(len(dataset.classes), recipe.pretrained and not recipe.init_from)
-    if not resume:
+    if not resume and trainer.group.is_main:
+        for name, file in entry.run_files().items():
+            shutil.copyfile(file, run_dir / name)
         (run_dir / RECIPE).write_text(recipe.to_json())
         run_info = {
             "model": entry.name,
@@ -241,6 +265,10 @@ def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: 
                 f"{len(new['dropped_copies'])} copies of old items dropped; test unchanged"
             )
         (run_dir / RUN).write_text(json.dumps(run_info, indent=2))
+    trainer.group.barrier()  # the others read the tokenizer rank 0 copied
+    if dataset.kind == "text":
+        encoder = TextEncoder(spec, run_dir / TOKENIZER_FILE, INPUT_NAMES)
+        loader = _text_loaders(encoder, recipe, trainer.group)
     if recipe.init_from:
         checkpoint.load_weights(model, Path(recipe.init_from) / MODEL)
     model = trainer.place(model)
@@ -276,6 +304,9 @@ def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: 
         resume,
     )
     training_seconds = caching_seconds + sum(h["seconds"] for h in history)
+    trainer.group.barrier()  # the best checkpoint is written
+    if not trainer.group.is_main:
+        return RunResult(run_dir, {}, written=False)
     checkpoint.load_weights(model, run_dir / checkpoint.BEST)
     checkpoint.save_weights(model, run_dir / MODEL)
     test_loader = loader(splits["test"])
@@ -315,29 +346,36 @@ def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: 
 
 
 def _batches(
-    dataset: Any, recipe: Recipe, shuffle: bool, collate: Callable | None = None
+    dataset: Any,
+    recipe: Recipe,
+    shuffle: bool,
+    group: ProcessGroup,
+    collate: Callable | None = None,
 ) -> DataLoader:
-    """Batches in the recipe's size; shuffling is seeded so a run repeats exactly."""
+    """Batches in the recipe's size; shuffling is seeded so a run repeats exactly. A shuffled
+    (training) split in a distributed run: this process's shard, in its share of the batch."""
+    sampler = group.sampler(dataset, recipe.seed) if shuffle else None
     return DataLoader(
         dataset,
-        batch_size=recipe.batch_size,
-        shuffle=shuffle,
+        batch_size=recipe.batch_size if sampler is None else group.local_batch(recipe.batch_size),
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
         generator=torch.Generator().manual_seed(recipe.seed),
         collate_fn=collate,
     )
 
 
-def _image_loaders(spec: ImagePreprocessing, recipe: Recipe) -> MakeLoader:
+def _image_loaders(spec: ImagePreprocessing, recipe: Recipe, group: ProcessGroup) -> MakeLoader:
     def loader(examples: list, shuffle: bool = False, augment: bool = False) -> DataLoader:
         transform = train_transform(spec) if augment else eval_transform(spec)
-        return _batches(ImageExamples(examples, transform), recipe, shuffle)
+        return _batches(ImageExamples(examples, transform), recipe, shuffle, group)
 
     return loader
 
 
-def _text_loaders(encoder: TextEncoder, recipe: Recipe) -> MakeLoader:
+def _text_loaders(encoder: TextEncoder, recipe: Recipe, group: ProcessGroup) -> MakeLoader:
     def loader(examples: list, shuffle: bool = False, augment: bool = False) -> DataLoader:
-        return _batches(list(examples), recipe, shuffle, TextCollator(encoder))
+        return _batches(list(examples), recipe, shuffle, group, TextCollator(encoder))
 
     return loader
 
@@ -362,7 +400,7 @@ def _cached_features(
             examples = splits[split]
             trainer.predict(model, loader(examples))
             features = TensorDataset(torch.cat(captured), torch.tensor([e.label for e in examples]))
-            loaders.append(_batches(features, trainer.recipe, shuffle=split == "train"))
+            loaders.append(_batches(features, trainer.recipe, split == "train", trainer.group))
     finally:
         hook.remove()
     trainer.say(f"cached {len(loaders[0].dataset)} train features of size {captured[0].shape[1]}")
@@ -372,7 +410,7 @@ def _cached_features(
 def _fit(
     trainer, model, trainable, groups, train_loader, val_loader, loss_fn, classes, resume
 ) -> list[dict[str, Any]]:
-    recipe, run_dir = trainer.recipe, trainer.run_dir
+    recipe, run_dir, group = trainer.recipe, trainer.run_dir, trainer.group
     progressive = recipe.strategy == "progressive"
     optimizer = torch.optim.AdamW(
         param_groups(
@@ -392,9 +430,14 @@ def _fit(
     if resume:
         state = checkpoint.load_progress(run_dir, model, optimizer, scheduler)
         trainer.say(f"resuming after epoch {state['epoch']}")
+    wrapped: tuple[int, nn.Module] | None = None  # (groups thawed, the module DDP wraps)
     with trainer.progress() as bar:
         for epoch in range(state["epoch"] + 1, recipe.epochs + 1):
             trainable_params = thaw_top(groups, state["thawed"])
+            if wrapped is None or wrapped[0] != state["thawed"]:
+                wrapped = (state["thawed"], group.wrap(trainable))
+            if isinstance(train_loader.sampler, DistributedSampler):
+                train_loader.sampler.set_epoch(epoch)
             torch.manual_seed(recipe.seed * 1000 + epoch)
             task = bar.add_task(f"epoch {epoch}/{recipe.epochs}", total=steps)
             train_mode(trainable, groups)
@@ -402,10 +445,11 @@ def _fit(
             for x, y in train_loader:
                 y = y.to(trainer.device)
                 with trainer.autocast():
-                    loss = loss_fn(trainable(*trainer.inputs(x)).float(), y)
+                    loss = loss_fn(wrapped[1](*trainer.inputs(x)).float(), y)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                trainer.scaler.scale(loss).backward()
+                trainer.scaler.step(optimizer)
+                trainer.scaler.update()
                 scheduler.step()
                 running, seen = running + loss.item() * len(y), seen + len(y)
                 bar.update(
@@ -414,14 +458,19 @@ def _fit(
                     description=f"epoch {epoch}/{recipe.epochs} loss {running / seen:.3f}",
                 )
             bar.remove_task(task)
+            running, seen = group.total([running, seen])
             truth, preds, val_loss = trainer.predict(trainable, val_loader)
             val = classification_metrics(truth, preds, classes)
+            val_loss, val_accuracy, val_macro_f1 = group.from_main(
+                [val_loss, val["accuracy"], val["macro_f1"]]
+            )
             row = {
                 "epoch": epoch,
+                "steps": steps,
                 "train_loss": running / seen,
                 "val_loss": val_loss,
-                "val_accuracy": val["accuracy"],
-                "val_macro_f1": val["macro_f1"],
+                "val_accuracy": val_accuracy,
+                "val_macro_f1": val_macro_f1,
                 "trainable_params": trainable_params,
                 "seconds": round(time.perf_counter() - started, 1),
                 "lr_head": optimizer.param_groups[-1]["lr"],
@@ -430,7 +479,8 @@ def _fit(
             improved = row["val_macro_f1"] > state["best"]
             if improved:
                 state["best"], state["stale"], state["stale_since_thaw"] = row["val_macro_f1"], 0, 0
-                checkpoint.save_weights(model, run_dir / checkpoint.BEST)
+                if group.is_main:
+                    checkpoint.save_weights(model, run_dir / checkpoint.BEST)
             else:
                 state["stale"] += 1
                 state["stale_since_thaw"] += 1
@@ -448,7 +498,8 @@ def _fit(
                 state["thawed"] += 1
                 state["stale_since_thaw"] = 0
                 trainer.say(f"val stalled: thawing {groups[-state['thawed']].name}")
-            checkpoint.save_progress(run_dir, model, optimizer, scheduler, state)
+            if group.is_main:
+                checkpoint.save_progress(run_dir, model, optimizer, scheduler, state)
             all_thawed = state["thawed"] >= len(groups)
             if all_thawed and state["stale"] >= recipe.patience:
                 trainer.say(f"early stop: no better val macro-F1 for {recipe.patience} epochs")
