@@ -94,6 +94,8 @@ def main() -> None:
     add_batch1_latency(rows, models, test, args.rounds, args.seconds)
     host = host_fingerprint()
     command = f"python benchmarks/text_float_islands.py --run {args.run} --out {args.out}"
+    strategy = json.loads((args.run / "recipe.json").read_text())["strategy"]
+    trained = f"edgeft finetune --model minilm --data rotten-tomatoes --strategy {strategy}"
     RESULTS.mkdir(exist_ok=True)
     result = {"command": command, "host": host, "test_examples": len(test), "models": rows}
     (RESULTS / "text_float_islands.json").write_text(json.dumps(result, indent=2))
@@ -118,7 +120,8 @@ def main() -> None:
         ),
         f"MiniLM on the reviews ({len(test)} test), batch 1",
         RESULTS / "text_float_islands.md",
-        f"Command: `{command}`\n\nHost: {host['cpu']}, {', '.join(host['flags'])}",
+        f"Command: `{command}` (the run: `{trained}`)\n\n"
+        f"Host: {host['cpu']}, {', '.join(host['flags'])}",
         console,
     )
 
