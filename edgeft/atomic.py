@@ -26,7 +26,7 @@ _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 
 
-def replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
+def replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
     """``write(temporary)`` fills a sibling file, which then replaces ``path`` durably."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -62,10 +62,10 @@ def _sync_file(path: Path) -> None:
 def sync_tree(root: Path) -> None:
     """Flush every file, then every folder (deepest first), so the whole tree is on disk."""
     folders = [root]
-    for folder, subfolders, files in os.walk(root):
+    for parent, subfolders, files in os.walk(root):
         for name in files:
-            _sync_file(Path(folder, name))
-        folders += [Path(folder, name) for name in subfolders]
+            _sync_file(Path(parent, name))
+        folders += [Path(parent, name) for name in subfolders]
     for folder in reversed(folders):
         sync_folder(folder)
 

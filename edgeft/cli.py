@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from edgeft.runtime.model_choice import ModelChoice
 
 app = typer.Typer(
-    help="Fine-tune, compress, benchmark and run pretrained models on edge boxes.",
+    help="Fine-tune, compress, benchmark and run pretrained models on edge boxes.\n\n"
+    "Example: edgeft finetune --data elpv --out runs/elpv && edgeft export runs/elpv --out bundle",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
@@ -65,7 +66,10 @@ def _say_choice(choice: ModelChoice) -> None:
 
 @app.command()
 def models(as_json: JsonFlag = False) -> None:
-    """List the offline model zoo (parameters and size measured by building each model)."""
+    """List the offline model zoo (parameters and size measured by building each model).
+
+    Example: edgeft models --json
+    """
     from edgeft.zoo import ZOO, summarise
 
     rows = [summarise(name) for name in ZOO]
@@ -97,7 +101,10 @@ def data_inspect(
     seed: Annotated[int, typer.Option(help="Seed of the stratified split.")] = 0,
     as_json: JsonFlag = False,
 ) -> None:
-    """Class counts per split, and warnings on imbalance, cross-split duplicates, unreadable files."""
+    """Class counts per split, and warnings on imbalance, cross-split duplicates, unreadable files.
+
+    Example: edgeft data inspect path/to/images
+    """
     from edgeft.data import SPLITS, inspect_dataset, load_dataset
 
     report = inspect_dataset(load_dataset(source, seed=seed))
@@ -249,7 +256,12 @@ def quantize(
         typer.Option(help="A size, a recipe in calibration/, a .toml file or an image folder."),
     ] = None,
     method: Annotated[
-        str, typer.Option(help="minmax, mean-minmax, entropy, percentile, or auto (try several).")
+        str,
+        typer.Option(
+            help="minmax, mean-minmax, entropy, percentile, or auto (try several). OpenVINO has "
+            "NNCF's own ranges: minmax and mean-minmax both mean its per-item extremes averaged, "
+            "entropy its histogram estimator, percentile its mean quantile."
+        ),
     ] = "auto",
     max_accuracy_drop: Annotated[
         float, typer.Option(help="Budget: allowed validation accuracy drop, in points.")
@@ -412,7 +424,10 @@ def evaluate(
     model: Annotated[str, typer.Option("--model", help="fp32, int8 or all.")] = "all",
     as_json: JsonFlag = False,
 ) -> None:
-    """Accuracy, macro-F1, per-class scores, confusion matrix and fp32/int8 agreement."""
+    """Accuracy, macro-F1, per-class scores, confusion matrix and fp32/int8 agreement.
+
+    Example: edgeft eval bundles/elpv-int8 --split test
+    """
     from rich.progress import Progress
 
     from edgeft.bundle import Bundle
@@ -741,7 +756,10 @@ def serve(
 
 @app.command()
 def targets(as_json: JsonFlag = False) -> None:
-    """The target profiles (targets/*.toml) and whether this host can run each."""
+    """The target profiles (targets/*.toml) and whether this host can run each.
+
+    Example: edgeft targets --json
+    """
     from edgeft.targets import load_targets
 
     profiles = load_targets()
@@ -814,7 +832,10 @@ def bench(
     db: DbOption = None,
 ) -> None:
     """Latency (p50/p90/p99), throughput, cold start, memory and size of every model in a
-    bundle on one target, appended to the results database."""
+    bundle on one target, appended to the results database.
+
+    Example: edgeft bench bundles/elpv-int8 --batch 1,8 --seconds 5
+    """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from edgeft.bench import ResultsStore, benchmark_bundle
@@ -902,7 +923,10 @@ def results(
         Path | None, typer.Option("--json", help="Write every row as JSON.")
     ] = None,
 ) -> None:
-    """The benchmark runs stored in the results database, and their export."""
+    """The benchmark runs stored in the results database, and their export.
+
+    Example: edgeft results --csv runs.csv
+    """
     from edgeft.bench.store import ResultsStore, to_csv
 
     store = ResultsStore(db)
@@ -929,7 +953,10 @@ def report(
         Path | None, typer.Option(help="Also render the page to this PNG with headless Chromium.")
     ] = None,
 ) -> None:
-    """A self-contained HTML page: tables and plots of stored benchmark runs."""
+    """A self-contained HTML page: tables and plots of stored benchmark runs.
+
+    Example: edgeft report --out report.html --screenshot report.png
+    """
     from edgeft.bench.report import screenshot as render
     from edgeft.bench.report import write_report
     from edgeft.bench.store import ResultsStore
@@ -950,7 +977,10 @@ def demo(
         bool, typer.Option(help="Feature extraction and short timings: a few minutes.")
     ] = False,
 ) -> None:
-    """The built-in solar-cell defect demo: fine-tune, compress, evaluate, benchmark, report."""
+    """The built-in solar-cell defect demo: fine-tune, compress, evaluate, benchmark, report.
+
+    Example: edgeft demo --quick
+    """
     from edgeft.demo import run_demo
 
     run_demo(workdir, console, quick=quick)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rich.progress import track
 
@@ -57,7 +58,7 @@ def _check_items(dataset: ClassificationDataset, report: DatasetReport) -> None:
             except EdgeftError:
                 report.unreadable.append(example.item)
                 continue
-            key = sha256_file(example.item)
+            key = sha256_file(Path(example.item))
         else:
             key = hashlib.sha256(" ".join(example.item.lower().split()).encode()).hexdigest()
         if key in seen and seen[key][0] != split:

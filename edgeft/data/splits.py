@@ -34,7 +34,7 @@ def stratified_split(
     for stratum in sorted(by_stratum, key=repr):
         members = by_stratum[stratum]
         if len(members) < len(fractions):
-            label = names[stratum] if names is not None else stratum  # type: ignore[index]
+            label = names[stratum] if names is not None else stratum  # type: ignore[index, call-overload]
             raise DatasetError(
                 f"class {label!r} has {len(members)} sample(s); at least {len(fractions)} are "
                 f"needed to place one in each of {len(fractions)} splits"

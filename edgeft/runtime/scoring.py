@@ -47,7 +47,7 @@ class EncodedSplit:
 def encode_items(
     bundle: Bundle,
     items: Sequence[str],
-    labels: Sequence[int] | None = None,
+    labels: Sequence[int] | np.ndarray | None = None,
     progress: Progress | None = None,
     description: str = "encoding",
 ) -> EncodedSplit:

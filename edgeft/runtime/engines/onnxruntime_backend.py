@@ -7,8 +7,9 @@ reproduced on a CPU whose own int8 kernels would saturate.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import onnxruntime as ort
@@ -27,7 +28,7 @@ class OnnxRuntimeSession(EngineSession):
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        providers = list(settings.get("providers") or ["CPUExecutionProvider"])  # type: ignore[arg-type]
+        providers = list(cast(Sequence[str], settings.get("providers") or ["CPUExecutionProvider"]))
         try:
             self._session = ort.InferenceSession(str(model_path), options, providers=providers)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
