@@ -826,15 +826,16 @@ def bench(
     json_out: Annotated[
         Path | None,
         typer.Option(
-            "--json", help="Also write the run as JSON (first: a failing database loses nothing)."
+            "--out", help="Also write the run as JSON (first: a failing database loses nothing)."
         ),
     ] = None,
     db: DbOption = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Latency (p50/p90/p99), throughput, cold start, memory and size of every model in a
     bundle on one target, appended to the results database.
 
-    Example: edgeft bench bundles/elpv-int8 --batch 1,8 --seconds 5
+    Example: edgeft bench bundles/elpv-int8 --batch 1,8 --duration 5 --out run.json
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -869,9 +870,25 @@ def bench(
         not_stored = exc
     if run_id is not None and written_json is not None:
         _write_run_json(written_json, run, run_id)  # now naming the run's id in the database
-    table = Table(
-        title=f"{bundle} on {profile.name} ({run.host['cpu']}, {run.host['cores']} cores)"
-    )
+    notes = Console(stderr=True) if as_json else console
+    if as_json:
+        print(json.dumps(run.to_dict() | {"run_id": run_id}, indent=2))
+    else:
+        _print_bench_table(bundle, profile.name, run)
+    if not_stored is None:
+        notes.print(f"run {run_id} stored in {store.path}")
+    elif written_json is not None:
+        Console(stderr=True).print(
+            f"[yellow]warning:[/] {not_stored}. The run is not in the database; "
+            f"{written_json} holds it.",
+            highlight=False,
+        )
+    else:
+        raise EdgeftError(f"the run was not saved: {not_stored}")
+
+
+def _print_bench_table(bundle: Path, target: str, run: BenchmarkRun) -> None:
+    table = Table(title=f"{bundle} on {target} ({run.host['cpu']}, {run.host['cores']} cores)")
     headers = ("model", "batch", "p50 ms", "p90 ms", "p99 ms", "items/s", "tput mode/s",
                "cold start ms", "peak MB", "size MB", "val acc")  # fmt: skip
     for column in headers:
@@ -888,16 +905,6 @@ def bench(
                 f"{model.accuracy:.1%}" if model.accuracy is not None else "-",
             )  # fmt: skip
     console.print(table)
-    if not_stored is None:
-        console.print(f"run {run_id} stored in {store.path}")
-    elif written_json is not None:
-        Console(stderr=True).print(
-            f"[yellow]warning:[/] {not_stored}. The run is not in the database; "
-            f"{written_json} holds it.",
-            highlight=False,
-        )
-    else:
-        raise EdgeftError(f"the run was not saved: {not_stored}")
 
 
 def _write_run_json(path: Path, run: BenchmarkRun, run_id: int | None) -> bool:
@@ -919,21 +926,22 @@ def _write_run_json(path: Path, run: BenchmarkRun, run_id: int | None) -> bool:
 def results(
     db: DbOption = None,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Write every row as CSV.")] = None,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Write every row as JSON.")
-    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print every row (with samples) as JSON.")
+    ] = False,
 ) -> None:
     """The benchmark runs stored in the results database, and their export.
 
-    Example: edgeft results --csv runs.csv
+    Example: edgeft results --json > rows.json
     """
     from edgeft.bench.store import ResultsStore, to_csv
 
     store = ResultsStore(db)
     if csv_out is not None:
         csv_out.write_text(to_csv(store.results()))
-    if json_out is not None:
-        json_out.write_text(json.dumps(store.results(samples=True), indent=2) + "\n")
+    if as_json:
+        print(json.dumps(store.results(samples=True), indent=2))
+        return
     table = Table(title=f"benchmark runs in {store.path}")
     for column in ("id", "created", "target", "cpu", "bundle", "rows"):
         table.add_column(column, overflow="fold")

@@ -229,7 +229,7 @@ def test_report_is_one_self_contained_page(tmp_path: Path) -> None:
 def test_bench_cli_measures_stores_and_reports(zoo_bundle: Bundle, tmp_path: Path) -> None:
     db, out = tmp_path / "bench.sqlite", tmp_path / "run.json"
     result = run(
-        "bench", str(zoo_bundle.root), "--batch", "1,2", "--duration", "0.3", "--json", str(out),
+        "bench", str(zoo_bundle.root), "--batch", "1,2", "--duration", "0.3", "--out", str(out),
         "--db", str(db),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -257,6 +257,12 @@ def test_bench_cli_measures_stores_and_reports(zoo_bundle: Bundle, tmp_path: Pat
         exported.returncode == 0
         and len((tmp_path / "rows.csv").read_text().splitlines()) == len(rows) + 1
     )
+    printed = run("results", "--db", str(db), "--json")
+    assert printed.returncode == 0 and len(json.loads(printed.stdout)) == len(rows)
+    quick = ("bench", str(zoo_bundle.root), "--duration", "0.1", "--no-cold-start")
+    again = run(*quick, "--db", str(db), "--json")  # the run on stdout, notes on stderr
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["run_id"] == 2 and "stored in" in again.stderr
 
 
 def test_bench_keeps_the_run_in_its_json_file_when_the_database_fails(
@@ -267,7 +273,7 @@ def test_bench_keeps_the_run_in_its_json_file_when_the_database_fails(
     quick = ("bench", str(zoo_bundle.root), "--duration", "0.1", "--no-cold-start")
     with closing(sqlite3.connect(db, isolation_level=None)) as other:
         other.execute("BEGIN EXCLUSIVE")  # held past bench's 5 s wait for the lock
-        kept = run(*quick, "--db", str(db), "--json", str(out))
+        kept = run(*quick, "--db", str(db), "--out", str(out))
     assert kept.returncode == 0, kept.stderr
     warning = " ".join(kept.stderr.split())
     assert f"{db}: could not use the results database (database is locked)" in warning
