@@ -60,7 +60,9 @@ class ImagePreprocessing:
 
 @dataclass(frozen=True)
 class TextPreprocessing:
-    """How a string becomes token ids: the tokenizer file in the bundle, truncation length."""
+    """How a string becomes token ids: the tokenizer file in the bundle, truncation length, and
+    whether text is lowercased first (an uncased model's ``do_lower_case``; where the tokenizer's
+    own normalizer lowercases too, doing it twice changes nothing)."""
 
     tokenizer: str
     max_length: int = 128

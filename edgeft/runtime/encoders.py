@@ -66,6 +66,7 @@ class TextEncoder:
         self.tokenizer.no_padding()
         self.input_names = list(input_names)
         self.max_length = spec.max_length
+        self.lowercase = spec.lowercase
         self.vocab_size = self.tokenizer.get_vocab_size(with_added_tokens=True)
         unknown = getattr(self.tokenizer.model, "unk_token", None)
         self.unknown_id = self.tokenizer.token_to_id(unknown) if unknown else None
@@ -73,7 +74,8 @@ class TextEncoder:
     def encode(self, items: Sequence[str]) -> dict[str, np.ndarray]:
         if not all(isinstance(item, str) for item in items):
             raise EdgeftError("text models take strings")
-        encodings = self.tokenizer.encode_batch(list(items))
+        texts = [item.lower() for item in items] if self.lowercase else list(items)
+        encodings = self.tokenizer.encode_batch(texts)
         length = max(len(e.ids) for e in encodings)
         arrays = {
             "input_ids": np.zeros((len(items), length), dtype=np.int64),
