@@ -81,6 +81,15 @@ def post_images(client: TestClient, images: list[bytes]) -> list[dict]:
     return response.json()["predictions"]
 
 
+def rows_on_disk(log: Path) -> int:
+    """Predictions on disk in the log (read as another process would, beside the writer)."""
+    connection = sqlite3.connect(log)
+    try:
+        return connection.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
+    finally:
+        connection.close()
+
+
 def stream(client: TestClient, count: int, seed: int, bright: float = 0.0) -> list[tuple[str, str]]:
     """``count`` parts through the server, half dents; (prediction id, true label) each."""
     rng = np.random.default_rng(seed)
@@ -129,6 +138,11 @@ def test_the_loop_serve_log_feedback_monitor_export_retrain_compare(
     assert page.status_code == 200 and MODEL in page.text and "<img" in page.text
     assert TestClient(client.app).get("/").status_code == 401  # behind the token
 
+    # The log's writer thread batches what it is handed: wait (bounded) for all 241 records.
+    deadline = time.monotonic() + 20
+    while rows_on_disk(log) < 241:
+        assert time.monotonic() < deadline, "the prediction log never caught up"
+        time.sleep(0.05)
     # The monitor, windows of 60: the like stream's two windows pass, the shifted ones flag.
     report = monitor_log(log, [parts_bundle], "60")
     (version,) = report.versions
