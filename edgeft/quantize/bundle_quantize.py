@@ -32,7 +32,12 @@ from edgeft.data import ClassificationDataset, stratified_split
 from edgeft.errors import EdgeftError
 from edgeft.evaluation.bundle_eval import per_class_deltas, recorded_dataset
 from edgeft.export.acceptance import record_outputs
-from edgeft.quantize.backends.base import QUANTIZE_ENGINES, Int8Quantizer, quantizer_class
+from edgeft.quantize.backends.base import (
+    QUANTIZE_ENGINES,
+    Int8Quantizer,
+    ModelType,
+    quantizer_class,
+)
 from edgeft.quantize.budget import (
     Attempt,
     BudgetExceeded,
@@ -158,12 +163,13 @@ def quantize_bundle(
             None if data is None else Reference.of(bundle, data, planned)
             for data in (agreement_data, confirmation)
         )
+        model_type = graph_model_type(bundle.path_of(manifest.model("onnxruntime", "fp32")))
         made = 0
         for plan in plans:
             try:
                 entry = _quantize_one(
-                    bundle, plan, config, calibration_data, against, unlabelled_against,
-                    confirm_against, replaced, Path(work), staging, console,
+                    bundle, plan, model_type, config, calibration_data, against,
+                    unlabelled_against, confirm_against, replaced, Path(work), staging, console,
                 )  # fmt: skip
             except BudgetExceeded as exc:
                 console.print(f"[red]{plan.scheme.key}:[/] {exc}", highlight=False)
@@ -292,6 +298,7 @@ def _best_text(best: dict[str, Any] | None) -> str:
 def _quantize_one(
     bundle: Bundle,
     plan: Int8Plan,
+    model_type: ModelType,
     config: QuantizeConfig,
     calibration: EncodedSplit,
     validation: Reference,
@@ -315,7 +322,7 @@ def _quantize_one(
         scheme,
         folder,
         validation.data,
-        graph_model_type(bundle.path_of(bundle.manifest.model("onnxruntime", "fp32"))),
+        model_type,
         budget_metric=config.budget_metric,
         exact=scheme.saturates_on() is not None,
     )

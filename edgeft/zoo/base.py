@@ -103,3 +103,12 @@ def last_linear(model: nn.Module) -> tuple[str, nn.Linear]:
     if not linears:
         raise EdgeftError(f"{type(model).__name__} has no Linear classification head")
     return linears[-1]
+
+
+def replace_last_linear(model: nn.Module, num_classes: int) -> nn.Module:
+    """``model`` with its last Linear layer replaced by a fresh one with ``num_classes`` outputs."""
+    name, linear = last_linear(model)
+    parent_name, _, attr = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, attr, nn.Linear(linear.in_features, num_classes))
+    return model

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 from abc import abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,16 +61,16 @@ def read_config(folder: Path) -> dict[str, Any]:
     return config
 
 
-class quiet_transformers:
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
     """Hide transformers' notices about unused or newly initialised weights: a new head and a
     dropped pooler are what edgeft asks for."""
-
-    def __enter__(self) -> None:
-        self.verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()
-
-    def __exit__(self, *_: object) -> None:
-        hf_logging.set_verbosity(self.verbosity)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
 
 
 class HuggingFaceFolderModel(ZooModel):

@@ -15,7 +15,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForImageClassification
 
 from edgeft.bundle import ImagePreprocessing
-from edgeft.zoo.base import last_linear
+from edgeft.zoo.base import replace_last_linear
 from edgeft.zoo.huggingface_folder import HuggingFaceFolderModel, quiet_transformers
 
 PREPROCESSOR_FILE = "preprocessor_config.json"
@@ -67,8 +67,5 @@ class HuggingFaceImageModel(HuggingFaceFolderModel):
         return self.replace_head(wrapped, num_classes) if num_classes else wrapped
 
     def replace_head(self, model: nn.Module, num_classes: int) -> nn.Module:
-        name, linear = last_linear(model)
-        parent_name, _, attr = name.rpartition(".")
-        setattr(model.get_submodule(parent_name), attr, nn.Linear(linear.in_features, num_classes))
         model.model.config.num_labels = num_classes
-        return model
+        return replace_last_linear(model, num_classes)

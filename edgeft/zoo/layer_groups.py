@@ -14,15 +14,11 @@ from typing import Literal
 
 from torch import nn
 
-from edgeft.zoo.base import LayerGroup, last_linear
+from edgeft.zoo.base import LayerGroup, count_parameters, last_linear
 
 Family = Literal["cnn", "transformer"]
 # A child holding at least this share of its parent's backbone parameters is the trunk itself.
 _TRUNK_SHARE = 0.9
-
-
-def _count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def _has_attention(module: nn.Module) -> bool:
@@ -41,7 +37,7 @@ def block_stack(model: nn.Module) -> str | None:
         kind, repeats = Counter(type(child) for child in module).most_common(1)[0]
         first = next(child for child in module if type(child) is kind)
         if repeats >= 2 and _has_attention(first):
-            score = (repeats, _count(module), name)
+            score = (repeats, count_parameters(module), name)
             best = score if best is None or score[:2] > best[:2] else best
     return None if best is None else best[2]
 
@@ -54,16 +50,16 @@ def head_name(model: nn.Module) -> str:
     """The classification head: the outermost module around the last Linear layer that is not
     most of the network (``fc``, ``classifier``, ``heads``; ``model.classifier`` in a wrapper)."""
     path = last_linear(model)[0].split(".")
-    total = _count(model)
+    total = count_parameters(model)
     for depth in range(1, len(path) + 1):
         name = ".".join(path[:depth])
-        if _count(model.get_submodule(name)) < total / 2:
+        if count_parameters(model.get_submodule(name)) < total / 2:
             return name
     return ".".join(path)
 
 
 def _parameterised_children(module: nn.Module, head: nn.Module) -> list[tuple[str, nn.Module]]:
-    return [(n, m) for n, m in module.named_children() if m is not head and _count(m)]
+    return [(n, m) for n, m in module.named_children() if m is not head and count_parameters(m)]
 
 
 def _cnn_trunk(model: nn.Module, head: nn.Module) -> str:
@@ -72,11 +68,12 @@ def _cnn_trunk(model: nn.Module, head: nn.Module) -> str:
     path, module = "", model
     while True:
         children = _parameterised_children(module, head)
-        total = sum(_count(m) for _, m in children)
+        total = sum(count_parameters(m) for _, m in children)
         big = [
             (n, m)
             for n, m in children
-            if _count(m) >= _TRUNK_SHARE * total and len(_parameterised_children(m, head)) >= 2
+            if count_parameters(m) >= _TRUNK_SHARE * total
+            and len(_parameterised_children(m, head)) >= 2
         ]
         if not big:
             return path

@@ -16,7 +16,7 @@ from torch import nn
 from edgeft.bundle import ImagePreprocessing, sha256_file
 from edgeft.errors import EdgeftError
 from edgeft.packaged import PackagedFile
-from edgeft.zoo.base import LayerGroup, ZooModel, last_linear
+from edgeft.zoo.base import LayerGroup, ZooModel, replace_last_linear
 from edgeft.zoo.imagenet import imagenet_labels
 from edgeft.zoo.layer_groups import architecture_groups
 from edgeft.zoo.state_dict_files import load_state_dict
@@ -115,11 +115,7 @@ class TorchvisionModel(ZooModel):
         model.load_state_dict(self._fitting_state_dict(model))
 
     def replace_head(self, model: nn.Module, num_classes: int) -> nn.Module:
-        name, linear = last_linear(model)
-        parent_name, _, attr = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, attr, nn.Linear(linear.in_features, num_classes))
-        return model
+        return replace_last_linear(model, num_classes)
 
     def layer_groups(self, model: nn.Module) -> list[LayerGroup]:
         return architecture_groups(model, self.stages)
