@@ -29,7 +29,6 @@ from side_by_side import write_table
 
 from edgeft.bundle import Bundle
 from edgeft.data.elpv import materialise_elpv
-from edgeft.evaluation.bundle_eval import model_size
 from edgeft.serve.process import ServerProcess
 from edgeft.targets import host_fingerprint
 
@@ -116,7 +115,7 @@ def run_architecture(arch: str, data: Path, work: Path) -> dict:
     row["family"] = run["architecture"]["family"]
     bundle = Bundle.load(work / "int8")
     for entry in bundle.manifest.models:
-        row[f"{entry.engine} {entry.precision} MB"] = round(model_size(bundle, entry) / 1e6, 1)
+        row[f"{entry.engine} {entry.precision} MB"] = round(bundle.size_of(entry) / 1e6, 1)
         if entry.precision == "int8":
             row[f"{entry.engine} int8 model type"] = entry.details["model_type"]
     return row

@@ -23,7 +23,7 @@ from side_by_side import write_table
 
 from edgeft.targets import host_fingerprint
 from edgeft.train import Recipe, finetune
-from edgeft.train.finetune import MODEL
+from edgeft.train.run_folder import MODEL
 
 RESULTS = Path(__file__).parent / "results"
 BASE = {"model": "mobilenet_v2", "data": "elpv", "epochs": 12, "patience": 6}

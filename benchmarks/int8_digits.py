@@ -37,7 +37,7 @@ from edgeft.quantize.bundle_quantize import NoInt8Model
 from edgeft.runtime.scoring import encode_items, entry_logits
 from edgeft.targets import host_fingerprint
 from edgeft.train import Recipe, finetune
-from edgeft.train.finetune import MODEL
+from edgeft.train.run_folder import MODEL
 
 RESULTS = Path(__file__).parent / "results"
 SPLIT = {"train": 80, "val": 20, "test": 40}  # per class, the default layout
@@ -110,7 +110,7 @@ def main() -> None:
                 "val_drop_points": entry.details["val_drop_points"],
                 "val_drop_interval": entry.details.get("val_drop_interval"),
                 "float_layers": len(entry.details["kept_float"]),
-                "variant": entry.details["variant"],
+                "variant": entry.details["setting"],
                 "train_agreement_with_fp32": float(
                     (logits.argmax(1) == reference.argmax(1)).mean()
                 ),

@@ -1,10 +1,10 @@
-"""One ELPV bundle for two kinds of box: int8 models for ``x86-avx2`` and ``x86-avx512-vnni``
+"""One ELPV bundle for two kinds of box: int8 models for ``x86-avx2-no-vnni`` and ``x86-avx512-vnni``
 per engine, which one each kind of host runs, and ``edgeft validate`` on this host.
 
     .venv/bin/python benchmarks/int8_on_target.py --run RUN_DIR --out /tmp/int8-on-target
 
 Exports RUN_DIR (with its acceptance set), runs ``edgeft quantize --target
-x86-avx2,x86-avx512-vnni`` (both engines, 1-point budget), scores every model on the ELPV test
+x86-avx2-no-vnni,x86-avx512-vnni`` (both engines, 1-point budget), scores every model on the ELPV test
 split through edgeft.runtime (certain and uncertain cells apart, and defect recall), asks the
 runtime's model choice which int8 model an AVX2 box, a VNNI box, an ARM box and this host would
 run, runs ``edgeft validate`` here, and times every model this host runs at batch 1 in
@@ -22,7 +22,6 @@ from rich.console import Console
 from side_by_side import add_batch1_latency, run_arguments, write_table
 
 from edgeft.data import load_dataset
-from edgeft.evaluation import model_size
 from edgeft.export import export_bundle
 from edgeft.quantize import QuantizeConfig, quantize_bundle
 from edgeft.runtime.model_choice import choose_model
@@ -31,7 +30,7 @@ from edgeft.runtime.validation import validate_bundle, write_validation_record
 from edgeft.targets import Host, host_fingerprint, this_host
 
 RESULTS = Path(__file__).parent / "results"
-TARGETS = ("x86-avx2", "x86-avx512-vnni")
+TARGETS = ("x86-avx2-no-vnni", "x86-avx512-vnni")
 HOSTS = {
     "AVX2 box (no VNNI)": Host("AVX2", "x86_64", frozenset({"avx2", "fma"}), 2),
     "AVX-512 VNNI box": Host("VNNI", "x86_64", frozenset({"avx2", "avx512f", "avx512_vnni"}), 2),
@@ -70,7 +69,7 @@ def main() -> None:
             "val_drop_interval": entry.details.get("val_drop_interval"),
             "float_layers": len(entry.details.get("kept_float", [])),
             "unlabelled_agreement": (entry.details.get("unlabelled") or {}).get("agreement"),
-            "size_mb": model_size(bundle, entry) / 1e6,
+            "size_mb": bundle.size_of(entry) / 1e6,
         }
     choices = {
         name: choose_model(manifest, "onnxruntime", host=host).entry.label

@@ -61,9 +61,9 @@ def add_batch1_latency(
 
 
 def int8_choices(bundle: Bundle) -> dict[str, dict[str, object]]:
-    """Per engine, what ``edgeft quantize`` settled on: variant, layers kept in float, val drop."""
+    """Per engine, what ``edgeft quantize`` settled on: setting, layers kept in float, val drop."""
     return {
-        m.engine: {k: m.details[k] for k in ("variant", "kept_float", "val_drop_points")}
+        m.engine: {k: m.details[k] for k in ("setting", "kept_float", "val_drop_points")}
         for m in bundle.manifest.models
         if m.precision == "int8"
     }

@@ -25,7 +25,6 @@ from side_by_side import add_batch1_latency, write_table
 import edgeft.quantize.backends.onnxruntime_backend as onnxruntime_backend
 from edgeft.bundle import Bundle
 from edgeft.data import load_dataset
-from edgeft.evaluation.bundle_eval import model_size
 from edgeft.export import export_bundle
 from edgeft.quantize import QuantizeConfig, quantize_bundle
 from edgeft.runtime.scoring import encode_split, model_logits, score_logits
@@ -88,7 +87,7 @@ def main() -> None:
         rows[name] = {
             "accuracy": scores["accuracy"],
             "agreement_with_fp32": scores["agreement"],
-            "size_mb": model_size(bundle, entry) / 1e6,
+            "size_mb": bundle.size_of(entry) / 1e6,
         }
         models[name] = ("onnxruntime", path, entry.precision)
     add_batch1_latency(rows, models, test, args.rounds, args.seconds)

@@ -77,6 +77,22 @@ def staging_folder(out: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-{os.getpid()}-", dir=out.parent))
 
 
+@contextlib.contextmanager
+def staged_folder(out: Path) -> Iterator[Path]:
+    """Yield an empty staging sibling of ``out`` (which must not exist yet) to fill; on success
+    it is flushed and renamed to ``out``, on any error or interrupt removed, so a half-written
+    folder never sits where data should be."""
+    staging = staging_folder(out)
+    try:
+        yield staging
+        sync_tree(staging)
+        os.rename(staging, out)
+        sync_folder(out.parent)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def replace_folder(staging: Path, out: Path) -> None:
     """Make the complete folder ``staging`` the folder at ``out``, durably; at every instant
     ``out`` is the old or the new folder, or (only where no exchange exists, and only until the

@@ -236,12 +236,11 @@ def export(
 
     Example: edgeft export runs/elpv --out bundles/elpv
     """
-    from edgeft.evaluation import model_size
     from edgeft.export import export_bundle
 
     bundle = export_bundle(source, out, overwrite=overwrite, acceptance_size=acceptance_size)
     for entry in bundle.manifest.models:
-        size = model_size(bundle, entry) / 1e6
+        size = bundle.size_of(entry) / 1e6
         console.print(f"{entry.label:24s} {entry.path}  ({size:.1f} MB)")
     console.print(f"bundle written to {out}")
 
@@ -290,7 +289,7 @@ def quantize(
 ) -> None:
     """int8 models (ONNX Runtime QDQ, OpenVINO via NNCF) within an accuracy budget.
 
-    Example: edgeft quantize runs/elpv-bundle --out runs/elpv-int8 --target x86-avx2,x86-avx512-vnni
+    Example: edgeft quantize runs/elpv-bundle --out runs/elpv-int8 --target x86-avx2-no-vnni,x86-avx512-vnni
     """
     from edgeft.quantize import QuantizeConfig, quantize_bundle
     from edgeft.quantize.backends.base import QUANTIZE_ENGINES
@@ -319,7 +318,6 @@ def quantize(
     )
     for column in columns:
         table.add_column(column, justify="left" if column in columns[:2] else "right")
-    from edgeft.evaluation import model_size
 
     for entry in result.manifest.models:
         details, val = entry.details, entry.metrics.get("val", {})
@@ -327,7 +325,7 @@ def quantize(
         table.add_row(
             entry.label + (" (candidate)" if entry.candidate else ""),
             ", ".join(entry.targets),
-            f"{model_size(result, entry) / 1e6:.2f}",
+            f"{result.size_of(entry) / 1e6:.2f}",
             f"{val['accuracy']:.4f}" if "accuracy" in val else "",
             f"{details['val_drop_points']:.2f}"
             + (f" ({interval['low']:.2f} to {interval['high']:.2f})" if interval else "")
@@ -845,13 +843,6 @@ def bench(
 
     profile = resolve_target(target)
     loaded = Bundle.load(bundle)
-    if not profile.int8_expected_faster and any(
-        m.precision == "int8" for m in loaded.manifest.models
-    ):
-        console.print(
-            f"[yellow]warning:[/] on {profile.name} int8 is not expected to beat fp32 "
-            "(no VNNI: 8-bit products go through 16-bit accumulators)"
-        )
     columns = (TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         run = benchmark_bundle(
@@ -934,11 +925,12 @@ def results(
 
     Example: edgeft results --json > rows.json
     """
+    from edgeft.atomic import write_text_atomically
     from edgeft.bench.store import ResultsStore, to_csv
 
     store = ResultsStore(db)
     if csv_out is not None:
-        csv_out.write_text(to_csv(store.results()))
+        write_text_atomically(csv_out, to_csv(store.results()))
     if as_json:
         print(json.dumps(store.results(samples=True), indent=2))
         return
@@ -1188,11 +1180,10 @@ def monitor(
     if export_uncertain is not None and out is not None:
         exported = export_for_labelling(log, out, export_uncertain, strategy)
     if html is not None:
-        from edgeft.atomic import replace_atomically
+        from edgeft.atomic import write_text_atomically
         from edgeft.monitor.html_report import render_report
 
-        page = render_report(report)
-        replace_atomically(html, lambda path: path.write_text(page, encoding="utf-8"))
+        write_text_atomically(html, render_report(report))
     if as_json:
         summary = report.to_dict() | ({"exported": exported.to_dict()} if exported else {})
         print(json.dumps(summary, indent=2))

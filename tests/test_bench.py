@@ -26,7 +26,7 @@ from tests.test_cli import run
 
 REPO_TARGETS = Path(__file__).resolve().parents[1] / "targets"
 REQUIRED = {
-    "x86-avx2", "x86-avx512-vnni", "x86-amx", "arm64-cortex-a76", "intel-igpu", "nvidia-gpu",
+    "x86-avx2-no-vnni", "x86-avx512-vnni", "x86-amx", "arm64-cortex-a76", "intel-igpu", "nvidia-gpu",
     "jetson-orin",
 }  # fmt: skip
 
@@ -36,7 +36,7 @@ def _host(machine: str, *flags: str) -> Host:
 
 
 HOSTS = {
-    "haswell": (_host("x86_64", "avx2", "fma"), "x86-avx2"),
+    "haswell": (_host("x86_64", "avx2", "fma"), "x86-avx2-no-vnni"),
     "ice lake": (_host("x86_64", "avx2", "fma", "avx512f", "avx512_vnni"), "x86-avx512-vnni"),
     "sapphire rapids": (
         _host("x86_64", "avx2", "fma", "avx512f", "avx512_vnni", "amx_int8", "amx_bf16"),
@@ -49,7 +49,7 @@ HOSTS = {
 def test_every_required_target_ships_and_parses() -> None:
     targets = load_targets([REPO_TARGETS])
     assert set(targets) >= REQUIRED
-    assert targets["x86-avx2"].quantization["reduce_range"]
+    assert targets["x86-avx2-no-vnni"].quantization["reduce_range"]
     assert targets["arm64-cortex-a76"].quantization["activations"] == "int8"
     assert targets["nvidia-gpu"].engines["onnxruntime"]["providers"][1] == "CUDAExecutionProvider"
 
@@ -66,7 +66,7 @@ def test_a_target_the_host_cannot_run_is_refused_with_the_reason() -> None:
     host, _ = HOSTS["haswell"]
     targets = load_targets([REPO_TARGETS])
     assert targets["x86-amx"].mismatches(HOSTS["ice lake"][0]) == ["CPU lacks amx_int8, amx_bf16"]
-    assert any("avx512_vnni" in r for r in targets["x86-avx2"].mismatches(HOSTS["ice lake"][0]))
+    assert any("avx512_vnni" in r for r in targets["x86-avx2-no-vnni"].mismatches(HOSTS["ice lake"][0]))
     assert "needs a aarch64/arm64 CPU (this is x86_64)" in targets["arm64-cortex-a76"].mismatches(
         host
     )
@@ -74,7 +74,7 @@ def test_a_target_the_host_cannot_run_is_refused_with_the_reason() -> None:
         resolve_target("x86-amx", host)
     with pytest.raises(EdgeftError, match="unknown target 'tpu-v9'"):
         resolve_target("tpu-v9", host)
-    assert resolve_target(None, host).name == "x86-avx2"
+    assert resolve_target(None, host).name == "x86-avx2-no-vnni"
 
 
 @pytest.mark.parametrize(
@@ -114,12 +114,12 @@ def _run(target: str, p50_ms: float) -> BenchmarkRun:
 
 def test_results_database_keeps_runs_from_several_boxes(tmp_path: Path) -> None:
     store = ResultsStore(tmp_path / "bench.sqlite")
-    first = store.add(_run("x86-avx2", 3.0))
+    first = store.add(_run("x86-avx2-no-vnni", 3.0))
     second = store.add(_run("arm64-cortex-a76", 9.0))
-    assert [r["target"] for r in store.runs()] == ["x86-avx2", "arm64-cortex-a76"]
+    assert [r["target"] for r in store.runs()] == ["x86-avx2-no-vnni", "arm64-cortex-a76"]
     rows = ResultsStore(tmp_path / "bench.sqlite").results(samples=True)  # reopened from disk
     assert [(r["run_id"], r["cpu"], r["p50_ms"]) for r in rows] == [
-        (first, "x86-avx2 CPU", 3.0), (second, "arm64-cortex-a76 CPU", 9.0)
+        (first, "x86-avx2-no-vnni CPU", 3.0), (second, "arm64-cortex-a76 CPU", 9.0)
     ]  # fmt: skip
     assert rows[1]["samples_ms"] == pytest.approx([8.1, 9.0, 10.8])
     assert store.results([second])[0]["model"] == "openvino int8"
@@ -130,8 +130,8 @@ def test_results_database_keeps_runs_from_several_boxes(tmp_path: Path) -> None:
 
 def test_a_failed_add_stores_nothing_and_a_corrupt_db_is_named(tmp_path: Path) -> None:
     store = ResultsStore(tmp_path / "bench.sqlite")
-    store.add(_run("x86-avx2", 3.0))
-    broken = _run("x86-avx2", 3.0)
+    store.add(_run("x86-avx2-no-vnni", 3.0))
+    broken = _run("x86-avx2-no-vnni", 3.0)
     broken.models[0].samples_ms.clear()  # fails after the run row is inserted
     with pytest.raises(KeyError):
         store.add(broken)
@@ -145,11 +145,11 @@ def test_a_failed_add_stores_nothing_and_a_corrupt_db_is_named(tmp_path: Path) -
 
 def test_a_locked_database_is_named_once_its_timeout_passes(tmp_path: Path) -> None:
     store = ResultsStore(tmp_path / "bench.sqlite", timeout_s=0.1)
-    store.add(_run("x86-avx2", 3.0))
+    store.add(_run("x86-avx2-no-vnni", 3.0))
     with closing(sqlite3.connect(store.path, isolation_level=None)) as other:
         other.execute("BEGIN IMMEDIATE")  # another writer: reads pass, writes wait
         with pytest.raises(EdgeftError, match=r"could not use the results database \(database is"):
-            store.add(_run("x86-avx2", 3.0))
+            store.add(_run("x86-avx2-no-vnni", 3.0))
         assert len(store.runs()) == 1
         other.execute("COMMIT")
         other.execute("BEGIN EXCLUSIVE")  # not even reads pass
@@ -170,13 +170,13 @@ def _set_user_version(path: Path, version: int) -> None:
 def test_the_database_carries_its_schema_version(tmp_path: Path) -> None:
     store = ResultsStore(tmp_path / "bench.sqlite")
     assert store.runs() == [] and _user_version(store.path) == SCHEMA_VERSION
-    store.add(_run("x86-avx2", 3.0))
+    store.add(_run("x86-avx2-no-vnni", 3.0))
     _set_user_version(store.path, 0)  # as written before versioning: the same tables
     assert [r["p50_ms"] for r in store.results()] == [3.0]
     assert _user_version(store.path) == SCHEMA_VERSION
     _set_user_version(store.path, SCHEMA_VERSION + 1)
     with pytest.raises(EdgeftError, match="written by a newer edgeft"):
-        store.add(_run("x86-avx2", 4.0))
+        store.add(_run("x86-avx2-no-vnni", 4.0))
     assert _user_version(store.path) == SCHEMA_VERSION + 1
     with closing(sqlite3.connect(store.path)) as db:
         assert db.execute("SELECT COUNT(*) FROM runs").fetchone() == (1,)
@@ -216,7 +216,7 @@ def test_a_probe_reports_the_time_to_its_first_result_and_a_failure_its_stderr()
 
 def test_report_is_one_self_contained_page(tmp_path: Path) -> None:
     store = ResultsStore(tmp_path / "bench.sqlite")
-    store.add(_run("x86-avx2", 3.0))
+    store.add(_run("x86-avx2-no-vnni", 3.0))
     store.add(_run("arm64-cortex-a76", 9.0))
     page = write_report(store.results(samples=True), tmp_path / "report.html").read_text()
     assert page.count("<svg") == 3  # latency distribution, accuracy vs latency, size

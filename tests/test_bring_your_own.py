@@ -24,7 +24,7 @@ from edgeft.quantize import QuantizeConfig, quantize_bundle
 from edgeft.runtime import Predictor
 from edgeft.runtime.validation import validate_bundle
 from edgeft.train import Recipe, finetune
-from edgeft.train.finetune import RUN
+from edgeft.train.run_folder import RUN
 from edgeft.zoo import get_model
 from edgeft.zoo.layer_groups import architecture_groups, family_of
 from tests.conftest import write_parts

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from edgeft.quantize import QuantizationScheme
 from edgeft.quantize.backends.base import Int8Quantizer
-from edgeft.quantize.budget import greedy_keep_float
+from edgeft.quantize.float_fallback import fewest_float_layers
 from edgeft.runtime.scoring import EncodedSplit
 
 LAYERS = [f"layer{i}" for i in range(10)]
@@ -22,10 +22,10 @@ class _RecordingQuantizer(Int8Quantizer):
     engine = "recording"
     int8_file = "model.json"
 
-    def variants(self, method: str) -> list[str]:
+    def settings(self, method: str) -> list[str]:
         return [method]
 
-    def quantize(self, variant: str, out: Path, keep_float: Sequence[str] = ()) -> None:
+    def quantize(self, setting: str, out: Path, keep_float: Sequence[str] = ()) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(list(keep_float)))
 
@@ -46,7 +46,7 @@ def _quantizer(tmp_path: Path) -> _RecordingQuantizer:
 
 def test_the_fewest_ranked_layers_that_fit_are_kept_and_written(tmp_path: Path) -> None:
     out = tmp_path / "int8" / "model.json"
-    kept = greedy_keep_float(_quantizer(tmp_path), "minmax", out, _validate, 1.0, 8)
+    kept = fewest_float_layers(_quantizer(tmp_path), "minmax", out, _validate, 1.0, 8)
     # doubling reaches 4 layers; 3 (the harmful ones, ranked first) are enough
     assert kept is not None and set(kept) == HARMFUL
     assert json.loads(out.read_text()) == kept
@@ -54,4 +54,4 @@ def test_the_fewest_ranked_layers_that_fit_are_kept_and_written(tmp_path: Path) 
 
 def test_no_count_within_the_limit_fits(tmp_path: Path) -> None:
     out = tmp_path / "int8" / "model.json"
-    assert greedy_keep_float(_quantizer(tmp_path), "minmax", out, _validate, 1.0, 2) is None
+    assert fewest_float_layers(_quantizer(tmp_path), "minmax", out, _validate, 1.0, 2) is None

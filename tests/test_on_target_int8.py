@@ -68,7 +68,7 @@ def _fragile_bundle(root: Path, per_class: int, signal: float = 0.01) -> Bundle:
 
 @pytest.fixture(scope="module")
 def two_box_bundle(fp32_bundle: Bundle, tmp_path_factory: pytest.TempPathFactory) -> Bundle:
-    config = QuantizeConfig(calibration=20, targets=("x86-avx2", "x86-avx512-vnni"))
+    config = QuantizeConfig(calibration=20, targets=("x86-avx2-no-vnni", "x86-avx512-vnni"))
     out = tmp_path_factory.mktemp("two-box") / "int8"
     return quantize_bundle(fp32_bundle.root, out, config, console=QUIET)
 
@@ -97,7 +97,7 @@ def test_one_bundle_holds_an_int8_model_per_engine_and_scheme(two_box_bundle: Bu
     int8 = {(m.engine, m.int8_scheme.key): m for m in two_box_bundle.manifest.models if m.scheme}
     assert set(int8) == {(e, k) for e in ("onnxruntime", "openvino") for k in ("u8s7", "u8s8")}
     for (_, key), entry in int8.items():
-        assert entry.targets == ["x86-avx2" if key == "u8s7" else "x86-avx512-vnni"]
+        assert entry.targets == ["x86-avx2-no-vnni" if key == "u8s7" else "x86-avx512-vnni"]
         assert entry.validated_on is not None and entry.validated_on["cpu"]
         assert entry.details["val_drop_points"] <= 1.0
         assert {"drop", "low", "high"} <= set(entry.details["val_drop_interval"])
@@ -125,7 +125,7 @@ def test_all_cpu_targets_share_files_where_an_engine_sees_one_scheme(
     # NNCF's OpenVINO int8 differs only where products saturate: ARM, VNNI and AMX share a file.
     assert set(by_engine["openvino"]) == {"u8s7", "u8s8"}
     assert {"arm64-cortex-a76", "x86-avx512-vnni", "x86-amx"} <= set(by_engine["openvino"]["u8s8"])
-    with pytest.raises(EdgeftError, match=r"unknown target 'x86-avx3'.*x86-avx2.*all-cpu"):
+    with pytest.raises(EdgeftError, match=r"unknown target 'x86-avx3'.*x86-avx2-no-vnni.*all-cpu"):
         QuantizeConfig(targets=("x86-avx3",)).plans()
 
 
@@ -349,14 +349,14 @@ def test_a_scheme_that_fits_is_written_when_another_does_not(tmp_path: Path) -> 
         calibration=20,
         method="minmax",
         max_float_layers=0,
-        targets=("x86-avx2", "x86-avx512-vnni"),
+        targets=("x86-avx2-no-vnni", "x86-avx512-vnni"),
     )
     out = quantize_bundle(fp32.root, tmp_path / "int8", config, console=QUIET)
     int8 = [m for m in out.manifest.models if m.precision == "int8"]
     assert [m.int8_scheme.key for m in int8] == ["u8s8"]  # type: ignore[union-attr]
     (failure,) = out.manifest.provenance["int8_failures"]
-    assert failure["scheme"] == "u8s7" and failure["targets"] == ["x86-avx2"]
-    assert failure["best"]["drop"] > 1.0 and "--target x86-avx2" in failure["command"]
+    assert failure["scheme"] == "u8s7" and failure["targets"] == ["x86-avx2-no-vnni"]
+    assert failure["best"]["drop"] > 1.0 and "--target x86-avx2-no-vnni" in failure["command"]
     result = runner.invoke(app, ["validate", str(out.root)])
     assert result.exit_code == 0, result.output
 

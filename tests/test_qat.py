@@ -13,7 +13,7 @@ from edgeft.export import export_bundle
 from edgeft.quantize import QuantizeConfig, quantize_bundle
 from edgeft.runtime import Predictor
 from edgeft.train import Recipe, finetune
-from edgeft.train.qat import QAT_CONFIG, QAT_MODEL
+from edgeft.train.run_folder import QAT_CONFIG, QAT_MODEL
 from tests.test_finetune import photos  # noqa: F401 - the shared tiny real-photo dataset
 
 QUIET = Console(quiet=True)
@@ -56,7 +56,7 @@ def test_qat_run_exports_int8_models_that_quantize_keeps(photos: Path, tmp_path:
     )
     for engine in ("onnxruntime", "openvino"):
         entry = out.manifest.model(engine, "int8")
-        assert entry.details["attempts"][0]["variant"] == "qat"
-        assert entry.details["variant"] == "qat"  # a 100-point budget takes the first candidate
+        assert entry.details["attempts"][0]["setting"] == "qat"
+        assert entry.details["setting"] == "qat"  # a 100-point budget takes the first candidate
         assert not entry.candidate and entry.targets == ["x86-avx512-vnni"]
     Bundle.load(out.root)

@@ -35,7 +35,7 @@ def test_builtin_reviews_materialise_once_without_duplicates() -> None:
 
 
 def test_full_finetune_learns_tickets_and_keeps_its_tokenizer(text_run: Path) -> None:
-    from edgeft.train.finetune import METRICS
+    from edgeft.train.run_folder import METRICS
 
     metrics = json.loads((text_run / METRICS).read_text())
     assert metrics["test"]["accuracy"] >= 0.9, metrics["history"]

@@ -15,7 +15,7 @@ from rich.progress import Progress
 from edgeft.bench.inputs import benchmark_inputs
 from edgeft.bench.latency import LatencyStats, summarise, time_calls
 from edgeft.bench.probe import probe_model
-from edgeft.bundle import Bundle, model_files
+from edgeft.bundle import Bundle
 from edgeft.bundle.manifest import Manifest, ModelEntry
 from edgeft.errors import EdgeftError
 from edgeft.runtime.engines import EngineSession, open_session, session_class
@@ -133,7 +133,7 @@ def benchmark_bundle(
             engine=entry.engine,
             precision=entry.precision,
             variant=variant,
-            size_mb=sum(f.stat().st_size for f in model_files(bundle.path_of(entry))) / 1e6,
+            size_mb=bundle.size_of(entry) / 1e6,
             accuracy=recorded_accuracy(bundle.manifest, entry),
         )
         for entry, variant in chosen

@@ -45,6 +45,10 @@ class Bundle:
     def path_of(self, entry: ModelEntry | str) -> Path:
         return self.root / (entry.path if isinstance(entry, ModelEntry) else entry)
 
+    def size_of(self, entry: ModelEntry) -> int:
+        """Bytes on disk of a model and its side files (an IR's ``.bin``): what the box stores."""
+        return sum(f.stat().st_size for f in model_files(self.path_of(entry)))
+
     @property
     def fingerprint(self) -> str:
         """sha256 of the manifest, which hashes every file: the same bundle wherever it sits

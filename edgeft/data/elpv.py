@@ -16,8 +16,8 @@ from pathlib import Path
 
 from rich.progress import track
 
+from edgeft.atomic import staged_folder
 from edgeft.data.splits import SPLITS, stratified_split
-from edgeft.data.staging import staged_folder
 from edgeft.errors import DatasetError
 from edgeft.home import edgeft_home
 

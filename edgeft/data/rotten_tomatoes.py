@@ -14,8 +14,8 @@ import io
 import json
 from pathlib import Path
 
+from edgeft.atomic import staged_folder
 from edgeft.data.splits import DEFAULT_FRACTIONS, SPLITS, stratified_split
-from edgeft.data.staging import staged_folder
 from edgeft.errors import DatasetError
 from edgeft.home import edgeft_home
 from edgeft.packaged import PackagedFile

@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.progress import Progress
 
-from edgeft.bundle import Bundle, ModelEntry, model_files
+from edgeft.bundle import Bundle, ModelEntry
 from edgeft.data import ClassificationDataset, load_dataset
 from edgeft.errors import EdgeftError
 from edgeft.runtime.scoring import encode_split, entry_logits, score_logits
@@ -28,11 +28,6 @@ class ModelScores:
             "path": self.entry.path,
             "size_bytes": self.size_bytes,
         } | self.scores
-
-
-def model_size(bundle: Bundle, entry: ModelEntry) -> int:
-    """Bytes on disk of a model file and its side files (an IR's .bin)."""
-    return sum(f.stat().st_size for f in model_files(bundle.path_of(entry)) if f.is_file())
 
 
 def recorded_dataset(bundle: Bundle, data: str | None) -> ClassificationDataset | None:
@@ -101,7 +96,7 @@ def evaluate_bundle(
                 100.0 * (scores["accuracy"] - reference_scores["accuracy"]), 3
             )
             scores["per_class_delta_points"] = per_class_deltas(reference_scores, scores)
-        results.append(ModelScores(entry, model_size(bundle, entry), scores))
+        results.append(ModelScores(entry, bundle.size_of(entry), scores))
     return results
 
 

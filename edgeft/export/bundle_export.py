@@ -45,8 +45,8 @@ from edgeft.export.qat_export import export_qat_onnx
 from edgeft.export.reference_profile import build_reference_profile
 from edgeft.targets import QuantizationScheme
 from edgeft.train.checkpoint import load_weights
-from edgeft.train.finetune import MODEL, RECIPE, RUN
-from edgeft.train.qat import QAT_MODEL, restore_qat_model
+from edgeft.train.qat import restore_qat_model
+from edgeft.train.run_folder import MODEL, QAT_MODEL, RECIPE, RUN
 from edgeft.zoo import get_model, rebuild
 
 log = logging.getLogger("edgeft.export")

@@ -16,9 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from rich.console import Console
-from rich.progress import Progress
 
 from edgeft.bundle import (
     Bundle,
@@ -28,7 +26,6 @@ from edgeft.bundle import (
     stage_bundle,
     write_manifest,
 )
-from edgeft.data import ClassificationDataset, stratified_split
 from edgeft.errors import EdgeftError
 from edgeft.evaluation.bundle_eval import per_class_deltas, recorded_dataset
 from edgeft.export.acceptance import record_outputs
@@ -42,31 +39,22 @@ from edgeft.quantize.budget import (
     Attempt,
     BudgetExceeded,
     BudgetResult,
-    deviation,
-    make_ranker,
-    make_validator,
     quantize_within_budget,
 )
+from edgeft.quantize.budget_data import BudgetData, Reference
 from edgeft.quantize.calibration import METHODS, resolve_recipe, select_calibration
 from edgeft.quantize.model_family import graph_model_type
 from edgeft.quantize.plan import Int8Plan, plan_int8_models
 from edgeft.quantize.speed import int8_speed
-from edgeft.runtime.budget_metrics import check_metric, paired_drop, resolution_note, resolves
+from edgeft.runtime.budget_metrics import check_metric, resolution_note
 from edgeft.runtime.scoring import (
     HEADLINE,
-    EncodedSplit,
-    encode_items,
-    encode_split,
-    entry_logits,
     headline,
-    model_logits,
     score_logits,
 )
 from edgeft.targets import QuantizationScheme, host_fingerprint
 
 _SHOWN = ("examples", *HEADLINE)
-UNLABELLED_ITEMS = 512
-CONFIRM_SHARE = 1 / 3  # of the validation split, held out of the search where it can
 
 
 @dataclass(frozen=True)
@@ -121,34 +109,10 @@ def quantize_bundle(
     calibration = select_calibration(resolve_recipe(config.calibration), dataset)
     for warning in calibration.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
-    with Progress(console=console, transient=True) as progress:
-        calibration_data = encode_items(
-            bundle, calibration.items, progress=progress, description="encoding calibration set"
-        )
-        halves = _confirmation_split(dataset, config.max_accuracy_drop)
-        confirmation = None
-        if dataset is not None and halves is not None:
-            validation = encode_split(bundle, dataset, "val", progress, halves[0])
-            confirmation = encode_split(bundle, dataset, "val", progress, halves[1])
-        elif dataset is not None:
-            validation = encode_split(bundle, dataset, "val", progress)
-            console.print(
-                f"[dim]no confirmation slice: a third of {len(validation)} validation items "
-                "cannot resolve the budget on its own; the search's figures are the final ones[/]"
-            )
-        else:
-            console.print(
-                "[yellow]warning:[/] no labelled data: the budget is top-1 agreement with fp32 on "
-                "the calibration images"
-            )
-            validation = calibration_data
-        unlabelled = _unlabelled_items(dataset, calibration.items)
-        agreement_data = (
-            encode_items(bundle, unlabelled, progress=progress, description="encoding unlabelled")
-            if unlabelled
-            else None
-        )
     planned = {p.engine for p in plans}
+    data = BudgetData.prepare(
+        bundle, dataset, calibration.items, config.max_accuracy_drop, planned, console
+    )
     replaced = [m for m in manifest.models if m.precision == "int8" and m.engine in planned]
     entries = [m for m in manifest.models if m not in replaced]
     failures: list[dict[str, Any]] = []
@@ -158,19 +122,13 @@ def quantize_bundle(
         stage_bundle(out, overwrite=overwrite) as staging,
     ):
         copy_bundle_files(bundle, staging, keep=entries)
-        against = Reference.of(bundle, validation, planned)
-        unlabelled_against, confirm_against = (
-            None if data is None else Reference.of(bundle, data, planned)
-            for data in (agreement_data, confirmation)
-        )
         model_type = graph_model_type(bundle.path_of(manifest.model("onnxruntime", "fp32")))
         made = 0
         for plan in plans:
             try:
                 entry = _quantize_one(
-                    bundle, plan, model_type, config, calibration_data, against,
-                    unlabelled_against, confirm_against, replaced, Path(work), staging, console,
-                )  # fmt: skip
+                    bundle, plan, model_type, config, data, replaced, Path(work), staging, console
+                )
             except BudgetExceeded as exc:
                 console.print(f"[red]{plan.scheme.key}:[/] {exc}", highlight=False)
                 failures.append(_failure(source, plan, exc, config))
@@ -190,26 +148,6 @@ def quantize_bundle(
     return Bundle.load(out)
 
 
-@dataclass(frozen=True)
-class Reference:
-    """Items encoded once, and fp32's logits on them for each planned engine: what that engine's
-    int8 candidates are compared with."""
-
-    data: EncodedSplit
-    fp32: dict[str, np.ndarray]
-
-    @classmethod
-    def of(cls, bundle: Bundle, data: EncodedSplit, engines: set[str]) -> Reference:
-        return cls(
-            data, {e: entry_logits(bundle, bundle.manifest.model(e, "fp32"), data) for e in engines}
-        )
-
-    def drop_interval(self, engine: str, predicted: np.ndarray, metric: str) -> dict[str, float]:
-        """The paired drop of int8 ``predicted`` against this engine's fp32, with its interval."""
-        fp32 = self.fp32[engine].argmax(axis=1)
-        return paired_drop(self.data.labels, fp32, predicted, self.data.classes, metric)
-
-
 class NoInt8Model(EdgeftError):
     """Every planned int8 model broke the budget: nothing was written."""
 
@@ -224,34 +162,6 @@ class NoInt8Model(EdgeftError):
         self.failures = failures
 
 
-def _unlabelled_items(dataset: ClassificationDataset | None, calibration: list[str]) -> list[str]:
-    """Training items the calibration did not use, at most ``UNLABELLED_ITEMS`` (seeded): where
-    int8 damage is measured without labels, to rank the layers kept in float."""
-    if dataset is None:
-        return []
-    used = set(calibration)
-    pool = [e.item for e in dataset.splits["train"] if e.item not in used]
-    order = np.random.default_rng(0).permutation(len(pool))[:UNLABELLED_ITEMS]
-    return [pool[i] for i in sorted(order)]
-
-
-def _confirmation_split(
-    dataset: ClassificationDataset | None, max_drop: float
-) -> tuple[list[int], list[int]] | None:
-    """Validation indices for the search and for the confirmation slice, when a third of the
-    split can resolve the budget on its own (one item worth at most ``max_drop`` points);
-    otherwise None, and the search's own figures stand."""
-    if dataset is None or max_drop <= 0:
-        return None
-    examples = dataset.splits["val"]
-    if not resolves(int(len(examples) * CONFIRM_SHARE), max_drop):
-        return None
-    search, confirm = stratified_split(
-        [e.label for e in examples], (1.0 - CONFIRM_SHARE, CONFIRM_SHARE), seed=0
-    )
-    return search, confirm
-
-
 def _confirm(
     quantizer: Int8Quantizer,
     staging: Path,
@@ -262,20 +172,14 @@ def _confirm(
     """The accepted model on the confirmation slice; over budget there, it is removed and the
     engine and scheme count as failed."""
     engine = quantizer.engine
-    validate = make_validator(
-        engine,
-        confirmation.data,
-        confirmation.fp32[engine],
-        config.budget_metric,
-        quantizer.exact,
-    )
+    validate = confirmation.validator(engine, config.budget_metric, quantizer.exact)
     path = staging / quantizer.int8_file
     drop, scores = validate(path)
     interval = confirmation.drop_interval(engine, scores["predicted"], config.budget_metric)
     if drop > config.max_accuracy_drop:
         for file in quantizer.files_of(path):
             file.unlink(missing_ok=True)
-        name = f"{result.variant} on the confirmation slice"
+        name = f"{result.setting} on the confirmation slice"
         raise BudgetExceeded(
             quantizer.engine,
             config.max_accuracy_drop,
@@ -290,9 +194,9 @@ def _confirm(
 
 def _best_text(best: dict[str, Any] | None) -> str:
     if best is None:
-        return "none (every variant failed)"
+        return "none (every setting failed)"
     floats = f" + {best['float_layers']} float layers" if best["float_layers"] else ""
-    return f"{best['variant']}{floats}, drop {best['drop']:.2f} pt"
+    return f"{best['setting']}{floats}, drop {best['drop']:.2f} pt"
 
 
 def _quantize_one(
@@ -300,25 +204,22 @@ def _quantize_one(
     plan: Int8Plan,
     model_type: ModelType,
     config: QuantizeConfig,
-    calibration: EncodedSplit,
-    validation: Reference,
-    unlabelled: Reference | None,
-    confirmation: Reference | None,
+    data: BudgetData,
     replaced: list[ModelEntry],
     work: Path,
     staging: Path,
     console: Console,
 ) -> ModelEntry:
-    """One engine and scheme through the budget loop, its model written into ``staging``;
-    ``unlabelled`` (training items without labels) ranks the layers kept in float;
-    ``confirmation`` (validation items the search never saw) has the last word on the model the
-    search accepted."""
+    """One engine and scheme through the budget loop, its model written into ``staging``: the
+    search ranks the layers kept in float on ``data.unlabelled`` where it exists, and
+    ``data.confirmation`` has the last word on the model the search accepted."""
+    validation, unlabelled, confirmation = data.search, data.unlabelled, data.confirmation
     engine, scheme = plan.engine, plan.scheme
     folder = work / f"{engine}-{scheme.key}"
     folder.mkdir()
     quantizer = quantizer_class(engine)(
         bundle.path_of(bundle.manifest.model(engine, "fp32")),
-        calibration,
+        data.calibration,
         scheme,
         folder,
         validation.data,
@@ -338,17 +239,13 @@ def _quantize_one(
         if m.engine == engine and m.candidate and m.int8_scheme in (None, scheme)
     ]
     ready = {"qat": _copy_model(bundle, qat[0], folder / "qat")} if qat and config.use_qat else {}
-    rank = (
-        make_ranker(engine, unlabelled.data, unlabelled.fp32[engine], exact)
-        if unlabelled is not None
-        else None
-    )
+    rank = unlabelled.ranker(engine, exact) if unlabelled is not None else None
     fp32_logits = validation.fp32[engine]
     result = quantize_within_budget(
         quantizer,
         config.method,
         staging / quantizer.int8_file,
-        make_validator(engine, validation.data, fp32_logits, config.budget_metric, exact),
+        validation.validator(engine, config.budget_metric, exact),
         config.max_accuracy_drop,
         console,
         config.max_float_layers,
@@ -356,7 +253,7 @@ def _quantize_one(
         rank,
     )
     fp32_scores = score_logits(fp32_logits, validation.data)
-    rewrites = {} if result.variant in ready else quantizer.rewrites
+    rewrites = {} if result.setting in ready else quantizer.rewrites
     details = _details(result, fp32_scores, validation, config, engine)
     details["confirmation"] = None
     details["model_type"] = quantizer.model_type
@@ -375,13 +272,7 @@ def _quantize_one(
                 f"{details['speed']['fp32_p50_ms']:.3f} ms at batch 1)"
             )
     if unlabelled is not None:
-        logits = model_logits(engine, staging / quantizer.int8_file, "int8", unlabelled.data, exact)
-        reference = unlabelled.fp32[engine]
-        details["unlabelled"] = {
-            "items": len(unlabelled.data),
-            "agreement": float((logits.argmax(1) == reference.argmax(1)).mean()),
-            "deviation": deviation(logits, reference),
-        }
+        details["unlabelled"] = unlabelled.agreement(engine, staging / quantizer.int8_file, exact)
     if note := details.get("budget_resolution"):
         console.print(f"[yellow]{engine} {scheme.key}:[/] {note}")
     return ModelEntry(
@@ -408,8 +299,8 @@ def _failure(
         parts.append(f"--calibration {config.calibration}")
     if config.data is not None:
         parts.append(f"--data {config.data}")
-    if best is not None and best.variant != "qat":
-        parts.append(f"--method {_method_of(best.variant, config.method)}")
+    if best is not None and best.setting != "qat":
+        parts.append(f"--method {_method_of(best.setting, config.method)}")
     if best is not None:
         parts.append(f"--max-accuracy-drop {best.drop + 0.005:.2f}")
         if best.keep_float:
@@ -423,7 +314,7 @@ def _failure(
         "best": None
         if best is None
         else {
-            "variant": best.variant,
+            "setting": best.setting,
             "float_layers": len(best.keep_float),
             "drop": round(best.drop, 3),
         }
@@ -434,10 +325,10 @@ def _failure(
     }
 
 
-def _method_of(variant: str, method: str) -> str:
-    """The ``--method`` that tries ``variant`` first: a calibration method names its variant;
-    an engine's own variants (NNCF's presets) come with ``auto``."""
-    return variant if variant in METHODS else method
+def _method_of(setting: str, method: str) -> str:
+    """The ``--method`` that tries ``setting`` first: a calibration method names its setting;
+    an engine's own settings (NNCF's presets) come with ``auto``."""
+    return setting if setting in METHODS else method
 
 
 def _copy_model(bundle: Bundle, entry: ModelEntry, folder: Path) -> Path:
@@ -458,7 +349,7 @@ def _details(
 ) -> dict[str, Any]:
     labelled = validation.data.labels is not None
     details: dict[str, Any] = {
-        "variant": result.variant,
+        "setting": result.setting,
         "method": config.method,
         "max_accuracy_drop": config.max_accuracy_drop,
         "val_drop_points": round(result.drop, 3),

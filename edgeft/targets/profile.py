@@ -25,6 +25,7 @@ from edgeft.targets.host import (
     openvino_devices,
     this_host,
 )
+from edgeft.targets.int8_scheme import QuantizationScheme
 
 _REQUIREMENT_KEYS = {
     "machine", "cpu_flags", "absent_cpu_flags", "openvino_devices", "onnxruntime_providers",
@@ -55,7 +56,6 @@ class TargetProfile:
     requires: Requirements
     engines: dict[str, dict[str, Any]]
     quantization: dict[str, Any] = field(default_factory=dict)
-    int8_expected_faster: bool = True
     path: Path | None = None
 
     def mismatches(self, host: Host | None = None) -> list[str]:
@@ -131,14 +131,16 @@ def parse_target(data: dict[str, Any], path: Path | None = None) -> TargetProfil
         if unknown := set(settings) - _ENGINE_KEYS:
             raise fail(f"unknown [engines.{engine}] keys: {', '.join(sorted(unknown))}")
     quantization = dict(data.get("quantization", {}))
-    expected = quantization.pop("int8_expected_faster", True)
+    try:
+        QuantizationScheme.from_dict(quantization)
+    except (EdgeftError, TypeError) as exc:
+        raise fail(f"[quantization]: {exc}") from exc
     return TargetProfile(
         name=name,
         description=str(data.get("description", "")),
         requires=Requirements(**{k: tuple(v) for k, v in requires.items()}),
         engines={engine: dict(settings) for engine, settings in engines.items()},
         quantization=quantization,
-        int8_expected_faster=bool(expected),
         path=path,
     )
 

@@ -14,12 +14,8 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from edgeft.atomic import replace_atomically
-
-BEST = "best.safetensors"
-LAST = "last.safetensors"
-OPTIMIZER = "optimizer.pt"
-STATE = "state.json"
+from edgeft.atomic import replace_atomically, write_text_atomically
+from edgeft.train.run_folder import LAST, OPTIMIZER, STATE
 
 
 def save_weights(model: nn.Module, path: Path) -> None:
@@ -44,7 +40,7 @@ def save_progress(
             {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, t
         ),
     )
-    replace_atomically(run_dir / STATE, lambda t: t.write_text(json.dumps(state, indent=2)))
+    write_text_atomically(run_dir / STATE, json.dumps(state, indent=2))
 
 
 def load_progress(

@@ -25,6 +25,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
+from edgeft.atomic import write_text_atomically
 from edgeft.bundle import ImagePreprocessing, TextPreprocessing
 from edgeft.data import ClassificationDataset, DatasetExtension, load_dataset
 from edgeft.data.extension import EXTENSION_FILE
@@ -38,15 +39,11 @@ from edgeft.train.image_data import ImageExamples, drop_unreadable
 from edgeft.train.optim import param_groups, thaw_top, train_mode, warmup_cosine
 from edgeft.train.plots import plot_confusion, plot_curves
 from edgeft.train.qat import quantization_aware_training
-from edgeft.train.recipe import RECIPE, Recipe
+from edgeft.train.recipe import Recipe
+from edgeft.train.run_folder import BEST, METRICS, MODEL, RECIPE, RUN, STATE
 from edgeft.train.text_data import TextCollator
 from edgeft.zoo import LayerGroup, get_model
 from edgeft.zoo.huggingface_text import INPUT_NAMES, TOKENIZER_FILE
-
-RUN = "run.json"
-METRICS = "metrics.json"
-MODEL = "model.safetensors"
-
 
 # Examples of one split -> batches of (inputs, labels); ``shuffle`` and ``augment`` for training.
 MakeLoader = Callable[..., DataLoader]
@@ -169,8 +166,8 @@ def finetune(
     console = (console or Console()) if group.is_main else Console(quiet=True)
     run_dir = Path(out)
     if resume:
-        if not (run_dir / checkpoint.STATE).is_file():
-            raise EdgeftError(f"{run_dir}: nothing to resume (no {checkpoint.STATE})")
+        if not (run_dir / STATE).is_file():
+            raise EdgeftError(f"{run_dir}: nothing to resume (no {STATE})")
         recipe = Recipe.from_file(run_dir / RECIPE)
     elif run_dir.exists():
         raise EdgeftError(
@@ -205,7 +202,7 @@ def finetune(
     except KeyboardInterrupt as exc:
         trainer.say("interrupted")
         raise EdgeftError(
-            f"interrupted; the best checkpoint so far is in {run_dir / checkpoint.BEST}; "
+            f"interrupted; the best checkpoint so far is in {run_dir / BEST}; "
             f"continue with: edgeft finetune --resume --out {run_dir}"
         ) from exc
     finally:
@@ -246,7 +243,7 @@ def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: 
     if not resume and trainer.group.is_main:
         for name, file in entry.run_files().items():
             shutil.copyfile(file, run_dir / name)
-        (run_dir / RECIPE).write_text(recipe.to_json())
+        write_text_atomically(run_dir / RECIPE, recipe.to_json())
         run_info = {
             "model": entry.name,
             "architecture": entry.record(model),
@@ -257,14 +254,16 @@ def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: 
         }
         if recipe.init_from:
             run_info["init_from"] = recipe.init_from
-            (run_dir / EXTENSION_FILE).write_text(json.dumps(dataset.split_recipe, indent=2))
+            write_text_atomically(
+                run_dir / EXTENSION_FILE, json.dumps(dataset.split_recipe, indent=2)
+            )
             new = dataset.split_recipe["new_items"]
             trainer.say(
                 f"continuing {recipe.init_from} with {new['items']} new item(s) from "
                 f"{recipe.data}: {new['sizes']['train']} to train, {new['sizes']['val']} to val, "
                 f"{len(new['dropped_copies'])} copies of old items dropped; test unchanged"
             )
-        (run_dir / RUN).write_text(json.dumps(run_info, indent=2))
+        write_text_atomically(run_dir / RUN, json.dumps(run_info, indent=2))
     trainer.group.barrier()  # the others read the tokenizer rank 0 copied
     if dataset.kind == "text":
         encoder = TextEncoder(spec, run_dir / TOKENIZER_FILE, INPUT_NAMES)
@@ -307,7 +306,7 @@ def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: 
     trainer.group.barrier()  # the best checkpoint is written
     if not trainer.group.is_main:
         return RunResult(run_dir, {}, written=False)
-    checkpoint.load_weights(model, run_dir / checkpoint.BEST)
+    checkpoint.load_weights(model, run_dir / BEST)
     checkpoint.save_weights(model, run_dir / MODEL)
     test_loader = loader(splits["test"])
     truth, preds, _ = trainer.predict(model, test_loader, fp32=True)
@@ -341,7 +340,7 @@ def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: 
             loss_fn,
             dataset.classes,
         )
-    (run_dir / METRICS).write_text(json.dumps(metrics, indent=2))
+    write_text_atomically(run_dir / METRICS, json.dumps(metrics, indent=2))
     return RunResult(run_dir, metrics)
 
 
@@ -480,7 +479,7 @@ def _fit(
             if improved:
                 state["best"], state["stale"], state["stale_since_thaw"] = row["val_macro_f1"], 0, 0
                 if group.is_main:
-                    checkpoint.save_weights(model, run_dir / checkpoint.BEST)
+                    checkpoint.save_weights(model, run_dir / BEST)
             else:
                 state["stale"] += 1
                 state["stale_since_thaw"] += 1

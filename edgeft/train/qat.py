@@ -26,12 +26,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from edgeft.atomic import write_text_atomically
 from edgeft.evaluation import classification_metrics
 from edgeft.train import checkpoint
+from edgeft.train.run_folder import QAT_CONFIG, QAT_MODEL
 
-QAT_DIR = "qat"
-QAT_MODEL = f"{QAT_DIR}/model.safetensors"
-QAT_CONFIG = f"{QAT_DIR}/nncf.json"
 CALIBRATION_IMAGES = 128
 
 
@@ -94,9 +93,8 @@ def quantization_aware_training(
     after = classification_metrics(truth, preds, classes)
     truth, preds, _ = trainer.predict(quantized, test_loader, fp32=True)
     test = classification_metrics(truth, preds, classes)
-    (run_dir / QAT_DIR).mkdir(exist_ok=True)
     checkpoint.save_weights(quantized, run_dir / QAT_MODEL)
-    (run_dir / QAT_CONFIG).write_text(json.dumps(nncf.torch.get_config(quantized)))
+    write_text_atomically(run_dir / QAT_CONFIG, json.dumps(nncf.torch.get_config(quantized)))
     seconds = round(time.perf_counter() - started, 1)
     trainer.say(
         f"QAT: val accuracy {before['accuracy']:.4f} -> {after['accuracy']:.4f}; "

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from edgeft.errors import EdgeftError
+from edgeft.train.run_folder import RECIPE
 
-RECIPE = "recipe.json"
 STRATEGIES = ("feature-extraction", "full", "progressive")
 # Per task: the ELPV recipe measured in STACK.md for images; for text encoders the usual BERT
 # fine-tuning range (backbone 2e-5..5e-5, a few epochs), with a faster new head.

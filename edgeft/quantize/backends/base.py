@@ -1,6 +1,6 @@
 """The small interface each int8 engine implements, and the registry that picks one by name.
 
-A backend quantizes one fp32 model file with a named *variant* (calibration method and engine
+A backend quantizes one fp32 model file with a named *setting* (calibration method and engine
 options), optionally keeping some layers in floating point, and knows which layers it could keep.
 The accuracy-budget loop (``edgeft.quantize.budget``) drives it without knowing the engine.
 """
@@ -12,9 +12,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
+from edgeft.backend_registry import import_backend
 from edgeft.bundle import model_files
 from edgeft.bundle.manifest import int8_file
-from edgeft.runtime.engines.base import import_backend
+from edgeft.quantize.float_fallback import fewest_float_layers
 from edgeft.runtime.scoring import EncodedSplit
 from edgeft.targets.int8_scheme import QuantizationScheme
 
@@ -66,12 +67,12 @@ class Int8Quantizer(ABC):
         return scheme
 
     @abstractmethod
-    def variants(self, method: str) -> list[str]:
+    def settings(self, method: str) -> list[str]:
         """Named settings to try, in order, for ``--method`` (``auto`` tries several)."""
 
     @abstractmethod
-    def quantize(self, variant: str, out: Path, keep_float: Sequence[str] = ()) -> None:
-        """Write the int8 model of ``variant`` to ``out`` (plus any side files next to it)."""
+    def quantize(self, setting: str, out: Path, keep_float: Sequence[str] = ()) -> None:
+        """Write the int8 model of ``setting`` to ``out`` (plus any side files next to it)."""
 
     @abstractmethod
     def layers(self) -> list[str]:
@@ -79,7 +80,7 @@ class Int8Quantizer(ABC):
 
     def restore_accuracy(
         self,
-        variant: str,
+        setting: str,
         out: Path,
         validate: Validator,
         max_drop: float,
@@ -89,10 +90,8 @@ class Int8Quantizer(ABC):
         """Keep at most ``max_float_layers`` of the most sensitive layers in floating point until
         ``validate`` is within ``max_drop``; return those layers, or None if none gets there.
         The default ranks layers by leave-one-out with ``rank`` (distance to fp32 on unlabelled
-        items; default: on the validation split), see ``edgeft.quantize.budget``."""
-        from edgeft.quantize.budget import greedy_keep_float
-
-        return greedy_keep_float(self, variant, out, validate, max_drop, max_float_layers, rank)
+        items; default: on the validation split), see ``edgeft.quantize.float_fallback``."""
+        return fewest_float_layers(self, setting, out, validate, max_drop, max_float_layers, rank)
 
     def files_of(self, out: Path) -> list[Path]:
         """The files a written model consists of."""

@@ -123,7 +123,7 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
             fp32_path, calibration, scheme, workdir, validation, model_type, budget_metric, exact
         )
         self.prepared = workdir / "onnxruntime-prepared.onnx"
-        # per variant, each layer's measured bias shift (it does not depend on the other layers)
+        # per setting, each layer's measured bias shift (it does not depend on the other layers)
         self._bias_shifts: dict[str, dict[str, np.ndarray]] = {}
         try:
             # Shape inference and graph optimisation first, as ONNX Runtime advises.
@@ -144,7 +144,7 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
         if unshared or equalized:
             onnx.save(graph, str(self.prepared))
 
-    def variants(self, method: str) -> list[str]:
+    def settings(self, method: str) -> list[str]:
         if method == "auto":
             return ["minmax", "mean-minmax", "percentile", "entropy"]
         if method not in _METHODS:
@@ -153,13 +153,13 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
             )
         return [method]
 
-    def quantize(self, variant: str, out: Path, keep_float: Sequence[str] = ()) -> None:
+    def quantize(self, setting: str, out: Path, keep_float: Sequence[str] = ()) -> None:
         unknown = set(keep_float) - set(self.layers())
         if unknown:
             raise EdgeftError(
                 f"no such layer(s) in {self.fp32_path.name}: {', '.join(sorted(unknown))}"
             )
-        histogram = variant in ("entropy", "percentile")
+        histogram = setting in ("entropy", "percentile")
         out.parent.mkdir(parents=True, exist_ok=True)
         options = {
             "ActivationSymmetric": self.scheme.activations == "int8",
@@ -174,7 +174,7 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
         if histogram:
             options["CalibStridedMinMax"] = 1  # one batch of full activations in memory at a time
         calibration = self.calibration
-        if variant == "mean-minmax":
+        if setting == "mean-minmax":
             # ONNX Runtime's moving-average option takes the mean of each batch's extremes
             # within one calibration pass; batches of one item make that the per-item mean.
             options["CalibMovingAverage"] = True
@@ -203,20 +203,20 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
                     weight_type=weights,
                     nodes_to_exclude=list(keep_float),
                     op_types_to_quantize=op_types,
-                    calibrate_method=_METHODS[variant],
+                    calibrate_method=_METHODS[setting],
                     extra_options=options,
-                    calibration_cache_path=self.workdir / f"onnxruntime-ranges-{variant}.json",
+                    calibration_cache_path=self.workdir / f"onnxruntime-ranges-{setting}.json",
                 )
         except (ValueError, RuntimeError, IndexError, onnx.checker.ValidationError) as exc:
             raise EdgeftError(
                 f"ONNX Runtime could not quantize {self.fp32_path.name}: {exc}"
             ) from exc
         if self.model_type == "cnn":
-            self._correct_biases(variant, out)
+            self._correct_biases(setting, out)
 
-    def _correct_biases(self, variant: str, out: Path) -> None:
+    def _correct_biases(self, setting: str, out: Path) -> None:
         model = onnx.load(str(out))
-        shifts = self._bias_shifts.setdefault(variant, {})
+        shifts = self._bias_shifts.setdefault(setting, {})
         shifts |= measure_bias_shifts(
             model, self._prepared_graph, self.calibration.batches, skip=shifts
         )
@@ -225,7 +225,7 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
 
     @cached_property
     def _prepared_graph(self) -> onnx.ModelProto:
-        """The float graph every variant quantizes (read once)."""
+        """The float graph every setting quantizes (read once)."""
         return onnx.load(str(self.prepared))
 
     @cached_property

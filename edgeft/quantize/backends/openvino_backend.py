@@ -2,7 +2,7 @@
 
 Variants are the knobs NNCF documents as worth trying on a model that loses accuracy: the
 default, full (not fast) bias correction, and the mixed preset (asymmetric activations). On
-targets whose int8 products saturate (the scheme says so), every variant quantizes weights to
+targets whose int8 products saturate (the scheme says so), every setting quantizes weights to
 7 bits (NNCF's overflow fix in every layer).
 """
 
@@ -29,7 +29,7 @@ from edgeft.quantize.backends.base import Int8Quantizer, Ranker, Validator
 from edgeft.targets.int8_scheme import QuantizationScheme
 
 _LAYER_OPS = ("Convolution", "GroupConvolution", "ConvolutionBackpropData", "MatMul")
-_VARIANTS: dict[str, dict[str, Any]] = {
+_SETTINGS: dict[str, dict[str, Any]] = {
     "default": {},
     "accurate-bias": {"fast_bias_correction": False},
     "mixed": {"preset": nncf.QuantizationPreset.MIXED},
@@ -57,7 +57,7 @@ class OpenVINOQuantizer(Int8Quantizer):
         """NNCF's OpenVINO int8 has one scheme knob here: 7-bit weights where products saturate."""
         return QuantizationScheme(reduce_range=scheme.avoids_saturation)
 
-    def variants(self, method: str) -> list[str]:
+    def settings(self, method: str) -> list[str]:
         if method not in _BY_METHOD:
             raise EdgeftError(
                 f"unknown calibration method {method!r}; choose {', '.join(_BY_METHOD)}"
@@ -72,28 +72,30 @@ class OpenVINOQuantizer(Int8Quantizer):
         """One example per item: NNCF's statistics (bias correction) assume batch 1."""
         return self.calibration.one_per_item()
 
-    def _settings(self, variant: str, keep_float: Sequence[str]) -> dict[str, Any]:
-        options = dict(_VARIANTS[variant])
+    def _nncf_arguments(self, setting: str, keep_float: Sequence[str]) -> dict[str, Any]:
+        options = dict(_SETTINGS[setting])
         advanced = {key: options.pop(key) for key in _ADVANCED & set(options)}
         overflow_fix = (
             OverflowFix.ENABLE if self.scheme.avoids_saturation else OverflowFix.FIRST_LAYER
         )
-        settings: dict[str, Any] = {
+        arguments: dict[str, Any] = {
             "subset_size": len(self._examples),
             "advanced_parameters": AdvancedQuantizationParameters(
                 overflow_fix=overflow_fix, **advanced
             ),
         } | options
         if self.model_type == "transformer":
-            settings["model_type"] = nncf.ModelType.TRANSFORMER
+            arguments["model_type"] = nncf.ModelType.TRANSFORMER
         if keep_float:
-            settings["ignored_scope"] = nncf.IgnoredScope(names=list(keep_float))
-        return settings
+            arguments["ignored_scope"] = nncf.IgnoredScope(names=list(keep_float))
+        return arguments
 
-    def quantize(self, variant: str, out: Path, keep_float: Sequence[str] = ()) -> None:
+    def quantize(self, setting: str, out: Path, keep_float: Sequence[str] = ()) -> None:
         try:
             quantized = nncf.quantize(
-                self._model(), nncf.Dataset(self._examples), **self._settings(variant, keep_float)
+                self._model(),
+                nncf.Dataset(self._examples),
+                **self._nncf_arguments(setting, keep_float),
             )
         except (nncf.ValidationError, RuntimeError) as exc:
             raise EdgeftError(f"NNCF could not quantize {self.fp32_path.name}: {exc}") from exc
@@ -102,7 +104,7 @@ class OpenVINOQuantizer(Int8Quantizer):
 
     def restore_accuracy(
         self,
-        variant: str,
+        setting: str,
         out: Path,
         validate: Validator,
         max_drop: float,
@@ -122,7 +124,7 @@ class OpenVINOQuantizer(Int8Quantizer):
             or self.budget_metric != "accuracy"
         ):
             return super().restore_accuracy(
-                variant, out, validate, max_drop, max_float_layers, rank
+                setting, out, validate, max_drop, max_float_layers, rank
             )
         validation = list(
             zip(self.validation.one_per_item(), self.validation.labels.tolist(), strict=True)
@@ -134,9 +136,9 @@ class OpenVINOQuantizer(Int8Quantizer):
             ]
             return float(np.mean(hits)), hits
 
-        settings = self._settings(variant, ())
+        arguments = self._nncf_arguments(setting, ())
         # The same parameters under the name accuracy control gives them.
-        settings["advanced_quantization_parameters"] = settings.pop("advanced_parameters")
+        arguments["advanced_quantization_parameters"] = arguments.pop("advanced_parameters")
         try:
             quantized = nncf.quantize_with_accuracy_control(
                 self._model(),
@@ -148,7 +150,7 @@ class OpenVINOQuantizer(Int8Quantizer):
                 advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
                     max_num_iterations=max_float_layers
                 ),
-                **settings,
+                **arguments,
             )
         except (nncf.ValidationError, RuntimeError) as exc:
             raise EdgeftError(

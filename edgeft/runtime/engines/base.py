@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeft.errors import EdgeftError
+from edgeft.backend_registry import import_backend
 
 
 class EngineSession(ABC):
@@ -48,19 +47,6 @@ _BACKENDS = {
     "openvino": "edgeft.runtime.engines.openvino_backend:OpenVINOSession",
 }
 ENGINES = tuple(_BACKENDS)
-
-
-def import_backend(backends: Mapping[str, str], engine: str, choices: str) -> type:
-    """``backends[engine]`` ("module:Class"), imported only when asked for: an edge box has one
-    engine, and the build side's quantizers pull in their own libraries."""
-    if engine not in backends:
-        raise EdgeftError(f"unknown engine {engine!r}; choose {choices}")
-    module_name, class_name = backends[engine].split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise EdgeftError(f"engine {engine} is not installed here ({exc.name} missing)") from exc
-    return getattr(module, class_name)
 
 
 def session_class(engine: str) -> type[EngineSession]:
