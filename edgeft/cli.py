@@ -838,6 +838,7 @@ def bench(
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from edgeft.bench import ResultsStore, benchmark_bundle
+    from edgeft.bench.run import slower_int8
     from edgeft.bundle import Bundle
     from edgeft.targets import resolve_target
 
@@ -866,6 +867,8 @@ def bench(
         print(json.dumps(run.to_dict() | {"run_id": run_id}, indent=2))
     else:
         _print_bench_table(bundle, profile.name, run)
+    for warning in slower_int8(run.latency_rows()):
+        notes.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if not_stored is None:
         notes.print(f"run {run_id} stored in {store.path}")
     elif written_json is not None:

@@ -38,6 +38,7 @@ class DemoPlan:
 def run_demo(workdir: Path, console: Console, quick: bool = False) -> None:
     from edgeft.bench import ResultsStore, benchmark_bundle
     from edgeft.bench.report import screenshot, write_report
+    from edgeft.bench.run import slower_int8
     from edgeft.data import inspect_dataset, load_dataset
     from edgeft.errors import EdgeftError
     from edgeft.evaluation import evaluate_bundle
@@ -45,7 +46,7 @@ def run_demo(workdir: Path, console: Console, quick: bool = False) -> None:
     from edgeft.quantize import QuantizeConfig, quantize_bundle
     from edgeft.targets import resolve_target
     from edgeft.train import Recipe, finetune
-    from edgeft.train.finetune import MODEL
+    from edgeft.train.run_folder import MODEL
 
     plan = DemoPlan.choose(quick)
     console.rule(f"edgeft demo: solar-cell defects (ELPV){' --quick' if quick else ''}")
@@ -78,7 +79,7 @@ def run_demo(workdir: Path, console: Console, quick: bool = False) -> None:
     store = ResultsStore(workdir / "bench.sqlite")
     run_id = store.add(run)
     report = write_report(store.results([run_id], samples=True), workdir / "report.html",
-                          "edgeft demo: ELPV solar-cell defects")  # fmt: skip
+                          "edgeft demo: ELPV solar-cell defects", evaluation=scores)  # fmt: skip
     console.print(f"report: {report}")
     try:
         console.print(f"report screenshot: {screenshot(report, workdir / 'report.png')}")
@@ -105,6 +106,8 @@ def run_demo(workdir: Path, console: Console, quick: bool = False) -> None:
             f"{stats.p99_ms:.2f}",
         )
     console.print(table)
+    for warning in slower_int8(run.latency_rows()):
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     example = test[0].item
     console.print("next:")
     console.print(f"  .venv/bin/edgeft validate {bundle_dir}", highlight=False)

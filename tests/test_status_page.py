@@ -6,39 +6,19 @@ but the server: the page must be self-contained (a closed factory network)."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from edgeft.bundle import Bundle
 from edgeft.serve.process import ServerProcess
+from tests.browser import headless_chromium, only_from
 from tests.conftest import part_image
 
 MODEL = "parts"
 TOKEN = "status-page-s3cret"
-CHROMIUM = "/usr/bin/chromium"
-INSTALL = "make browser (apt-get install -y chromium) and pip install -e '.[dev]' (playwright)"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 FIGURES = {"prediction_rates", "confidence", "input.brightness", "embedding", "estimated_accuracy"}
-
-
-def _browser_tools():  # -> (playwright.sync_api.sync_playwright, the Chromium executable)
-    """Playwright and the system Chromium, or a failure that says how to install them (CI does;
-    a missing browser must not pass silently as a skip)."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail(f"python playwright is not installed; run: {INSTALL}")
-    executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
-    if executable is None:
-        pytest.fail(f"{CHROMIUM} is missing; run: {INSTALL}")
-    return sync_playwright, executable
 
 
 def _fill(server: ServerProcess, headers: dict[str, str]) -> int:
@@ -60,7 +40,6 @@ def _fill(server: ServerProcess, headers: dict[str, str]) -> int:
 def test_the_status_page_shows_the_server_in_a_browser(
     parts_bundle: Bundle, tmp_path: Path
 ) -> None:
-    sync_playwright, chromium = _browser_tools()
     auth = {"Authorization": f"Bearer {TOKEN}"}
     options = [
         "--model-name", MODEL, "--engine", "onnxruntime", "--log", str(tmp_path / "log.sqlite"),
@@ -78,29 +57,15 @@ def test_the_status_page_shows_the_server_in_a_browser(
             time.sleep(0.2)
         assert server.request("GET", "/")[0] == 401  # behind the token
 
-        elsewhere: list[str] = []
-
-        def local_only(route) -> None:  # playwright.sync_api.Route
-            url = route.request.url
-            if url.startswith(server.url) or url.startswith("data:"):
-                route.continue_()
-            else:
-                elsewhere.append(url)
-                route.abort()
-
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-            try:
-                context = browser.new_context(extra_http_headers=auth)
-                page = context.new_page()
-                page.route("**/*", local_only)
-                response = page.goto(server.url + "/", wait_until="load", timeout=15_000)
-                assert response is not None and response.status == 200
-                shown = _what_the_page_shows(page)
-                screenshot = tmp_path / "status.png"
-                page.screenshot(path=str(screenshot), full_page=True)
-            finally:
-                browser.close()
+        with headless_chromium() as browser:
+            context = browser.new_context(extra_http_headers=auth)
+            page = context.new_page()
+            elsewhere = only_from(page, server.url)
+            response = page.goto(server.url + "/", wait_until="load", timeout=15_000)
+            assert response is not None and response.status == 200
+            shown = _what_the_page_shows(page)
+            screenshot = tmp_path / "status.png"
+            page.screenshot(path=str(screenshot), full_page=True)
 
     assert elsewhere == [], f"the page loaded things from elsewhere: {elsewhere}"
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 1000

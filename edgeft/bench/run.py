@@ -59,12 +59,41 @@ class BenchmarkRun:
     models: list[ModelBenchmark]
     skipped: list[dict[str, str]] = field(default_factory=list)
 
+    def latency_rows(self) -> list[dict[str, Any]]:
+        """p50 per model and batch, keyed as the results database's rows are."""
+        return [
+            {"model": m.label, "engine": m.engine, "precision": m.precision,
+             "variant": m.variant, "batch": batch, "p50_ms": stats.p50_ms, "target": self.target}
+            for m in self.models
+            for batch, stats in m.latency.items()
+        ]  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         for model, raw in zip(self.models, out["models"], strict=True):
             raw["latency"] = {str(b): s.to_dict() for b, s in model.latency.items()}
             raw["samples_ms"] = {str(b): v for b, v in model.samples_ms.items()}
         return out
+
+
+def slower_int8(run_rows: list[dict[str, Any]]) -> list[str]:
+    """A warning for each int8 model of a run whose p50 at the smallest batch is above its
+    engine's fp32 model's (the bundle's model, not OpenVINO's engine-default run of it)."""
+    batch = min(r["batch"] for r in run_rows)
+    at_batch = [r for r in run_rows if r["batch"] == batch]
+    fp32 = {r["engine"]: r for r in at_batch if r["precision"] == "fp32" and not r["variant"]}
+    warnings = []
+    for row in at_batch:
+        base = fp32.get(row["engine"])
+        if row["precision"] != "int8" or base is None or row["p50_ms"] <= base["p50_ms"]:
+            continue
+        warnings.append(
+            f"{row['model']} runs {row['p50_ms'] / base['p50_ms']:.3g}x slower than its fp32 on "
+            f"{row['target']} (p50 {row['p50_ms']:.3g} vs {base['p50_ms']:.3g} ms at batch "
+            f"{batch}): ship fp32 for this engine or quantize on the box "
+            f"(edgeft quantize --target {row['target']})"
+        )
+    return warnings
 
 
 def recorded_accuracy(manifest: Manifest, entry: ModelEntry) -> float | None:

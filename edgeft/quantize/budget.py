@@ -10,6 +10,7 @@ too, nothing is written and the error lists every attempt.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ from rich.console import Console
 from edgeft.errors import EdgeftError
 from edgeft.quantize.backends.base import Int8Quantizer, Ranker, Validator
 from edgeft.runtime.scoring import headline
+
+# A candidate file -> its speed on this host against fp32 (``speedup``: fp32 p50 over int8 p50).
+Timer = Callable[[Path], dict[str, Any]]
 
 MAX_FLOAT_SHARE = 0.5  # by default, keeping more than half the layers in float defeats int8
 
@@ -30,6 +34,16 @@ class Attempt:
     drop: float  # inf when the engine could not quantize with this setting (``error`` says why)
     scores: dict[str, Any] = field(repr=False)
     error: str | None = None
+    speed: dict[str, Any] | None = None  # timed only where within budget and this host runs it
+
+    @property
+    def speedup(self) -> float | None:
+        """fp32's p50 over this candidate's on this host, where timed."""
+        return None if self.speed is None else float(self.speed["speedup"])
+
+    @property
+    def slower_than_fp32(self) -> bool:
+        return self.speedup is not None and self.speedup < 1.0
 
     def summary(self) -> dict[str, Any]:
         summary = asdict(self) | {"scores": headline(self.scores)}
@@ -45,6 +59,7 @@ class BudgetResult:
     drop: float
     scores: dict[str, Any]
     attempts: list[Attempt]
+    speed: dict[str, Any] | None = None
 
 
 class BudgetExceeded(EdgeftError):
@@ -74,10 +89,17 @@ def quantize_within_budget(
     max_float_layers: int | None = None,
     ready: dict[str, Path] | None = None,
     rank: Ranker | None = None,
+    time: Timer | None = None,
 ) -> BudgetResult:
     """Try ``ready`` int8 models (a QAT export), then the settings, then the float fallback; on
-    success the chosen model's files sit at ``out``."""
+    success the chosen model's files sit at ``out``.
+
+    With ``time`` (this host runs the scheme's kernels), a candidate within budget is timed
+    against fp32: the first that is also faster is taken; one that is slower does not end the
+    search, and if no candidate is faster, the fastest within budget is taken (still marked
+    slower, so the caller says so)."""
     attempts: list[Attempt] = []
+    within: list[tuple[Attempt, Path]] = []
     engine = quantizer.engine
     candidates = [(name, path) for name, path in (ready or {}).items()] + [
         (v, quantizer.workdir / f"{engine}-{v}" / Path(quantizer.int8_file).name)
@@ -93,11 +115,18 @@ def quantize_within_budget(
                 console.print(f"{engine} int8 ({setting}): [yellow]failed[/]: {exc}")
                 continue
             drop, scores = validate(candidate)
-        attempts.append(Attempt(setting, [], drop, scores))
-        console.print(f"{engine} int8 ({setting}): {_describe(drop, scores)}")
+            attempt = Attempt(setting, [], drop, scores)
+            if drop <= max_drop and time is not None:
+                attempt.speed = time(candidate)
+        attempts.append(attempt)
+        console.print(f"{engine} int8 ({setting}): {_describe(attempt)}")
         if drop <= max_drop:
-            _move(quantizer, candidate, out)
-            return BudgetResult(setting, [], drop, scores, attempts)
+            if not attempt.slower_than_fp32:
+                return _accept(quantizer, attempt, candidate, out, attempts)
+            within.append((attempt, candidate))
+    if within:
+        fastest, candidate = max(within, key=lambda pair: pair[0].speedup or 0.0)
+        return _accept(quantizer, fastest, candidate, out, attempts)
     tried = [a for a in attempts if a.setting not in (ready or {}) and a.error is None]
     if not tried:
         raise BudgetExceeded(engine, max_drop, attempts)
@@ -122,22 +151,37 @@ def quantize_within_budget(
         attempts.append(Attempt(best.setting, [], float("inf"), {}, error=failure))
         raise BudgetExceeded(engine, max_drop, attempts)
     drop, scores = validate(candidate)
-    attempts.append(Attempt(best.setting, kept, drop, scores))
+    restored = Attempt(best.setting, kept, drop, scores)
+    attempts.append(restored)
     if drop > max_drop:
         raise BudgetExceeded(engine, max_drop, attempts)
+    if time is not None:
+        restored.speed = time(candidate)
     console.print(
-        f"{engine} int8 ({best.setting} + {len(kept)} float layers): {_describe(drop, scores)}"
+        f"{engine} int8 ({best.setting} + {len(kept)} float layers): {_describe(restored)}"
     )
-    _move(quantizer, candidate, out)
-    return BudgetResult(best.setting, kept, drop, scores, attempts)
+    return _accept(quantizer, restored, candidate, out, attempts)
 
 
-def _describe(drop: float, scores: dict[str, Any]) -> str:
-    parts = [f"{k} {v:.4f}" for k, v in headline(scores).items()]
-    return f"{', '.join(parts)}; drop {drop:.2f} pt" if parts else f"drop {drop:.2f} pt"
-
-
-def _move(quantizer: Int8Quantizer, candidate: Path, out: Path) -> None:
+def _accept(
+    quantizer: Int8Quantizer, attempt: Attempt, candidate: Path, out: Path, attempts: list[Attempt]
+) -> BudgetResult:
+    """Move the chosen candidate's files to ``out``."""
     out.parent.mkdir(parents=True, exist_ok=True)
     for source in quantizer.files_of(candidate):
         shutil.move(source, out.parent / (out.stem + source.suffix))
+    return BudgetResult(
+        attempt.setting, attempt.keep_float, attempt.drop, attempt.scores, attempts, attempt.speed
+    )
+
+
+def _describe(attempt: Attempt) -> str:
+    parts = [f"{k} {v:.4f}" for k, v in headline(attempt.scores).items()]
+    text = (
+        f"{', '.join(parts)}; drop {attempt.drop:.2f} pt"
+        if parts
+        else f"drop {attempt.drop:.2f} pt"
+    )
+    if attempt.speedup is not None:
+        text += f"; {attempt.speedup:.2f}x fp32's speed"
+    return text

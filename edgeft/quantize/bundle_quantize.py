@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -241,6 +242,7 @@ def _quantize_one(
     ready = {"qat": _copy_model(bundle, qat[0], folder / "qat")} if qat and config.use_qat else {}
     rank = unlabelled.ranker(engine, exact) if unlabelled is not None else None
     fp32_logits = validation.fp32[engine]
+    first = {name: array[:1] for name, array in validation.data.batches[0].items()}
     result = quantize_within_budget(
         quantizer,
         config.method,
@@ -251,6 +253,8 @@ def _quantize_one(
         config.max_float_layers,
         ready,
         rank,
+        # not timed where this host does not run the scheme's kernels
+        None if exact else partial(int8_speed, engine, fp32_path=quantizer.fp32_path, inputs=first),
     )
     fp32_scores = score_logits(fp32_logits, validation.data)
     rewrites = {} if result.setting in ready else quantizer.rewrites
@@ -259,18 +263,13 @@ def _quantize_one(
     details["model_type"] = quantizer.model_type
     if confirmation is not None:
         details["confirmation"] = _confirm(quantizer, staging, result, config, confirmation)
-    details["speed"] = None  # not timed where this host does not run the scheme's kernels
-    if not exact:
-        first = {name: array[:1] for name, array in validation.data.batches[0].items()}
-        details["speed"] = int8_speed(
-            engine, staging / quantizer.int8_file, quantizer.fp32_path, first
+    details["speed"] = result.speed
+    if result.speed is not None and result.speed["speedup"] < 1.0:
+        console.print(
+            f"[yellow]warning:[/] {engine} int8 {scheme.key} runs slower than its fp32 on this "
+            f"host ({result.speed['int8_p50_ms']:.3f} ms vs {result.speed['fp32_p50_ms']:.3f} ms "
+            "at batch 1), the fastest of the candidates within budget"
         )
-        if details["speed"]["speedup"] < 1.0:
-            console.print(
-                f"[yellow]warning:[/] {engine} int8 {scheme.key} runs slower than its fp32 on this "
-                f"host ({details['speed']['int8_p50_ms']:.3f} ms vs "
-                f"{details['speed']['fp32_p50_ms']:.3f} ms at batch 1)"
-            )
     if unlabelled is not None:
         details["unlabelled"] = unlabelled.agreement(engine, staging / quantizer.int8_file, exact)
     if note := details.get("budget_resolution"):
