@@ -66,7 +66,9 @@ def test_a_target_the_host_cannot_run_is_refused_with_the_reason() -> None:
     host, _ = HOSTS["haswell"]
     targets = load_targets([REPO_TARGETS])
     assert targets["x86-amx"].mismatches(HOSTS["ice lake"][0]) == ["CPU lacks amx_int8, amx_bf16"]
-    assert any("avx512_vnni" in r for r in targets["x86-avx2-no-vnni"].mismatches(HOSTS["ice lake"][0]))
+    assert any(
+        "avx512_vnni" in r for r in targets["x86-avx2-no-vnni"].mismatches(HOSTS["ice lake"][0])
+    )
     assert "needs a aarch64/arm64 CPU (this is x86_64)" in targets["arm64-cortex-a76"].mismatches(
         host
     )

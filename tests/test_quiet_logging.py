@@ -11,7 +11,7 @@ from onnx import helper
 from onnxruntime.quantization import QuantType
 from onnxruntime.quantization.quant_utils import update_opset_version
 
-from edgeft.quantize.backends.onnxruntime_backend import quiet_onnxruntime
+from edgeft.library_noise import quiet_onnxruntime
 
 
 class _Collect(logging.Handler):

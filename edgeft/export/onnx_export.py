@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from edgeft.errors import EdgeftError
+from edgeft.library_noise import quiet_onnx_export
 from edgeft.runtime.engines import open_session
 
 OPSET = 17
@@ -45,7 +46,7 @@ def export_onnx(
     """
     model = model.eval()
     names = list(example)
-    with torch.no_grad(), _attention_as_plain_ops():
+    with torch.no_grad(), _attention_as_plain_ops(), quiet_onnx_export():
         try:
             torch.onnx.export(
                 model,

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import onnxruntime as ort
 import torch
-from nncf.torch.quantization.layers import BaseQuantizer, QuantizerExportMode
 from torch import nn
 
 from edgeft.export.onnx_export import export_onnx
+from edgeft.library_noise import quiet_nncf_torch
 
 
 def export_qat_onnx(
@@ -26,16 +26,20 @@ def export_qat_onnx(
 ) -> float:
     """Write the int8 QDQ model to ``path``; return its relative deviation from the torch QAT
     model (int8 kernels round differently from fake quantization, so it is measured, not bound)."""
-    for module in model.modules():
-        if isinstance(module, BaseQuantizer):
-            module.set_export_mode(QuantizerExportMode.ONNX_QUANTIZE_DEQUANTIZE_PAIRS)
-    raw = path.with_name(f".{path.stem}.qdq.onnx")
-    try:
-        deviation = export_onnx(model, example, output_names, raw, dynamic_axes, tolerance=None)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        options.optimized_model_filepath = str(path)
-        ort.InferenceSession(str(raw), options, providers=["CPUExecutionProvider"])
-    finally:
-        raw.unlink(missing_ok=True)
+    with quiet_nncf_torch():
+        # imported here: exports and quantizations of runs without QAT never load NNCF's torch side
+        from nncf.torch.quantization.layers import BaseQuantizer, QuantizerExportMode
+
+        for module in model.modules():
+            if isinstance(module, BaseQuantizer):
+                module.set_export_mode(QuantizerExportMode.ONNX_QUANTIZE_DEQUANTIZE_PAIRS)
+        raw = path.with_name(f".{path.stem}.qdq.onnx")
+        try:
+            deviation = export_onnx(model, example, output_names, raw, dynamic_axes, tolerance=None)
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+            options.optimized_model_filepath = str(path)
+            ort.InferenceSession(str(raw), options, providers=["CPUExecutionProvider"])
+        finally:
+            raw.unlink(missing_ok=True)
     return deviation

@@ -7,10 +7,6 @@ int8 (its input quantizer, int8 weights and bias: a subgraph of the QDQ model) f
 graph's input, so each layer's correction answers for its own rounding only and does not depend on
 which other layers are quantized. The int32 bias absorbs the shift, unless that would move some
 bias by at least twice its own size (NNCF's threshold: there the mean error is mostly noise).
-
-Measured with per-channel weights, plain minmax: a fine-tuned ELPV model's validation accuracy in
-int8 81.2% -> 85.3% (fp32 85.3%), agreement 90.9% -> 95.9%; the zoo MobileNetV2's logits move
-8% closer to fp32's on 176 real photo views (RMSE 0.606 -> 0.557).
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ class TextEncoder:
     """The bundle's own tokenizer.json through the ``tokenizers`` library (no transformers).
 
     A batch is padded to its longest member only: padding a single input to a fixed length
-    roughly doubles MiniLM's latency (STACK.md). Training encodes with this same class, so the
+    costs a short text the work of a long one. Training encodes with this same class, so the
     edge box tokenizes exactly as the model learned.
     """
 

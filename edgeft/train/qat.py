@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 
 from edgeft.atomic import write_text_atomically
 from edgeft.evaluation import classification_metrics
+from edgeft.library_noise import quiet_nncf_torch
 from edgeft.train import checkpoint
 from edgeft.train.run_folder import QAT_CONFIG, QAT_MODEL
 
@@ -41,13 +42,15 @@ def insert_fake_quantization(model: nn.Module, loader: DataLoader, images: int) 
         batches.append(x)
         if sum(len(b) for b in batches) >= images:
             break
-    return nncf.quantize(model.eval(), nncf.Dataset(batches), subset_size=len(batches))
+    with quiet_nncf_torch():
+        return nncf.quantize(model.eval(), nncf.Dataset(batches), subset_size=len(batches))
 
 
 def restore_qat_model(model: nn.Module, run_dir: Path) -> nn.Module:
     """Rebuild the QAT model of a run: NNCF's hooks from its config, then its weights."""
     config = json.loads((run_dir / QAT_CONFIG).read_text())
-    quantized = nncf.torch.load_from_config(model, config)
+    with quiet_nncf_torch():
+        quantized = nncf.torch.load_from_config(model, config)
     checkpoint.load_weights(quantized, run_dir / QAT_MODEL)
     return quantized.eval()
 

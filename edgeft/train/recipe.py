@@ -11,8 +11,8 @@ from edgeft.errors import EdgeftError
 from edgeft.train.run_folder import RECIPE
 
 STRATEGIES = ("feature-extraction", "full", "progressive")
-# Per task: the ELPV recipe measured in STACK.md for images; for text encoders the usual BERT
-# fine-tuning range (backbone 2e-5..5e-5, a few epochs), with a faster new head.
+# Per task: the ELPV recipe (``benchmarks/finetune_elpv.py``) for images; for text encoders the
+# usual BERT fine-tuning range (backbone 2e-5..5e-5, a few epochs), with a faster new head.
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "image-classification": {"epochs": 12, "lr_head": 2e-3, "lr_backbone": 5e-4},
     "text-classification": {"epochs": 4, "lr_head": 1e-3, "lr_backbone": 5e-5},
@@ -21,13 +21,12 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class Recipe:
-    """Image defaults are the ELPV recipe measured in STACK.md (89.6% with MobileNetV2 at 224);
-    ``epochs`` and the learning rates left None take the task's defaults (``for_task``).
+    """Image defaults are the ELPV recipe (``benchmarks/finetune_elpv.py``, results in
+    ``benchmarks/results/elpv_finetune.md``); ``epochs`` and the learning rates left None take the task's defaults (``for_task``).
 
     Learning rates are discriminative: the head trains at ``lr_head`` (above the backbone), and
     ``layer_decay`` < 1 further scales the backbone rate down per group towards the input. The
-    default keeps one backbone rate, as the measured ELPV recipe does (STACK.md: backbone rates
-    below 5e-4 underfit there). ``crop_fraction`` is the share of the resized image the centre crop keeps: 1.0 (the
+    default keeps one backbone rate, as the ELPV recipe does. ``crop_fraction`` is the share of the resized image the centre crop keeps: 1.0 (the
     default) shows the model the whole part or cell, since a defect at the edge is still a
     defect; None keeps the model's ImageNet framing (224 of 256). ``patience`` counts epochs without a better
     validation macro-F1 before stopping; ``unfreeze_patience`` is the same for progressive

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 from abc import abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,6 @@ from transformers.models.auto.modeling_auto import (
     MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
     MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
 )
-from transformers.utils import logging as hf_logging
 
 from edgeft.bundle import sha256_file
 from edgeft.errors import EdgeftError
@@ -59,18 +56,6 @@ def read_config(folder: Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise EdgeftError(f"{file}: expected a JSON object")
     return config
-
-
-@contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Hide transformers' notices about unused or newly initialised weights: a new head and a
-    dropped pooler are what edgeft asks for."""
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
 
 
 class HuggingFaceFolderModel(ZooModel):

@@ -19,12 +19,9 @@ from transformers import AutoConfig, AutoModel
 
 from edgeft.bundle import TextPreprocessing
 from edgeft.errors import EdgeftError
+from edgeft.library_noise import quiet_transformers
 from edgeft.packaged import PackagedFile
-from edgeft.zoo.huggingface_folder import (
-    HuggingFaceFolderModel,
-    quiet_transformers,
-    read_config,
-)
+from edgeft.zoo.huggingface_folder import HuggingFaceFolderModel, read_config
 
 TOKENIZER_FILE = "tokenizer.json"
 INPUT_NAMES = ("input_ids", "attention_mask")

@@ -8,7 +8,6 @@ targets whose int8 products saturate (the scheme says so), every setting quantiz
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -25,6 +24,7 @@ from nncf.quantization.advanced_parameters import (
 from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
 from edgeft.errors import EdgeftError
+from edgeft.library_noise import quiet_nncf
 from edgeft.quantize.backends.base import Int8Quantizer, Ranker, Validator
 from edgeft.targets.int8_scheme import QuantizationScheme
 
@@ -45,8 +45,6 @@ _BY_METHOD = {
     "percentile": ["percentile"],
     "entropy": ["histogram"],
 }
-
-nncf.set_log_level(logging.WARNING)
 
 
 class OpenVINOQuantizer(Int8Quantizer):
@@ -92,11 +90,12 @@ class OpenVINOQuantizer(Int8Quantizer):
 
     def quantize(self, setting: str, out: Path, keep_float: Sequence[str] = ()) -> None:
         try:
-            quantized = nncf.quantize(
-                self._model(),
-                nncf.Dataset(self._examples),
-                **self._nncf_arguments(setting, keep_float),
-            )
+            with quiet_nncf():
+                quantized = nncf.quantize(
+                    self._model(),
+                    nncf.Dataset(self._examples),
+                    **self._nncf_arguments(setting, keep_float),
+                )
         except (nncf.ValidationError, RuntimeError) as exc:
             raise EdgeftError(f"NNCF could not quantize {self.fp32_path.name}: {exc}") from exc
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -140,18 +139,19 @@ class OpenVINOQuantizer(Int8Quantizer):
         # The same parameters under the name accuracy control gives them.
         arguments["advanced_quantization_parameters"] = arguments.pop("advanced_parameters")
         try:
-            quantized = nncf.quantize_with_accuracy_control(
-                self._model(),
-                nncf.Dataset(self._examples),
-                nncf.Dataset(validation),
-                accuracy,
-                max_drop=max_drop / 100.0,
-                drop_type=nncf.DropType.ABSOLUTE,
-                advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
-                    max_num_iterations=max_float_layers
-                ),
-                **arguments,
-            )
+            with quiet_nncf():
+                quantized = nncf.quantize_with_accuracy_control(
+                    self._model(),
+                    nncf.Dataset(self._examples),
+                    nncf.Dataset(validation),
+                    accuracy,
+                    max_drop=max_drop / 100.0,
+                    drop_type=nncf.DropType.ABSOLUTE,
+                    advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+                        max_num_iterations=max_float_layers
+                    ),
+                    **arguments,
+                )
         except (nncf.ValidationError, RuntimeError) as exc:
             raise EdgeftError(
                 f"NNCF accuracy control failed on {self.fp32_path.name}: {exc}"
