@@ -9,11 +9,12 @@ Libraries are imported inside the helpers: this module stays cheap to import.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 
 # torch.utils.cpp_extension logs this when it finds a CUDA toolkit but no usable GPU: on a
 # CPU-only host it needs no action (NNCF's torch side imports that module).
@@ -91,16 +92,19 @@ class _OnnxRuntimeChatter(logging.Filter):
 @contextmanager
 def quiet_onnxruntime() -> Iterator[None]:
     """Silence ONNX Runtime's quantizer, which warns per node through the module-level
-    ``logging.warning``: a filter on the root logger sees only records logged to the root
-    itself (not those propagated from named loggers such as edgeft's), and passes every record
-    from other code, so the root's level and everyone else's messages stay as they are."""
+    ``logging.warning`` and ``print``s its histogram calibrators' progress to stdout: a filter on
+    the root logger sees only records logged to the root itself (not those propagated from named
+    loggers such as edgeft's), and passes every record from other code, so the root's level and
+    everyone else's messages stay as they are; stdout is set aside only for the block (the
+    quantizer runs in the calling thread, between edgeft's own progress lines)."""
     import onnxruntime.quantization
 
     root = logging.getLogger()
     chatter = _OnnxRuntimeChatter(os.path.dirname(onnxruntime.quantization.__file__) + os.sep)
     root.addFilter(chatter)
     try:
-        yield
+        with redirect_stdout(io.StringIO()):
+            yield
     finally:
         root.removeFilter(chatter)
 
