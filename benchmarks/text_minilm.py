@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--reuse", action="store_true", help="Keep the int8 bundle in --out.")
+    parser.add_argument("--name", default="text_minilm", help="Results file stem.")
     args = parser.parse_args()
     console = Console()
     dataset = load_dataset("rotten-tomatoes")
@@ -115,9 +116,14 @@ def main() -> None:
     def model(engine: str, precision: str) -> Path:
         return bundle.path_of(bundle.manifest.model(engine, precision))
 
+    ort_setting = bundle.manifest.model("onnxruntime", "int8").details["setting"]
     models = {
         "onnxruntime fp32": ("onnxruntime", onnx_fp32, "fp32"),
-        "onnxruntime int8 (edgeft, static)": ("onnxruntime", model("onnxruntime", "int8"), "int8"),
+        f"onnxruntime int8 (edgeft, {ort_setting})": (
+            "onnxruntime",
+            model("onnxruntime", "int8"),
+            "int8",
+        ),
         "onnxruntime int8 (optimum-cli --avx2)": ("onnxruntime", optimum_int8, "int8"),
         "openvino fp32 (true f32)": ("openvino", model("openvino", "fp32"), "fp32"),
         "openvino int8 (edgeft)": ("openvino", model("openvino", "int8"), "int8"),
@@ -137,8 +143,10 @@ def main() -> None:
         }
     add_batch1_latency(rows, models, test, args.rounds, args.seconds)
     host = this_host()
-    command = f"python benchmarks/text_minilm.py --run {args.run}" + (
-        f" --fe-run {args.fe_run}" if args.fe_run else ""
+    command = (
+        f"python benchmarks/text_minilm.py --run {args.run}"
+        + (f" --fe-run {args.fe_run}" if args.fe_run else "")
+        + (f" --name {args.name}" if args.name != "text_minilm" else "")
     )
     result = {
         "command": f"{command} --out {args.out}" + (" --reuse" if args.reuse else ""),
@@ -151,7 +159,7 @@ def main() -> None:
         "edgeft_int8_details": int8_choices(bundle),
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "text_minilm.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2))
     preamble = f"Command: `{result['command']}`\n\nHost: {host.cpu_model}, {host.cores} cores"
     write_table(
         {
@@ -165,7 +173,7 @@ def main() -> None:
         },
         ("model", "test accuracy", "macro-F1", "training s", "trainable params"),
         f"Rotten Tomatoes test ({len(test)} reviews)",
-        RESULTS / "text_minilm_training.md",
+        RESULTS / f"{args.name}_training.md",
         preamble,
         console,
     )
@@ -182,7 +190,7 @@ def main() -> None:
         },
         ("model", "test accuracy", "macro-F1", "agreement with fp32", "size MB", "p50 ms"),
         f"MiniLM int8, Rotten Tomatoes test, batch-1 medians, {host.cpu_model}",
-        RESULTS / "text_minilm.md",
+        RESULTS / f"{args.name}.md",
         preamble,
         console,
     )

@@ -56,7 +56,13 @@ def test_qat_run_exports_int8_models_that_quantize_keeps(photos: Path, tmp_path:
     )
     for engine in ("onnxruntime", "openvino"):
         entry = out.manifest.model(engine, "int8")
-        assert entry.details["attempts"][0]["setting"] == "qat"
-        assert entry.details["setting"] == "qat"  # a 100-point budget takes the first candidate
+        first = entry.details["attempts"][0]
+        assert first["setting"] == "qat" and first["error"] is None  # tried first, and fits
+        # A 100-point budget takes the first candidate, unless it runs slower than fp32 on this
+        # host (timed only where the host runs the scheme's kernels): then a faster one wins.
+        if first["speed"] is None or first["speed"]["speedup"] >= 1.0:
+            assert entry.details["setting"] == "qat"
+        else:
+            assert entry.details["speed"]["speedup"] >= first["speed"]["speedup"]
         assert not entry.candidate and entry.targets == ["x86-avx512-vnni"]
     Bundle.load(out.root)

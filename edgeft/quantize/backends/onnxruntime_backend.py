@@ -14,6 +14,12 @@ negative for the other) it clips them, so ``auto`` tries it after minmax and the
 Ranges are computed once per calibration method and cached (ONNX Runtime's own calibration
 cache), so re-quantizing with layers kept in float for the accuracy budget costs only the graph
 rewrite, not another calibration pass.
+
+Transformers also get ``dynamic``, tried first under ``auto``: ONNX Runtime's dynamic
+quantization (what ``optimum-cli onnxruntime quantize`` makes), weights int8 in the file and
+activations quantized per call from their own range, so no calibration range can clip them. It
+needs uint8 activations and kernels this host runs faithfully (not offered where the budget is
+judged in exact arithmetic).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from onnxruntime.quantization import (
     CalibrationMethod,
     QuantFormat,
     QuantType,
+    quantize_dynamic,
     quantize_static,
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -54,6 +61,7 @@ _LAYER_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 # softmax, layer norms and residual sums stay in float (their ranges are wide and their errors
 # compound through every block).
 _TRANSFORMER_OPS = ["MatMul", "Gemm", "Gather"]
+_QUANTIZER_ERRORS = (ValueError, RuntimeError, IndexError, onnx.checker.ValidationError)
 
 
 class _BatchReader(CalibrationDataReader):
@@ -117,7 +125,12 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
 
     def settings(self, method: str) -> list[str]:
         if method == "auto":
-            return ["minmax", "mean-minmax", "percentile", "entropy"]
+            dynamic = (
+                self.model_type == "transformer"
+                and self.scheme.activations == "uint8"
+                and not self.exact
+            )
+            return ["dynamic"] * dynamic + ["minmax", "mean-minmax", "percentile", "entropy"]
         if method not in _METHODS:
             raise EdgeftError(
                 f"unknown calibration method {method!r}; choose {', '.join(_METHODS)} or auto"
@@ -130,8 +143,11 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
             raise EdgeftError(
                 f"no such layer(s) in {self.fp32_path.name}: {', '.join(sorted(unknown))}"
             )
-        histogram = setting in ("entropy", "percentile")
         out.parent.mkdir(parents=True, exist_ok=True)
+        if setting == "dynamic":
+            self._quantize_dynamic(out, keep_float)
+            return
+        histogram = setting in ("entropy", "percentile")
         options = {
             "ActivationSymmetric": self.scheme.activations == "int8",
             "CalibPercentile": 99.999,
@@ -159,7 +175,6 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
                 for weight, axis in self._saturating.items()
             }
         activations = QuantType.QUInt8 if self.scheme.activations == "uint8" else QuantType.QInt8
-        weights = QuantType.QUInt8 if self.scheme.weights == "uint8" else QuantType.QInt8
         op_types = _TRANSFORMER_OPS if self.model_type == "transformer" else None
         try:
             with quiet_onnxruntime():
@@ -171,19 +186,42 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
                     per_channel=self.scheme.per_channel,
                     reduce_range=False,  # per weight, in the overrides above
                     activation_type=activations,
-                    weight_type=weights,
+                    weight_type=self._weight_type,
                     nodes_to_exclude=list(keep_float),
                     op_types_to_quantize=op_types,
                     calibrate_method=_METHODS[setting],
                     extra_options=options,
                     calibration_cache_path=self.workdir / f"onnxruntime-ranges-{setting}.json",
                 )
-        except (ValueError, RuntimeError, IndexError, onnx.checker.ValidationError) as exc:
+        except _QUANTIZER_ERRORS as exc:
             raise EdgeftError(
                 f"ONNX Runtime could not quantize {self.fp32_path.name}: {exc}"
             ) from exc
         if self.model_type == "cnn":
             self._correct_biases(setting, out)
+
+    def _quantize_dynamic(self, out: Path, keep_float: Sequence[str]) -> None:
+        """Weights int8 in the file, activations quantized per call (MatMulInteger); 7-bit
+        weights everywhere where the scheme says the kernels saturate."""
+        try:
+            with quiet_onnxruntime():
+                quantize_dynamic(
+                    str(self.prepared),
+                    str(out),
+                    per_channel=self.scheme.per_channel,
+                    reduce_range=self.scheme.reduce_range,
+                    weight_type=self._weight_type,
+                    nodes_to_exclude=list(keep_float),
+                    op_types_to_quantize=_TRANSFORMER_OPS,
+                )
+        except _QUANTIZER_ERRORS as exc:
+            raise EdgeftError(
+                f"ONNX Runtime could not quantize {self.fp32_path.name} dynamically: {exc}"
+            ) from exc
+
+    @property
+    def _weight_type(self) -> QuantType:
+        return QuantType.QUInt8 if self.scheme.weights == "uint8" else QuantType.QInt8
 
     def _correct_biases(self, setting: str, out: Path) -> None:
         model = onnx.load(str(out))
@@ -203,9 +241,8 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
     def _saturating(self) -> dict[str, int]:
         """Weights whose products ONNX Runtime sums in saturating 16 bits without VNNI, with
         their output-channel axis: every layer's but depthwise convolutions', whose kernel widens
-        to 16 bits before multiplying. Only these take 7 bits (``reduce_range``): on ELPV, 7-bit
-        weights everywhere lost 1.52 validation points, and depthwise ones kept at 8 bits gained
-        0.51, at the same speed."""
+        to 16 bits before multiplying. Only these take 7 bits (``reduce_range``): every bit kept
+        is accuracy kept."""
         graph = self._prepared_graph.graph
         weights = {i.name: i for i in graph.initializer}
         chosen = {}
