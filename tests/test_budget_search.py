@@ -18,7 +18,7 @@ from rich.console import Console
 from edgeft.quantize import QuantizationScheme
 from edgeft.quantize.backends.base import Int8Quantizer
 from edgeft.quantize.budget import quantize_within_budget
-from edgeft.quantize.float_fallback import fewest_float_layers
+from edgeft.quantize.float_fallback import FloatFallback, fewest_float_layers
 from edgeft.runtime.scoring import EncodedSplit
 
 LAYERS = [f"layer{i}" for i in range(10)]
@@ -56,7 +56,9 @@ def _quantizer(tmp_path: Path) -> _RecordingQuantizer:
 
 def test_the_fewest_ranked_layers_that_fit_are_kept_and_written(tmp_path: Path) -> None:
     out = tmp_path / "int8" / "model.json"
-    kept = fewest_float_layers(_quantizer(tmp_path), "minmax", out, _validate, 1.0, 8)
+    kept = fewest_float_layers(
+        _quantizer(tmp_path), FloatFallback("minmax", out, _validate, 1.0, 8)
+    )
     # doubling reaches 4 layers; 3 (the harmful ones, ranked first) are enough
     assert kept is not None and set(kept) == HARMFUL
     assert _written(out)["keep_float"] == kept
@@ -64,7 +66,8 @@ def test_the_fewest_ranked_layers_that_fit_are_kept_and_written(tmp_path: Path) 
 
 def test_no_count_within_the_limit_fits(tmp_path: Path) -> None:
     out = tmp_path / "int8" / "model.json"
-    assert fewest_float_layers(_quantizer(tmp_path), "minmax", out, _validate, 1.0, 2) is None
+    search = FloatFallback("minmax", out, _validate, 1.0, 2)
+    assert fewest_float_layers(_quantizer(tmp_path), search) is None
 
 
 DROPS = {"slow": 0.2, "over": 3.0, "fast": 0.5, "faster": 0.4}  # points, per setting

@@ -19,6 +19,7 @@ from rich.console import Console
 
 from edgeft.errors import EdgeftError
 from edgeft.quantize.backends.base import Int8Quantizer, Ranker, Validator
+from edgeft.quantize.float_fallback import FloatFallback
 from edgeft.runtime.scoring import headline
 
 # A candidate file -> its speed on this host against fp32 (``speedup``: fp32 p50 over int8 p50).
@@ -142,7 +143,9 @@ def quantize_within_budget(
         else max_float_layers
     )
     kept = (
-        quantizer.restore_accuracy(best.setting, candidate, validate, max_drop, limit, rank)
+        quantizer.restore_accuracy(
+            FloatFallback(best.setting, candidate, validate, max_drop, limit, rank)
+        )
         if limit > 0
         else None
     )

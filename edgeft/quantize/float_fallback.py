@@ -9,6 +9,7 @@ accuracy control where that applies.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,23 +17,30 @@ if TYPE_CHECKING:
     from edgeft.quantize.backends.base import Int8Quantizer, Ranker, Validator
 
 
-def fewest_float_layers(
-    quantizer: Int8Quantizer,
-    setting: str,
-    out: Path,
-    validate: Validator,
-    max_drop: float,
-    max_float_layers: int,
-    rank: Ranker | None = None,
-) -> list[str] | None:
+@dataclass(frozen=True)
+class FloatFallback:
+    """What a fallback search starts from (``setting``), where its model goes (``out``), how it
+    is judged (``validate`` within ``max_drop`` points), and its limits."""
+
+    setting: str
+    out: Path
+    validate: Validator
+    max_drop: float
+    max_float_layers: int
+    rank: Ranker | None = None  # distance to fp32 on unlabelled items; None: the validation split
+
+
+def fewest_float_layers(quantizer: Int8Quantizer, search: FloatFallback) -> list[str] | None:
     """Rank layers by how much closer to fp32 the model gets with that one layer in float
     (``rank``: the probability distance on unlabelled items, far less noisy than a labelled
     split's accuracy; default: on the validation split), keep the top 1, 2, 4, ... (at most
     ``max_float_layers``) until the budget holds, then bisect back to the fewest of them that
     hold it; that model is left at ``out``."""
+    setting, out, validate = search.setting, search.out, search.validate
+    max_drop, max_float_layers = search.max_drop, search.max_float_layers
     layers = quantizer.layers()
     probe = quantizer.workdir / "probe" / Path(quantizer.int8_file).name
-    distance = rank or (lambda path: validate(path)[1]["deviation"])
+    distance = search.rank or (lambda path: validate(path)[1]["deviation"])
     deviation: dict[str, float] = {}
     for layer in layers:
         quantizer.quantize(setting, probe, keep_float=[layer])

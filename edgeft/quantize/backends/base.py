@@ -15,7 +15,7 @@ from typing import Literal
 from edgeft.backend_registry import import_backend
 from edgeft.bundle import model_files
 from edgeft.bundle.manifest import int8_file
-from edgeft.quantize.float_fallback import fewest_float_layers
+from edgeft.quantize.float_fallback import FloatFallback, fewest_float_layers
 from edgeft.runtime.scoring import EncodedSplit
 from edgeft.targets.int8_scheme import QuantizationScheme
 
@@ -78,20 +78,12 @@ class Int8Quantizer(ABC):
     def layers(self) -> list[str]:
         """Quantizable layers, by the names ``keep_float`` accepts, in graph order."""
 
-    def restore_accuracy(
-        self,
-        setting: str,
-        out: Path,
-        validate: Validator,
-        max_drop: float,
-        max_float_layers: int,
-        rank: Ranker | None = None,
-    ) -> list[str] | None:
-        """Keep at most ``max_float_layers`` of the most sensitive layers in floating point until
-        ``validate`` is within ``max_drop``; return those layers, or None if none gets there.
-        The default ranks layers by leave-one-out with ``rank`` (distance to fp32 on unlabelled
-        items; default: on the validation split), see ``edgeft.quantize.float_fallback``."""
-        return fewest_float_layers(self, setting, out, validate, max_drop, max_float_layers, rank)
+    def restore_accuracy(self, search: FloatFallback) -> list[str] | None:
+        """Keep at most ``search.max_float_layers`` of the most sensitive layers in floating
+        point until ``search.validate`` is within ``search.max_drop``; return those layers, or
+        None if none gets there. The default is ``edgeft.quantize.float_fallback``'s leave-one-out
+        search."""
+        return fewest_float_layers(self, search)
 
     def files_of(self, out: Path) -> list[Path]:
         """The files a written model consists of."""

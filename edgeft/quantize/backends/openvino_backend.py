@@ -25,7 +25,8 @@ from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
 from edgeft.errors import EdgeftError
 from edgeft.library_noise import quiet_nncf
-from edgeft.quantize.backends.base import Int8Quantizer, Ranker, Validator
+from edgeft.quantize.backends.base import Int8Quantizer
+from edgeft.quantize.float_fallback import FloatFallback
 from edgeft.targets.int8_scheme import QuantizationScheme
 
 _LAYER_OPS = ("Convolution", "GroupConvolution", "ConvolutionBackpropData", "MatMul")
@@ -101,15 +102,7 @@ class OpenVINOQuantizer(Int8Quantizer):
         out.parent.mkdir(parents=True, exist_ok=True)
         ov.save_model(quantized, str(out))
 
-    def restore_accuracy(
-        self,
-        setting: str,
-        out: Path,
-        validate: Validator,
-        max_drop: float,
-        max_float_layers: int,
-        rank: Ranker | None = None,
-    ) -> list[str] | None:
+    def restore_accuracy(self, search: FloatFallback) -> list[str] | None:
         """NNCF's accuracy control: it ranks quantized layers on the validation data and
         reverts the worst to float until the drop is within ``max_drop`` points. It needs labels;
         without them (a zoo model calibrated on a folder) the budget is agreement with fp32,
@@ -122,9 +115,7 @@ class OpenVINOQuantizer(Int8Quantizer):
             or self.exact
             or self.budget_metric != "accuracy"
         ):
-            return super().restore_accuracy(
-                setting, out, validate, max_drop, max_float_layers, rank
-            )
+            return super().restore_accuracy(search)
         validation = list(
             zip(self.validation.one_per_item(), self.validation.labels.tolist(), strict=True)
         )
@@ -135,7 +126,7 @@ class OpenVINOQuantizer(Int8Quantizer):
             ]
             return float(np.mean(hits)), hits
 
-        arguments = self._nncf_arguments(setting, ())
+        arguments = self._nncf_arguments(search.setting, ())
         # The same parameters under the name accuracy control gives them.
         arguments["advanced_quantization_parameters"] = arguments.pop("advanced_parameters")
         try:
@@ -145,10 +136,10 @@ class OpenVINOQuantizer(Int8Quantizer):
                     nncf.Dataset(self._examples),
                     nncf.Dataset(validation),
                     accuracy,
-                    max_drop=max_drop / 100.0,
+                    max_drop=search.max_drop / 100.0,
                     drop_type=nncf.DropType.ABSOLUTE,
                     advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
-                        max_num_iterations=max_float_layers
+                        max_num_iterations=search.max_float_layers
                     ),
                     **arguments,
                 )
@@ -156,11 +147,11 @@ class OpenVINOQuantizer(Int8Quantizer):
             raise EdgeftError(
                 f"NNCF accuracy control failed on {self.fp32_path.name}: {exc}"
             ) from exc
-        out.parent.mkdir(parents=True, exist_ok=True)
-        ov.save_model(quantized, str(out))
-        drop, _ = validate(out)
+        search.out.parent.mkdir(parents=True, exist_ok=True)
+        ov.save_model(quantized, str(search.out))
+        drop, _ = search.validate(search.out)
         kept = float_layers(quantized)
-        return kept if drop <= max_drop and len(kept) <= max_float_layers else None
+        return kept if drop <= search.max_drop and len(kept) <= search.max_float_layers else None
 
     def layers(self) -> list[str]:
         return [
