@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgeft.atomic import write_text_atomically
 from edgeft.bench.report_sections import (
     CONFIDENCE,
     Accuracy,
@@ -186,10 +187,7 @@ def write_report(
         f"{''.join(sections)}</body></html>"
     )
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    partial.write_text(page, encoding="utf-8")
-    partial.replace(out)
+    write_text_atomically(out, page)
     return out
 
 
