@@ -12,7 +12,6 @@ Writes benchmarks/results/int8_elpv.{json,md}.
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from pathlib import Path
@@ -20,10 +19,16 @@ from pathlib import Path
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader, quantize_static
 from rich.console import Console
-from side_by_side import add_batch1_latency, int8_choices, run_arguments, write_table
+from side_by_side import (
+    add_batch1_latency,
+    elpv_test_groups,
+    int8_choices,
+    run_arguments,
+    write_table,
+)
 
 from edgeft.bundle import model_files
-from edgeft.data import ClassificationDataset, load_dataset, materialise_elpv
+from edgeft.data import load_dataset
 from edgeft.export import export_bundle
 from edgeft.quantize import QuantizeConfig, quantize_bundle, resolve_recipe, select_calibration
 from edgeft.runtime.scoring import encode_items, encode_split, model_logits, score_logits
@@ -38,21 +43,6 @@ class _Reader(CalibrationDataReader):
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self.items, None)
-
-
-def _certain_cells(dataset: ClassificationDataset) -> np.ndarray:
-    """Test cells labelled with defect probability 0 or 1 (the rest carry 1/3 or 2/3)."""
-    root = materialise_elpv("elpv")
-    with open(root / "metadata.csv", newline="") as handle:
-        probability = {
-            row["file"]: float(row["defect_probability"]) for row in csv.DictReader(handle)
-        }
-    return np.array(
-        [
-            probability[Path(e.item).relative_to(root).as_posix()] in (0.0, 1.0)
-            for e in dataset.splits["test"]
-        ]
-    )
 
 
 def main() -> None:
@@ -91,7 +81,7 @@ def main() -> None:
         if m.precision == "int8":  # the run's QAT models, exported from its QAT weights
             models[f"{m.engine} int8 (QAT export)"] = (m.engine, fp32.path_of(m), "int8")
     test = encode_split(bundle, dataset, "test")
-    certain = _certain_cells(dataset)
+    certain = elpv_test_groups(dataset)["certain"]
     reference = {}
     rows = {}
     for name, (engine, path, precision) in models.items():

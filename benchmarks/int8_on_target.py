@@ -17,9 +17,8 @@ import json
 import time
 from pathlib import Path
 
-from int8_elpv import _certain_cells
 from rich.console import Console
-from side_by_side import add_batch1_latency, run_arguments, write_table
+from side_by_side import add_batch1_latency, elpv_test_groups, run_arguments, write_table
 
 from edgeft.data import load_dataset
 from edgeft.export import export_bundle
@@ -49,7 +48,7 @@ def main() -> None:
     manifest = bundle.manifest
 
     dataset = load_dataset("elpv")
-    certain = _certain_cells(dataset)
+    certain = elpv_test_groups(dataset)["certain"]
     test = encode_split(bundle, dataset, "test")
     defective = manifest.labels.index("defective")
     logits = {entry.path: entry_logits(bundle, entry, test) for entry in manifest.models}

@@ -1,16 +1,12 @@
-"""The edge runtime's overhead over a bare engine call, the server under concurrent clients, and
-the size of a runtime-only install.
+"""The server under concurrent clients, and the size of a runtime-only install (the runtime's
+own latency beside the bare engine call is ``end_to_end_latency.py``'s).
 
     .venv/bin/python benchmarks/serve_runtime.py --bundle BUNDLE [--clients 16 --requests 200]
 
-1. Batch-1 latency, interleaved rounds in this one process (median of round medians):
-   the bare engine call (``InferenceSession.run`` / OpenVINO ``InferRequest.infer``) against
-   ``Predictor.probabilities`` (preprocessing excluded) and ``Predictor.predict`` on PNG bytes
-   (decoding and preprocessing included), for every model in the bundle.
-2. ``edgeft serve`` in a child process: one client back to back (server overhead per request),
+1. ``edgeft serve`` in a child process: one client back to back (server overhead per request),
    then ``--clients`` x ``--requests`` v2 binary requests (throughput, errors, batch sizes from
    /metrics), per engine at int8.
-3. ``pip install`` of edgeft with no extras (and with ``[serve]``) into fresh venvs: size on disk.
+2. ``pip install`` of edgeft with no extras (and with ``[serve]``) into fresh venvs: size on disk.
 
 Writes benchmarks/results/serve_runtime.{json,md}.
 """
@@ -24,17 +20,13 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 from rich.console import Console
 
 from edgeft.bundle import Bundle
 from edgeft.runtime import Predictor
-from edgeft.runtime.model_choice import int8_mismatch
 from edgeft.serve.load import run_load
 from edgeft.serve.process import ServerProcess
 from edgeft.serve.protocol import encode_infer_request
@@ -43,67 +35,6 @@ from edgeft.targets import this_host
 RESULTS = Path(__file__).parent / "results"
 REPO = Path(__file__).resolve().parents[1]
 console = Console()
-
-
-def _bare_call(predictor: Predictor) -> Callable[[dict[str, np.ndarray]], object]:
-    """The engine's own API, opened the way its documentation shows, with the same settings."""
-    path = str(predictor.bundle.path_of(predictor.model))
-    if predictor.model.engine == "onnxruntime":
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-        return lambda inputs: session.run(None, inputs)
-    import openvino as ov
-
-    config = {"PERFORMANCE_HINT": "LATENCY"}
-    if predictor.model.precision == "fp32":
-        config["INFERENCE_PRECISION_HINT"] = "f32"
-    request = ov.Core().compile_model(path, "CPU", config).create_infer_request()
-    return lambda inputs: request.infer(inputs)
-
-
-def _median_ms(call: Callable[[], object], calls: int) -> float:
-    times = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return float(np.median(times) * 1000)
-
-
-def runtime_overhead(bundle: Bundle, image: bytes, rounds: int, calls: int) -> list[dict]:
-    rows = []
-    for entry in bundle.manifest.models:
-        if entry.precision == "int8" and int8_mismatch(entry):
-            continue  # a candidate, or a scheme this host's kernels would not compute faithfully
-        predictor = Predictor(bundle, engine=entry.engine, precision=entry.precision)
-        if predictor.model != entry:
-            continue  # another int8 model of this engine fits this host better
-        inputs = predictor.encoder.encode([image])
-        bare = _bare_call(predictor)
-        variants = {
-            "bare engine": lambda bare=bare, inputs=inputs: bare(inputs),
-            "runtime (encoded input)": lambda p=predictor, inputs=inputs: p.probabilities(inputs),
-            "runtime (PNG bytes)": lambda p=predictor: p.predict([image]),
-        }
-        for call in variants.values():
-            for _ in range(20):
-                call()
-        medians: dict[str, list[float]] = {name: [] for name in variants}
-        for _ in range(rounds):
-            for name, call in variants.items():
-                medians[name].append(_median_ms(call, calls))
-        ms = {name: float(np.median(values)) for name, values in medians.items()}
-        rows.append(
-            {"engine": entry.engine, "precision": entry.precision}
-            | {f"{name} ms": value for name, value in ms.items()}
-            | {
-                "overhead excl. preprocessing %": 100 * (ms["runtime (encoded input)"] / ms["bare engine"] - 1),
-                "overhead incl. preprocessing %": 100 * (ms["runtime (PNG bytes)"] / ms["bare engine"] - 1),
-            }
-        )  # fmt: skip
-        console.print(rows[-1])
-    return rows
 
 
 def _histogram(metrics: str, name: str) -> tuple[float, float]:
@@ -182,8 +113,6 @@ def main() -> None:
     parser.add_argument("--image", type=Path, help="An input image (default: skimage's cat).")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--calls", type=int, default=100)
     args = parser.parse_args()
     bundle = Bundle.load(args.bundle)
     if args.image:
@@ -199,7 +128,6 @@ def main() -> None:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "host": {"cpu": host.cpu_model, "cores": host.cores},
         "bundle": str(args.bundle),
-        "runtime_overhead": runtime_overhead(bundle, image, args.rounds, args.calls),
         "server": server_load(bundle, image, args.clients, args.requests),
         "install": install_sizes(),
     }
@@ -209,10 +137,6 @@ def main() -> None:
         "# Edge runtime and server",
         "",
         f"`{results['command']}` on {host.cpu_model} ({host.cores} cores), bundle `{args.bundle}`.",
-        "",
-        "## Runtime overhead at batch 1 (median of round medians)",
-        "",
-        _table(results["runtime_overhead"]),
         "",
         f"## Server on loopback (`edgeft serve`, {args.clients} clients x {args.requests} requests)",
         "",

@@ -5,6 +5,7 @@ and shown in the terminal."""
 from __future__ import annotations
 
 import argparse
+import csv
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from rich.table import Table
 
 from edgeft.bench import measure_latency
 from edgeft.bundle import Bundle
+from edgeft.data import ClassificationDataset, materialise_elpv
 from edgeft.runtime.engines import EngineSession, open_session
 from edgeft.runtime.scoring import EncodedSplit
 
@@ -67,6 +69,19 @@ def int8_choices(bundle: Bundle) -> dict[str, dict[str, object]]:
         for m in bundle.manifest.models
         if m.precision == "int8"
     }
+
+
+def elpv_test_groups(dataset: ClassificationDataset) -> dict[str, np.ndarray]:
+    """Masks over ELPV's test split: ``certain`` cells (defect probability 0 or 1), ``uncertain``
+    ones (1/3, 2/3), and the ``mono`` and ``poly`` module types, from the folder's metadata.csv."""
+    root = materialise_elpv("elpv")
+    with open(root / "metadata.csv", newline="") as handle:
+        rows = {row["file"]: row for row in csv.DictReader(handle)}
+    cells = [rows[Path(e.item).relative_to(root).as_posix()] for e in dataset.splits["test"]]
+    certain = np.array([float(c["defect_probability"]) in (0.0, 1.0) for c in cells])
+    module = np.array([c["module_type"] for c in cells])
+    return {"certain": certain, "uncertain": ~certain, "mono": module == "mono",
+            "poly": module == "poly"}  # fmt: skip
 
 
 def write_table(

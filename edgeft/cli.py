@@ -285,6 +285,13 @@ def quantize(
     budget_metric: Annotated[
         str, typer.Option(help="What the budget holds: accuracy, macro-f1 or recall:CLASS.")
     ] = "accuracy",
+    allow_slower_int8: Annotated[
+        bool,
+        typer.Option(
+            help="Ship an int8 model even where it runs slower than fp32 on this host (for its "
+            "size); by default fp32 serves instead and the manifest says why."
+        ),
+    ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing bundle at --out.")] = False,
 ) -> None:
     """int8 models (ONNX Runtime QDQ, OpenVINO via NNCF) within an accuracy budget.
@@ -304,6 +311,7 @@ def quantize(
         data=data,
         max_float_layers=max_float_layers,
         use_qat=qat,
+        allow_slower_int8=allow_slower_int8,
     )
     result = quantize_bundle(bundle, out, config, overwrite=overwrite, console=console)
     table = Table(title=f"{out}: int8 on the validation split, through edgeft.runtime")
@@ -344,8 +352,9 @@ def quantize(
                 )
     for failure in result.manifest.provenance.get("int8_failures", []):
         console.print(
-            f"[red]not written:[/] {failure['engine']} {failure['scheme']} broke the budget; "
-            f"to accept its best candidate: {failure['command']}",
+            f"[red]not written:[/] {failure['engine']} {failure['scheme']} int8, "
+            f"{failure.get('why', 'over the accuracy budget')}; to accept its best candidate: "
+            f"{failure['command']}",
             highlight=False,
         )
     console.print(f"bundle written to {out}")

@@ -4,7 +4,8 @@ what runs (the engines run end to end in test_quantize.py and test_qat.py):
 
 - the float fallback doubles its count of ranked layers until the budget holds, then bisects back
   to the fewest that hold it;
-- among candidates within budget, one slower than fp32 on this host loses to a faster one.
+- among candidates within budget, one slower than fp32 on this host loses to a faster one, and
+  where every one is slower none ships unless the caller allows it.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from edgeft.quantize import QuantizationScheme
 from edgeft.quantize.backends.base import Int8Quantizer
-from edgeft.quantize.budget import quantize_within_budget
+from edgeft.quantize.budget import SlowerThanFp32, quantize_within_budget
 from edgeft.quantize.float_fallback import FloatFallback, fewest_float_layers
 from edgeft.runtime.scoring import EncodedSplit
 
@@ -82,16 +84,23 @@ def _time(speedups: dict[str, float], timed: list[str]):
     def time(path: Path) -> dict:
         setting = _written(path)["setting"]
         timed.append(setting)
-        return {"speedup": speedups[setting], "fp32_p50_ms": 1.0, "int8_p50_ms": 1.0}
+        speedup = speedups[setting]
+        return {"speedup": speedup, "fp32_p50_ms": 1.0, "int8_p50_ms": round(1.0 / speedup, 3)}
 
     return time
 
 
-def _search(tmp_path: Path, settings: str, speedups: dict[str, float], timed: list[str]):
+def _search(
+    tmp_path: Path,
+    settings: str,
+    speedups: dict[str, float],
+    timed: list[str],
+    allow_slower: bool = False,
+):
     out = tmp_path / "bundle" / "model.json"
     result = quantize_within_budget(
         _quantizer(tmp_path), settings, out, _validate_setting, 1.0, Console(quiet=True),
-        time=_time(speedups, timed),
+        time=_time(speedups, timed), allow_slower=allow_slower,
     )  # fmt: skip
     return result, _written(out)["setting"]
 
@@ -108,10 +117,21 @@ def test_a_slower_candidate_within_budget_loses_to_a_faster_one(tmp_path: Path) 
     assert result.attempts[0].slower_than_fp32 and not result.attempts[2].slower_than_fp32
 
 
-def test_when_every_candidate_within_budget_is_slower_the_fastest_ships(tmp_path: Path) -> None:
+ALL_SLOWER = {"slow": 0.4, "fast": 0.9, "faster": 0.7}
+
+
+def test_when_every_candidate_within_budget_is_slower_none_ships(tmp_path: Path) -> None:
     timed: list[str] = []
-    speedups = {"slow": 0.4, "fast": 0.9, "faster": 0.7}
-    result, shipped = _search(tmp_path, "slow,over,fast,faster", speedups, timed)
+    with pytest.raises(SlowerThanFp32, match=r"fast: 1\.111 ms against 1\.000 ms.*0\.90x") as e:
+        _search(tmp_path, "slow,over,fast,faster", ALL_SLOWER, timed)
+    assert timed == ["slow", "fast", "faster"]
+    assert e.value.best.setting == "fast" and len(e.value.attempts) == 4
+    assert not (tmp_path / "bundle" / "model.json").exists()
+
+
+def test_allowed_slower_the_fastest_ships(tmp_path: Path) -> None:
+    timed: list[str] = []
+    result, shipped = _search(tmp_path, "slow,over,fast,faster", ALL_SLOWER, timed, True)
     assert shipped == result.setting == "fast"
     assert timed == ["slow", "fast", "faster"]
     assert result.speed is not None and result.speed["speedup"] == 0.9  # the caller warns

@@ -1,5 +1,6 @@
 """Export to a bundle, then predict with the torch-free runtime on both engines."""
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,21 @@ def test_numpy_preprocessing_matches_the_training_transform(name: str, image: np
     actual = ImagePreprocessor(spec)(image)
     assert actual.shape == expected.shape == (3, *spec.crop)
     assert np.abs(actual - expected).max() < 1e-5
+
+
+def test_grey_images_give_the_pixels_of_their_rgb_copies() -> None:
+    """The runtime resizes grey images before widening them to RGB; the result must not move."""
+    grey = Image.fromarray(skimage_data.camera()[:300, :250])
+    encoded = {}
+    for mode in ("L", "RGB"):
+        buffer = io.BytesIO()
+        grey.convert(mode).save(buffer, format="PNG")
+        encoded[mode] = buffer.getvalue()
+    preprocess = ImagePreprocessor(get_model("mobilenet_v2").preprocessing)
+    batch = preprocess.batch([encoded["L"], encoded["RGB"]])
+    assert batch.flags.c_contiguous and batch.shape == (2, 3, 224, 224)
+    assert np.array_equal(batch[0], batch[1])
+    assert np.array_equal(batch[0], preprocess(np.asarray(grey)))
 
 
 def test_bundle_has_both_engines_and_runs_the_cat(mobilenet_bundle: Bundle) -> None:

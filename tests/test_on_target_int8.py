@@ -39,6 +39,9 @@ from edgeft.serve.process import ServerProcess
 from edgeft.targets import Host, QuantizationScheme, this_host
 from tests.test_quantize import _fragile_network, _warm_cold_images
 
+# The tiny test models run slower in int8 than in fp32 (fixed costs per operator outweigh the
+# arithmetic), so these tests ship int8 anyway; test_budget_search.py tests the speed rule.
+
 QUIET = Console(quiet=True)
 AVX2 = Host("AVX2 box", "x86_64", frozenset({"avx2", "fma"}), 2)
 VNNI = Host("VNNI box", "x86_64", frozenset({"avx2", "fma", "avx512f", "avx512_vnni"}), 2)
@@ -68,7 +71,9 @@ def _fragile_bundle(root: Path, per_class: int, signal: float = 0.01) -> Bundle:
 
 @pytest.fixture(scope="module")
 def two_box_bundle(fp32_bundle: Bundle, tmp_path_factory: pytest.TempPathFactory) -> Bundle:
-    config = QuantizeConfig(calibration=20, targets=("x86-avx2-no-vnni", "x86-avx512-vnni"))
+    config = QuantizeConfig(
+        allow_slower_int8=True, calibration=20, targets=("x86-avx2-no-vnni", "x86-avx512-vnni")
+    )
     out = tmp_path_factory.mktemp("two-box") / "int8"
     return quantize_bundle(fp32_bundle.root, out, config, console=QUIET)
 
@@ -287,7 +292,9 @@ def test_a_schema_1_bundle_still_loads_and_its_unchecked_qat_model_is_a_candidat
 
 
 def test_budget_metric_names_a_class_of_the_bundle(fp32_bundle: Bundle, tmp_path: Path) -> None:
-    config = QuantizeConfig(calibration=20, budget_metric="recall:defective")
+    config = QuantizeConfig(
+        allow_slower_int8=True, calibration=20, budget_metric="recall:defective"
+    )
     with pytest.raises(EdgeftError, match="no class 'defective'"):
         quantize_bundle(fp32_bundle.root, tmp_path / "x", config, console=QUIET)
     config = replace(config, budget_metric="recall:warm", engines=("onnxruntime",))
@@ -345,6 +352,7 @@ def test_a_scheme_that_fits_is_written_when_another_does_not(tmp_path: Path) -> 
     written, the AVX2 one is not, and the manifest says why and how to accept its best."""
     fp32 = _fragile_bundle(tmp_path, per_class=30, signal=0.5)
     config = QuantizeConfig(
+        allow_slower_int8=True,
         engines=("onnxruntime",),
         calibration=20,
         method="minmax",
@@ -367,7 +375,9 @@ def test_a_large_enough_validation_split_keeps_a_confirmation_slice(tmp_path: Pa
     fp32 = _fragile_bundle(tmp_path, per_class=1000)
     validation_items = fp32.manifest.provenance["dataset"]["sizes"]["val"]
     assert validation_items >= 300
-    config = QuantizeConfig(engines=("onnxruntime",), calibration=50, method="minmax")
+    config = QuantizeConfig(
+        allow_slower_int8=True, engines=("onnxruntime",), calibration=50, method="minmax"
+    )
     out = quantize_bundle(fp32.root, tmp_path / "int8", config, console=QUIET)
     int8 = next(m for m in out.manifest.models if m.precision == "int8")
     confirmation = int8.details["confirmation"]

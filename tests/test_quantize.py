@@ -33,6 +33,9 @@ from edgeft.quantize.depthwise_equalization import conv_groups
 from edgeft.train import Recipe, finetune
 from tests.test_finetune import _crops
 
+# The tiny test models run slower in int8 than in fp32 (fixed costs per operator outweigh the
+# arithmetic), so these tests ship int8 anyway; test_budget_search.py tests the speed rule.
+
 QUIET = Console(quiet=True)
 
 
@@ -117,7 +120,10 @@ def test_both_engines_quantize_within_budget_and_shrink(
     photo_bundle: Bundle, tmp_path: Path
 ) -> None:
     out = quantize_bundle(
-        photo_bundle.root, tmp_path / "int8", QuantizeConfig(calibration=16), console=QUIET
+        photo_bundle.root,
+        tmp_path / "int8",
+        QuantizeConfig(calibration=16),
+        console=QUIET,
     )
     manifest = out.manifest
     assert {(m.engine, m.precision) for m in manifest.models} == {
@@ -150,7 +156,10 @@ def test_over_budget_layers_are_kept_in_float(
 ) -> None:
     bundle, _ = fragile_bundle
     out = quantize_bundle(
-        bundle.root, tmp_path / "int8", QuantizeConfig(calibration=20), console=QUIET
+        bundle.root,
+        tmp_path / "int8",
+        QuantizeConfig(allow_slower_int8=True, calibration=20),
+        console=QUIET,
     )
     for engine in ("onnxruntime", "openvino"):
         details = out.manifest.model(engine, "int8").details
@@ -179,7 +188,7 @@ def test_without_labels_the_budget_is_agreement_and_both_engines_fall_back(
     folder.mkdir()
     for image in sorted(Path(data).rglob("*.png"))[::3]:
         shutil.copy(image, folder / f"{image.parent.name}-{image.name}")
-    config = QuantizeConfig(calibration=str(folder), method="minmax")
+    config = QuantizeConfig(allow_slower_int8=True, calibration=str(folder), method="minmax")
     out = quantize_bundle(bundle.root, tmp_path / "int8", config, console=QUIET)
     for engine in ("onnxruntime", "openvino"):
         details = out.manifest.model(engine, "int8").details
@@ -195,7 +204,11 @@ def test_impossible_budget_writes_nothing_and_lists_attempts(
     bundle, _ = fragile_bundle
     before = json.loads((bundle.root / "edgeft.json").read_text())
     config = QuantizeConfig(
-        calibration=20, method="minmax", max_accuracy_drop=0.0, max_float_layers=0
+        allow_slower_int8=True,
+        calibration=20,
+        method="minmax",
+        max_accuracy_drop=0.0,
+        max_float_layers=0,
     )
     with pytest.raises(NoInt8Model, match=r"minmax: -?\d") as raised:
         quantize_bundle(bundle.root, tmp_path / "int8", config, console=QUIET)
@@ -265,7 +278,7 @@ def test_weights_take_7_bits_where_int8_products_saturate(
     """Without VNNI (``reduce_range``) no weight of either engine exceeds 7 bits here (NNCF's
     overflow fix covers every layer, not only the first); elsewhere the head uses all 8."""
     bundle, _ = fragile_bundle
-    config = QuantizeConfig(
+    config = QuantizeConfig(allow_slower_int8=True,
         calibration=20, method="minmax", max_accuracy_drop=100.0,
         scheme=QuantizationScheme(reduce_range=saturates),
     )  # fmt: skip
@@ -294,7 +307,10 @@ def test_calibration_never_uses_test_data(
         select_calibration(resolve_recipe(str(folder)), dataset)
     with pytest.raises(EdgeftError, match="calibration"):
         quantize_bundle(
-            bundle.root, tmp_path / "x", QuantizeConfig(calibration=str(folder)), console=QUIET
+            bundle.root,
+            tmp_path / "x",
+            QuantizeConfig(allow_slower_int8=True, calibration=str(folder)),
+            console=QUIET,
         )
     assert not (tmp_path / "x").exists()
 
@@ -328,7 +344,10 @@ def test_interrupted_quantize_leaves_no_output(
     before = sorted(p.name for p in bundle.root.rglob("*"))
     out = tmp_path / "int8"
     quantize_bundle(
-        bundle.root, out, QuantizeConfig(calibration=20, engines=("onnxruntime",)), console=QUIET
+        bundle.root,
+        out,
+        QuantizeConfig(allow_slower_int8=True, calibration=20, engines=("onnxruntime",)),
+        console=QUIET,
     )
     good = (out / "edgeft.json").read_text()
 
@@ -338,7 +357,11 @@ def test_interrupted_quantize_leaves_no_output(
     monkeypatch.setattr(openvino_backend.nncf, "quantize", interrupt)
     with pytest.raises(KeyboardInterrupt):
         quantize_bundle(
-            bundle.root, out, QuantizeConfig(calibration=20), overwrite=True, console=QUIET
+            bundle.root,
+            out,
+            QuantizeConfig(allow_slower_int8=True, calibration=20),
+            overwrite=True,
+            console=QUIET,
         )
     assert (out / "edgeft.json").read_text() == good  # the earlier good output is intact
     Bundle.load(out)
@@ -408,7 +431,7 @@ def test_pretrained_mobilenet_keeps_its_imagenet_answers_in_int8(
         for i, view in enumerate(_views(_photo(name), (0.6, 0.75))):
             Image.fromarray(view).save(calibration / f"{name}-{i}.png")
     evaluation = [v for n in _NATURAL for v in [_photo(n), *_views(_photo(n), (0.85,))]]
-    config = QuantizeConfig(
+    config = QuantizeConfig(allow_slower_int8=True,
         calibration=str(calibration), method="minmax", max_accuracy_drop=100.0,  # see below
         scheme=QuantizationScheme(reduce_range=True),  # the no-VNNI scheme, on any host
     )  # fmt: skip
@@ -438,7 +461,7 @@ def test_cli_quantize_then_eval(fragile_bundle: tuple[Bundle, str], tmp_path: Pa
     bundle, _ = fragile_bundle
     out = tmp_path / "int8"
     result = run(
-        "quantize", str(bundle.root), "--out", str(out), "--engine", "onnxruntime",
+        "quantize", str(bundle.root), "--out", str(out), "--engine", "onnxruntime", "--allow-slower-int8",
         "--calibration", "20", "--method", "minmax",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -22,6 +22,9 @@ from edgeft.zoo import get_model
 from tests.conftest import text_recipe as _recipe
 from tests.test_cli import run
 
+# The tiny test models run slower in int8 than in fp32 (fixed costs per operator outweigh the
+# arithmetic), so these tests ship int8 anyway; test_budget_search.py tests the speed rule.
+
 
 def test_builtin_reviews_materialise_once_without_duplicates() -> None:
     dataset = load_dataset("rotten-tomatoes")
@@ -82,7 +85,9 @@ def test_export_runs_on_both_engines_like_torch_at_any_length(
 
 
 def test_text_int8_within_budget_on_both_engines(text_bundle: Bundle, tmp_path: Path) -> None:
-    config = QuantizeConfig(calibration="40", method="minmax", max_accuracy_drop=5.0)
+    config = QuantizeConfig(
+        allow_slower_int8=True, calibration="40", method="minmax", max_accuracy_drop=5.0
+    )
     out = quantize_bundle(text_bundle.root, tmp_path / "int8", config, console=Console(quiet=True))
     fp32_size = (out.root / "model.onnx").stat().st_size
     for engine in ("onnxruntime", "openvino"):

@@ -1,4 +1,5 @@
-"""The accuracy budget: an int8 model ships only if it stays within ``max_drop`` points of fp32.
+"""The accuracy budget: an int8 model ships only if it stays within ``max_drop`` points of fp32
+(and, where this host runs its kernels, only if it is faster than fp32 here).
 
 Every candidate is scored through ``edgeft.runtime`` (as the edge box will run it) by a validator
 from ``edgeft.quantize.budget_data``. The loop tries the backend's settings in order; if none
@@ -80,6 +81,23 @@ class BudgetExceeded(EdgeftError):
         self.best = min(measured, key=lambda a: a.drop) if measured else None
 
 
+class SlowerThanFp32(BudgetExceeded):
+    """Every candidate within budget ran slower than fp32 on this host: int8 would cost the box
+    speed, the one thing it is for besides size, so fp32 serves unless the user says otherwise."""
+
+    def __init__(self, engine: str, fastest: Attempt, attempts: list[Attempt]) -> None:
+        assert fastest.speed is not None
+        EdgeftError.__init__(
+            self,
+            f"{engine}: every int8 candidate within the budget runs slower than fp32 on this host "
+            f"(the fastest, {fastest.setting}: {fastest.speed['int8_p50_ms']:.3f} ms against "
+            f"{fastest.speed['fp32_p50_ms']:.3f} ms at batch 1, {fastest.speedup:.2f}x); fp32 "
+            "serves instead. --allow-slower-int8 ships it anyway (for its size)",
+        )
+        self.attempts = attempts
+        self.best = fastest
+
+
 def quantize_within_budget(
     quantizer: Int8Quantizer,
     method: str,
@@ -91,14 +109,15 @@ def quantize_within_budget(
     ready: dict[str, Path] | None = None,
     rank: Ranker | None = None,
     time: Timer | None = None,
+    allow_slower: bool = False,
 ) -> BudgetResult:
     """Try ``ready`` int8 models (a QAT export), then the settings, then the float fallback; on
     success the chosen model's files sit at ``out``.
 
     With ``time`` (this host runs the scheme's kernels), a candidate within budget is timed
     against fp32: the first that is also faster is taken; one that is slower does not end the
-    search, and if no candidate is faster, the fastest within budget is taken (still marked
-    slower, so the caller says so)."""
+    search. If none is faster, ``SlowerThanFp32`` is raised, or with ``allow_slower`` the fastest
+    within budget is taken (still marked slower, so the caller says so)."""
     attempts: list[Attempt] = []
     within: list[tuple[Attempt, Path]] = []
     engine = quantizer.engine
@@ -127,6 +146,8 @@ def quantize_within_budget(
             within.append((attempt, candidate))
     if within:
         fastest, candidate = max(within, key=lambda pair: pair[0].speedup or 0.0)
+        if not allow_slower:
+            raise SlowerThanFp32(engine, fastest, attempts)
         return _accept(quantizer, fastest, candidate, out, attempts)
     tried = [a for a in attempts if a.setting not in (ready or {}) and a.error is None]
     if not tried:
@@ -163,6 +184,8 @@ def quantize_within_budget(
     console.print(
         f"{engine} int8 ({best.setting} + {len(kept)} float layers): {_describe(restored)}"
     )
+    if restored.slower_than_fp32 and not allow_slower:
+        raise SlowerThanFp32(engine, restored, attempts)
     return _accept(quantizer, restored, candidate, out, attempts)
 
 

@@ -40,6 +40,7 @@ from edgeft.quantize.budget import (
     Attempt,
     BudgetExceeded,
     BudgetResult,
+    SlowerThanFp32,
     quantize_within_budget,
 )
 from edgeft.quantize.budget_data import BudgetData, Reference
@@ -76,6 +77,7 @@ class QuantizeConfig:
     budget_metric: str = "accuracy"
     max_float_layers: int | None = None  # None: up to half the quantizable layers
     use_qat: bool = True  # try the bundle's QAT candidates (for their scheme) first
+    allow_slower_int8: bool = False  # ship int8 that is slower than fp32 on this host
 
     def __post_init__(self) -> None:
         for engine in self.engines:
@@ -150,7 +152,7 @@ def quantize_bundle(
 
 
 class NoInt8Model(EdgeftError):
-    """Every planned int8 model broke the budget: nothing was written."""
+    """Every planned int8 model broke the budget or ran slower than fp32: nothing was written."""
 
     def __init__(self, failures: list[dict[str, Any]]) -> None:
         lines = [
@@ -158,7 +160,7 @@ class NoInt8Model(EdgeftError):
             for f in failures
         ]
         super().__init__(
-            "no int8 model within the budget; nothing was written.\n  " + "\n  ".join(lines)
+            "no int8 model was accepted; nothing was written.\n  " + "\n  ".join(lines)
         )
         self.failures = failures
 
@@ -255,6 +257,7 @@ def _quantize_one(
         rank,
         # not timed where this host does not run the scheme's kernels
         None if exact else partial(int8_speed, engine, fp32_path=quantizer.fp32_path, inputs=first),
+        config.allow_slower_int8,
     )
     fp32_scores = score_logits(fp32_logits, validation.data)
     rewrites = {} if result.setting in ready else quantizer.rewrites
@@ -268,7 +271,8 @@ def _quantize_one(
         console.print(
             f"[yellow]warning:[/] {engine} int8 {scheme.key} runs slower than its fp32 on this "
             f"host ({result.speed['int8_p50_ms']:.3f} ms vs {result.speed['fp32_p50_ms']:.3f} ms "
-            "at batch 1), the fastest of the candidates within budget"
+            "at batch 1), the fastest of the candidates within budget; shipped as "
+            "--allow-slower-int8 asked"
         )
     if unlabelled is not None:
         details["unlabelled"] = unlabelled.agreement(engine, staging / quantizer.int8_file, exact)
@@ -298,6 +302,8 @@ def _failure(
         parts.append(f"--calibration {config.calibration}")
     if config.data is not None:
         parts.append(f"--data {config.data}")
+    if isinstance(exc, SlowerThanFp32):
+        parts.append("--allow-slower-int8")
     if best is not None and best.setting != "qat":
         parts.append(f"--method {_method_of(best.setting, config.method)}")
     if best is not None:
@@ -319,6 +325,9 @@ def _failure(
         }
         | headline(best.scores),
         "command": " ".join(parts),
+        "why": "slower than fp32 on this host"
+        if isinstance(exc, SlowerThanFp32)
+        else "over the accuracy budget",
         "reason": f"{plan.scheme.key} {exc}",
         "attempts": [a.summary() for a in exc.attempts],
     }
