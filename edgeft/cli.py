@@ -441,6 +441,7 @@ def evaluate(
     from edgeft.data import SPLITS
     from edgeft.evaluation import evaluate_bundle
     from edgeft.evaluation.bundle_eval import recorded_dataset
+    from edgeft.evaluation.slices import slice_table
 
     if split not in SPLITS:
         raise EdgeftError(f"--split must be one of {', '.join(SPLITS)}")
@@ -478,6 +479,12 @@ def evaluate(
             name, *(f"{c['precision']:.3f} / {c['recall']:.3f} / {c['f1']:.3f}" for c in cells)
         )
     console.print(per_class)
+    sliced = slice_table(
+        f"accuracy per slice ({dataset.source}'s metadata.csv)",
+        [(r.entry.label, r.scores) for r in results],
+    )
+    if sliced is not None:
+        console.print(sliced)
 
 
 @app.command()

@@ -42,6 +42,7 @@ def run_demo(workdir: Path, console: Console, quick: bool = False) -> None:
     from edgeft.data import inspect_dataset, load_dataset
     from edgeft.errors import EdgeftError
     from edgeft.evaluation import evaluate_bundle
+    from edgeft.evaluation.slices import slice_table
     from edgeft.export import export_bundle
     from edgeft.quantize import QuantizeConfig, quantize_bundle
     from edgeft.targets import resolve_target
@@ -106,6 +107,9 @@ def run_demo(workdir: Path, console: Console, quick: bool = False) -> None:
             f"{stats.p99_ms:.2f}",
         )
     console.print(table)
+    sliced = slice_table("test accuracy per slice", [(r.entry.label, r.scores) for r in scores])
+    if sliced is not None:
+        console.print(sliced)
     for warning in slower_int8(run.latency_rows()):
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     example = test[0].item

@@ -41,21 +41,23 @@ def _logger_level(name: str, level: int) -> Iterator[None]:
 @contextmanager
 def quiet_nncf() -> Iterator[None]:
     """Hide NNCF's INFO lines (ignored-scope counts, extension compiles, accuracy-control
-    steps): edgeft reports each step's outcome itself. NNCF's warnings still show."""
-    with _logger_level("nncf", logging.WARNING):
+    steps): edgeft reports each step's outcome itself. NNCF's warnings still show. Also torch's
+    "No CUDA runtime is found" probe, logged once when NNCF first imports
+    ``torch.utils.cpp_extension`` (its torch side does; so does its OpenVINO side on transformer
+    graphs)."""
+    with _logger_level("nncf", logging.WARNING), _logger_level(_CUDA_PROBE_LOGGER, logging.ERROR):
         yield
 
 
 @contextmanager
 def quiet_nncf_torch() -> Iterator[None]:
     """Around NNCF's torch side (its import, QAT calibration, the QAT ONNX export): besides
-    ``quiet_nncf``, hide torch's "No CUDA runtime is found" probe, logged once when NNCF first
-    imports ``torch.utils.cpp_extension``, and the ``TracerWarning``s NNCF's quantizers raise when
-    their ranges are read with ``.item()`` during tracing: the ranges are fixed at export, so
-    recording them as constants is what edgeft wants."""
+    ``quiet_nncf``, hide the ``TracerWarning``s NNCF's quantizers raise when their ranges are
+    read with ``.item()`` during tracing: the ranges are fixed at export, so recording them as
+    constants is what edgeft wants."""
     from torch.jit import TracerWarning
 
-    with warnings.catch_warnings(), quiet_nncf(), _logger_level(_CUDA_PROBE_LOGGER, logging.ERROR):
+    with warnings.catch_warnings(), quiet_nncf():
         warnings.filterwarnings("ignore", category=TracerWarning, module=_NNCF_QUANTIZERS)
         yield
 

@@ -110,9 +110,9 @@ def test_a_slower_candidate_within_budget_loses_to_a_faster_one(tmp_path: Path) 
     result, shipped = _search(tmp_path, "slow,over,fast,faster", SPEEDUPS, timed)
     # "slow" fits first but runs at 0.4x fp32's speed: the search goes on and stops at the first
     # candidate within budget that beats fp32; the over-budget one is never timed
-    assert shipped == result.setting == "fast"
+    assert shipped == result.accepted.setting == "fast"
     assert timed == ["slow", "fast"]
-    assert result.speed is not None and result.speed["speedup"] == 1.5
+    assert result.accepted.speed is not None and result.accepted.speed["speedup"] == 1.5
     assert [a.setting for a in result.attempts] == ["slow", "over", "fast"]
     assert result.attempts[0].slower_than_fp32 and not result.attempts[2].slower_than_fp32
 
@@ -132,9 +132,11 @@ def test_when_every_candidate_within_budget_is_slower_none_ships(tmp_path: Path)
 def test_allowed_slower_the_fastest_ships(tmp_path: Path) -> None:
     timed: list[str] = []
     result, shipped = _search(tmp_path, "slow,over,fast,faster", ALL_SLOWER, timed, True)
-    assert shipped == result.setting == "fast"
+    assert shipped == result.accepted.setting == "fast"
     assert timed == ["slow", "fast", "faster"]
-    assert result.speed is not None and result.speed["speedup"] == 0.9  # the caller warns
+    assert (
+        result.accepted.speed is not None and result.accepted.speed["speedup"] == 0.9
+    )  # the caller warns
 
 
 def test_without_a_timer_the_first_candidate_within_budget_ships(tmp_path: Path) -> None:
@@ -142,4 +144,7 @@ def test_without_a_timer_the_first_candidate_within_budget_ships(tmp_path: Path)
     result = quantize_within_budget(
         _quantizer(tmp_path), "slow,fast", out, _validate_setting, 1.0, Console(quiet=True)
     )
-    assert result.setting == _written(out)["setting"] == "slow" and result.speed is None
+    assert (
+        result.accepted.setting == _written(out)["setting"] == "slow"
+        and result.accepted.speed is None
+    )

@@ -10,6 +10,7 @@ from rich.progress import Progress
 from edgeft.bundle import Bundle, ModelEntry
 from edgeft.data import ClassificationDataset, load_dataset
 from edgeft.errors import EdgeftError
+from edgeft.evaluation.slices import dataset_slices, slice_accuracy
 from edgeft.runtime.scoring import encode_split, entry_logits, score_logits
 
 
@@ -73,7 +74,8 @@ def evaluate_bundle(
     precision: str = "all",
     progress: Progress | None = None,
 ) -> list[ModelScores]:
-    """Scores for the bundle's models of ``precision`` (fp32, int8 or all) on ``split``."""
+    """Scores for the bundle's models of ``precision`` (fp32, int8 or all) on ``split``, with
+    accuracy per slice where the dataset folder has a ``metadata.csv``."""
     if precision not in ("fp32", "int8", "all"):
         raise EdgeftError(f"--model must be fp32, int8 or all, not {precision!r}")
     chosen = [m for m in bundle.manifest.models if precision in ("all", m.precision)]
@@ -81,6 +83,7 @@ def evaluate_bundle(
         raise EdgeftError(f"{bundle.root} has no {precision} model")
     data = encode_split(bundle, dataset, split, progress)
     logits = {m.path: entry_logits(bundle, m, data) for m in chosen}
+    slices = dataset_slices(dataset, split) if data.labels is not None else {}
     results = []
     for entry in chosen:
         fp32 = _fp32_of(bundle, entry) if entry.precision == "int8" else None
@@ -96,6 +99,9 @@ def evaluate_bundle(
                 100.0 * (scores["accuracy"] - reference_scores["accuracy"]), 3
             )
             scores["per_class_delta_points"] = per_class_deltas(reference_scores, scores)
+        if slices:
+            assert data.labels is not None
+            scores["slices"] = slice_accuracy(logits[entry.path], data.labels, slices)
         results.append(ModelScores(entry, bundle.size_of(entry), scores))
     return results
 

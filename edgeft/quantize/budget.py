@@ -56,12 +56,8 @@ class Attempt:
 class BudgetResult:
     """The accepted candidate (written to the requested path) and everything tried on the way."""
 
-    setting: str
-    keep_float: list[str]
-    drop: float
-    scores: dict[str, Any]
+    accepted: Attempt
     attempts: list[Attempt]
-    speed: dict[str, Any] | None = None
 
 
 class BudgetExceeded(EdgeftError):
@@ -196,9 +192,7 @@ def _accept(
     out.parent.mkdir(parents=True, exist_ok=True)
     for source in quantizer.files_of(candidate):
         shutil.move(source, out.parent / (out.stem + source.suffix))
-    return BudgetResult(
-        attempt.setting, attempt.keep_float, attempt.drop, attempt.scores, attempts, attempt.speed
-    )
+    return BudgetResult(attempt, attempts)
 
 
 def _describe(attempt: Attempt) -> str:

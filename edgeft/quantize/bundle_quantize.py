@@ -168,7 +168,7 @@ class NoInt8Model(EdgeftError):
 def _confirm(
     quantizer: Int8Quantizer,
     staging: Path,
-    result: BudgetResult,
+    accepted: Attempt,
     config: QuantizeConfig,
     confirmation: Reference,
 ) -> dict[str, Any]:
@@ -182,11 +182,11 @@ def _confirm(
     if drop > config.max_accuracy_drop:
         for file in quantizer.files_of(path):
             file.unlink(missing_ok=True)
-        name = f"{result.setting} on the confirmation slice"
+        name = f"{accepted.setting} on the confirmation slice"
         raise BudgetExceeded(
             quantizer.engine,
             config.max_accuracy_drop,
-            [Attempt(name, result.keep_float, drop, scores)],
+            [Attempt(name, accepted.keep_float, drop, scores)],
         )
     return {
         "items": len(confirmation.data),
@@ -259,19 +259,21 @@ def _quantize_one(
         None if exact else partial(int8_speed, engine, fp32_path=quantizer.fp32_path, inputs=first),
         config.allow_slower_int8,
     )
+    accepted = result.accepted
     fp32_scores = score_logits(fp32_logits, validation.data)
-    rewrites = {} if result.setting in ready else quantizer.rewrites
+    rewrites = {} if accepted.setting in ready else quantizer.rewrites
     details = _details(result, fp32_scores, validation, config, engine)
     details["confirmation"] = None
     details["model_type"] = quantizer.model_type
     if confirmation is not None:
-        details["confirmation"] = _confirm(quantizer, staging, result, config, confirmation)
-    details["speed"] = result.speed
-    if result.speed is not None and result.speed["speedup"] < 1.0:
+        details["confirmation"] = _confirm(quantizer, staging, accepted, config, confirmation)
+    details["speed"] = accepted.speed
+    if accepted.speed is not None and accepted.speed["speedup"] < 1.0:
         console.print(
             f"[yellow]warning:[/] {engine} int8 {scheme.key} runs slower than its fp32 on this "
-            f"host ({result.speed['int8_p50_ms']:.3f} ms vs {result.speed['fp32_p50_ms']:.3f} ms "
-            "at batch 1), the fastest of the candidates within budget; shipped as "
+            f"host ({accepted.speed['int8_p50_ms']:.3f} ms vs "
+            f"{accepted.speed['fp32_p50_ms']:.3f} ms at batch 1), the fastest of the candidates "
+            "within budget; shipped as "
             "--allow-slower-int8 asked"
         )
     if unlabelled is not None:
@@ -282,7 +284,10 @@ def _quantize_one(
         quantizer.int8_file,
         engine,
         "int8",
-        metrics={"val": headline(result.scores, _SHOWN), "val_fp32": headline(fp32_scores, _SHOWN)},
+        metrics={
+            "val": headline(accepted.scores, _SHOWN),
+            "val_fp32": headline(fp32_scores, _SHOWN),
+        },
         details=details | {"graph_rewrites": rewrites, "exact_arithmetic": exact},
         scheme=scheme.to_dict(),
         targets=list(plan.targets),
@@ -356,19 +361,20 @@ def _details(
     engine: str,
 ) -> dict[str, Any]:
     labelled = validation.data.labels is not None
+    accepted = result.accepted
     details: dict[str, Any] = {
-        "setting": result.setting,
+        "setting": accepted.setting,
         "method": config.method,
         "max_accuracy_drop": config.max_accuracy_drop,
-        "val_drop_points": round(result.drop, 3),
+        "val_drop_points": round(accepted.drop, 3),
         "budget_metric": config.budget_metric if labelled else "agreement",
-        "per_class_delta_points": per_class_deltas(fp32_scores, result.scores),
-        "kept_float": result.keep_float,
+        "per_class_delta_points": per_class_deltas(fp32_scores, accepted.scores),
+        "kept_float": accepted.keep_float,
         "attempts": [a.summary() for a in result.attempts],
     }
-    if labelled and "predicted" in result.scores:
+    if labelled and "predicted" in accepted.scores:
         interval = validation.drop_interval(
-            engine, result.scores["predicted"], config.budget_metric
+            engine, accepted.scores["predicted"], config.budget_metric
         )
         details["val_drop_interval"] = interval
         note = resolution_note(len(validation.data), config.max_accuracy_drop, interval)
