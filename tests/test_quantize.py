@@ -24,6 +24,7 @@ from edgeft.quantize import (
     CalibrationRecipe,
     QuantizationScheme,
     QuantizeConfig,
+    bundle_quantize,
     quantize_bundle,
     resolve_recipe,
     select_calibration,
@@ -33,8 +34,9 @@ from edgeft.quantize.depthwise_equalization import conv_groups
 from edgeft.train import Recipe, finetune
 from tests.test_finetune import _crops
 
-# The tiny test models run slower in int8 than in fp32 (fixed costs per operator outweigh the
-# arithmetic), so these tests ship int8 anyway; test_budget_search.py tests the speed rule.
+# The tiny test models (and MobileNetV2 at 64 px) run about as fast or slower in int8 than in
+# fp32 (fixed costs per operator outweigh the arithmetic), so these tests ship int8 anyway; the
+# speed rule has its own tests, here with a set timer and in test_budget_search.py.
 
 QUIET = Console(quiet=True)
 
@@ -122,7 +124,7 @@ def test_both_engines_quantize_within_budget_and_shrink(
     out = quantize_bundle(
         photo_bundle.root,
         tmp_path / "int8",
-        QuantizeConfig(calibration=16),
+        QuantizeConfig(allow_slower_int8=True, calibration=16),
         console=QUIET,
     )
     manifest = out.manifest
@@ -167,6 +169,34 @@ def test_over_budget_layers_are_kept_in_float(
         assert all(a["drop"] > 1.0 for a in attempts[:-1]), attempts  # plain int8 broke it
         assert len(details["kept_float"]) == 1 and "/0/" in details["kept_float"][0], details
         assert details["val_drop_points"] <= 1.0
+
+
+def test_an_int8_model_slower_than_fp32_ships_only_when_allowed(
+    fragile_bundle: tuple[Bundle, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The timer is set to say ONNX Runtime's int8 runs at half fp32's speed and OpenVINO's at
+    1.5x (the real engines quantize and are scored): the first is refused after the float
+    fallback found a candidate within budget, with the command that ships it anyway."""
+
+    def timed(engine: str, int8_path: Path, fp32_path: Path, inputs: dict) -> dict:
+        speedup = 0.5 if engine == "onnxruntime" else 1.5
+        return {"fp32_p50_ms": 1.0, "int8_p50_ms": 1.0 / speedup, "speedup": speedup, "batch": 1}
+
+    monkeypatch.setattr(bundle_quantize, "int8_speed", timed)
+    bundle, _ = fragile_bundle
+    out = quantize_bundle(
+        bundle.root, tmp_path / "int8", QuantizeConfig(calibration=20), console=QUIET
+    )
+    assert {(m.engine, m.precision) for m in out.manifest.models if m.precision == "int8"} == {
+        ("openvino", "int8")
+    }
+    assert out.manifest.model("openvino", "int8").details["speed"]["speedup"] == 1.5
+    (failure,) = out.manifest.provenance["int8_failures"]
+    assert failure["engine"] == "onnxruntime" and failure["why"] == "slower than fp32 on this host"
+    assert "--allow-slower-int8" in failure["command"] and failure["best"]["float_layers"] == 1
+    allowed = QuantizeConfig(calibration=20, engines=("onnxruntime",), allow_slower_int8=True)
+    kept = quantize_bundle(bundle.root, tmp_path / "allowed", allowed, console=QUIET)
+    assert kept.manifest.model("onnxruntime", "int8").details["speed"]["speedup"] == 0.5
 
 
 def test_without_labels_the_budget_is_agreement_and_both_engines_fall_back(
