@@ -26,6 +26,7 @@ from edgeft.bench import measure_latency
 from edgeft.bench.report_sections import accuracy_of
 from edgeft.bundle import Bundle
 from edgeft.data import load_dataset
+from edgeft.evaluation.slices import slice_accuracy
 from edgeft.runtime.engines import open_session
 from edgeft.runtime.model_choice import int8_mismatch
 from edgeft.runtime.scoring import encode_split, score_logits
@@ -68,7 +69,6 @@ def main() -> None:
     dataset = load_dataset("elpv")
     test = encode_split(bundle, dataset, "test")
     groups = elpv_test_groups(dataset)
-    defective = bundle.manifest.labels.index("defective")
     models = [m for m in bundle.manifest.models if not (m.precision == "int8" and int8_mismatch(m))]
     rows: dict[str, dict] = {}
     sessions = {}
@@ -78,13 +78,16 @@ def main() -> None:
             name = f"{entry.engine} {entry.precision}, {view}"
             logits = averaged_logits(session, test.batches, flips)
             scores = score_logits(logits, test)
-            hits = logits.argmax(-1) == test.labels
             accuracy = accuracy_of(scores)
+            assert test.labels is not None
             rows[name] = {
                 "accuracy": accuracy.percent,
                 "interval": [accuracy.low, accuracy.high],
-                "defect_recall": 100 * float(hits[test.labels == defective].mean()),
-            } | {group: 100 * float(hits[mask].mean()) for group, mask in groups.items()}
+                "defect_recall": 100 * scores["per_class"]["defective"]["recall"],
+            } | {
+                group: 100 * cells["accuracy"]
+                for group, cells in slice_accuracy(logits, test.labels, groups).items()
+            }
             sessions[name] = (session, len(flips))
             console.print(name, rows[name])
     one = next(iter(test.batches[0].values()))[:1]

@@ -23,6 +23,7 @@ import io
 import itertools
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -67,8 +68,6 @@ def as_jpeg(png: bytes) -> bytes:
 
 def round_medians(calls: dict[str, Callable[[], object]], rounds: int, per_round: int) -> dict:
     """Per call: the median of each round's ``per_round`` timings, rounds interleaved."""
-    import time
-
     for call in calls.values():  # warm-up: lazy allocations, caches
         for _ in range(20):
             call()
@@ -90,8 +89,9 @@ def cycling(items: Sequence, use: Callable) -> Callable[[], object]:
     return lambda: use(next(source))
 
 
-def end_to_end(bundle: Bundle, pngs: list[bytes], rounds: int, per_round: int) -> list[dict]:
-    jpegs = [as_jpeg(png) for png in pngs]
+def end_to_end(
+    bundle: Bundle, pngs: list[bytes], jpegs: list[bytes], rounds: int, per_round: int
+) -> list[dict]:
     rows = []
     for entry in bundle.manifest.models:
         if entry.precision == "int8" and int8_mismatch(entry):
@@ -123,10 +123,11 @@ def end_to_end(bundle: Bundle, pngs: list[bytes], rounds: int, per_round: int) -
     return rows
 
 
-def preprocessing_steps(bundle: Bundle, pngs: list[bytes], rounds: int, per_round: int) -> dict:
+def preprocessing_steps(
+    bundle: Bundle, pngs: list[bytes], jpegs: list[bytes], rounds: int, per_round: int
+) -> dict:
     """Decode (PNG, JPEG), then resize + crop + normalise from the decoded image."""
     preprocess = ImagePreprocessor(bundle.manifest.preprocessing)  # type: ignore[arg-type]
-    jpegs = [as_jpeg(png) for png in pngs]
     decoded = [decode_pixels(png) for png in pngs]
     calls = {
         "decode PNG": cycling(pngs, decode_pixels),
@@ -153,6 +154,7 @@ def main() -> None:
     if not files:
         raise SystemExit(f"no PNG images under {args.images}")
     pngs = [f.read_bytes() for f in files]
+    jpegs = [as_jpeg(png) for png in pngs]
     first = Image.open(files[0])
     host = host_fingerprint()
     results = {
@@ -161,8 +163,8 @@ def main() -> None:
         "bundle": str(args.bundle),
         "images": {"count": len(pngs), "first": files[0].name, "size": first.size,
                    "mode": first.mode, "mean_png_bytes": float(np.mean([len(p) for p in pngs]))},
-        "end_to_end": end_to_end(bundle, pngs, args.rounds, args.calls),
-        "steps": preprocessing_steps(bundle, pngs, args.rounds, args.calls),
+        "end_to_end": end_to_end(bundle, pngs, jpegs, args.rounds, args.calls),
+        "steps": preprocessing_steps(bundle, pngs, jpegs, args.rounds, args.calls),
     }  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "end_to_end_latency.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -5,7 +5,6 @@ and shown in the terminal."""
 from __future__ import annotations
 
 import argparse
-import csv
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -15,7 +14,8 @@ from rich.table import Table
 
 from edgeft.bench import measure_latency
 from edgeft.bundle import Bundle
-from edgeft.data import ClassificationDataset, materialise_elpv
+from edgeft.data import ClassificationDataset
+from edgeft.evaluation.slices import dataset_slices
 from edgeft.runtime.engines import EngineSession, open_session
 from edgeft.runtime.scoring import EncodedSplit
 
@@ -73,15 +73,12 @@ def int8_choices(bundle: Bundle) -> dict[str, dict[str, object]]:
 
 def elpv_test_groups(dataset: ClassificationDataset) -> dict[str, np.ndarray]:
     """Masks over ELPV's test split: ``certain`` cells (defect probability 0 or 1), ``uncertain``
-    ones (1/3, 2/3), and the ``mono`` and ``poly`` module types, from the folder's metadata.csv."""
-    root = materialise_elpv("elpv")
-    with open(root / "metadata.csv", newline="") as handle:
-        rows = {row["file"]: row for row in csv.DictReader(handle)}
-    cells = [rows[Path(e.item).relative_to(root).as_posix()] for e in dataset.splits["test"]]
-    certain = np.array([float(c["defect_probability"]) in (0.0, 1.0) for c in cells])
-    module = np.array([c["module_type"] for c in cells])
-    return {"certain": certain, "uncertain": ~certain, "mono": module == "mono",
-            "poly": module == "poly"}  # fmt: skip
+    ones (1/3, 2/3), and the ``mono`` and ``poly`` module types: ``edgeft eval``'s slices of the
+    folder's metadata.csv, regrouped."""
+    slices = dataset_slices(dataset, "test")
+    certain = slices["defect_probability=0"] | slices["defect_probability=1"]
+    return {"certain": certain, "uncertain": ~certain, "mono": slices["module_type=mono"],
+            "poly": slices["module_type=poly"]}  # fmt: skip
 
 
 def write_table(

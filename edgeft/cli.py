@@ -300,6 +300,7 @@ def quantize(
     """
     from edgeft.quantize import QuantizeConfig, quantize_bundle
     from edgeft.quantize.backends.base import QUANTIZE_ENGINES
+    from edgeft.quantize.bundle_quantize import OVER_BUDGET
 
     config = QuantizeConfig(
         engines=QUANTIZE_ENGINES if engine == "all" else (engine,),
@@ -353,7 +354,7 @@ def quantize(
     for failure in result.manifest.provenance.get("int8_failures", []):
         console.print(
             f"[red]not written:[/] {failure['engine']} {failure['scheme']} int8, "
-            f"{failure.get('why', 'over the accuracy budget')}; to accept its best candidate: "
+            f"{failure.get('why', OVER_BUDGET)}; to accept its best candidate: "
             f"{failure['command']}",
             highlight=False,
         )

@@ -85,7 +85,7 @@ def write_acceptance_set(
     source: dict[str, Any],
 ) -> str:
     """Store ``items`` (image paths or texts) under ``staging/acceptance``; returns the index path."""
-    from edgeft.runtime.images import decode_image
+    from edgeft.runtime.images import decode_pixels
     from edgeft.runtime.preprocess import ImagePreprocessor
 
     (staging / ACCEPTANCE_DIR / "images").mkdir(parents=True, exist_ok=True)
@@ -95,9 +95,9 @@ def write_acceptance_set(
         resize = ImagePreprocessor(preprocessing).resize_only
         stored = [f"{ACCEPTANCE_DIR}/images/{i:04d}.png" for i in range(len(items))]
         for item, rel in zip(items, stored, strict=True):
-            image = resize(decode_image(item))
+            image = resize(decode_pixels(item))  # grey sources stay "L"
             pixels = np.asarray(image)
-            if (pixels == pixels[..., :1]).all():  # grey in RGB: a third of the bytes as "L"
+            if pixels.ndim == 3 and (pixels == pixels[..., :1]).all():  # grey saved as RGB
                 image = Image.fromarray(pixels[..., 0])
             image.save(staging / rel, optimize=True)
     index = {"kind": kind, "items": stored, "labels": labels, "source": source}
