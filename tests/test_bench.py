@@ -18,6 +18,7 @@ import pytest
 from edgeft.bench import BenchmarkRun, ModelBenchmark, ResultsStore, summarise
 from edgeft.bench.probe import _run_probe
 from edgeft.bench.report import write_report
+from edgeft.bench.run import DEFAULT_PRECISION, _candidates
 from edgeft.bench.store import SCHEMA_VERSION, to_csv
 from edgeft.bundle import Bundle
 from edgeft.errors import EdgeftError
@@ -299,6 +300,36 @@ def test_bench_refuses_a_target_this_host_cannot_run(zoo_bundle: Bundle, tmp_pat
         result.returncode == 2 and f"target {foreign.name} cannot run on this host" in result.stderr
     )
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("name", ["haswell", "ice lake", "sapphire rapids"])
+def test_openvino_fp32_is_also_benched_at_the_engines_default_precision_on_bf16_cpus(
+    zoo_bundle: Bundle, name: str
+) -> None:
+    """OpenVINO runs an fp32 model in bf16 where the CPU has bf16 (AMX): bench times that
+    default beside true fp32 there, and only there, whichever host runs the test."""
+    host, target = HOSTS[name]
+    skipped: list[dict[str, str]] = []
+    variants = _candidates(zoo_bundle, load_targets()[target], host, skipped)
+    defaults = [(e.engine, e.precision) for e, v in variants if v == DEFAULT_PRECISION]
+    assert defaults == ([("openvino", "fp32")] if name == "sapphire rapids" else [])
+    assert ("openvino", "fp32") in {(e.engine, e.precision) for e, v in variants if not v}
+
+
+def test_openvino_fp32_is_held_to_f32_on_every_cpu(zoo_bundle: Bundle) -> None:
+    """A fair fp32 baseline: without the hint a bf16 CPU would run the model in bf16, so the
+    hint is set whatever this host is (and left to the engine for its default precision)."""
+    import openvino as ov
+
+    from edgeft.runtime.engines import open_session
+
+    path = zoo_bundle.path_of(zoo_bundle.manifest.model("openvino", "fp32"))
+    fp32 = open_session("openvino", path, precision="fp32")
+    assert fp32._config["INFERENCE_PRECISION_HINT"] == "f32"  # type: ignore[attr-defined]
+    hint = fp32._compiled.get_property("INFERENCE_PRECISION_HINT")  # type: ignore[attr-defined]
+    assert hint == ov.Type.f32
+    default = open_session("openvino", path, precision="fp32", engine_default_precision=True)
+    assert "INFERENCE_PRECISION_HINT" not in default._config  # type: ignore[attr-defined]
 
 
 def test_predictor_takes_its_engine_settings_from_a_target(zoo_bundle: Bundle) -> None:

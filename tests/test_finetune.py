@@ -164,3 +164,21 @@ def test_from_scratch_starts_from_random_weights(
     stem = load_file(tmp_path / "run" / "model.safetensors")["features.0.0.weight"]
     reference = get_model("mobilenet_v2").create().state_dict()["features.0.0.weight"]
     assert torch.equal(stem, reference) == pretrained
+
+
+@pytest.mark.parametrize(
+    ("amx", "avx512_bf16", "expected"),
+    [(False, False, None), (True, False, torch.bfloat16), (False, True, torch.bfloat16)],
+)
+def test_auto_precision_trains_in_bf16_only_where_the_cpu_computes_it(
+    amx: bool, avx512_bf16: bool, expected: torch.dtype | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``precision="auto"`` on a CPU: bf16 autocast on AMX or AVX-512 bf16, fp32 elsewhere,
+    whichever CPU runs the test."""
+    from edgeft.train.finetune import _autocast_dtype
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    assert _autocast_dtype("auto", torch.device("cpu")) is expected
+    assert _autocast_dtype("fp32", torch.device("cpu")) is None
+    assert _autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16

@@ -45,6 +45,7 @@ from tests.test_quantize import _fragile_network, _warm_cold_images
 QUIET = Console(quiet=True)
 AVX2 = Host("AVX2 box", "x86_64", frozenset({"avx2", "fma"}), 2)
 VNNI = Host("VNNI box", "x86_64", frozenset({"avx2", "fma", "avx512f", "avx512_vnni"}), 2)
+AMX = Host("AMX box", "x86_64", frozenset({"avx2", "fma", "avx512f", "avx512_vnni", "amx_int8"}), 2)
 ARM = Host("Cortex-A76", "aarch64", frozenset({"asimd", "asimddp"}), 4)
 runner = CliRunner()
 
@@ -71,11 +72,16 @@ def _fragile_bundle(root: Path, per_class: int, signal: float = 0.01) -> Bundle:
 
 @pytest.fixture(scope="module")
 def two_box_bundle(fp32_bundle: Bundle, tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+    """Built as on an AVX2 workstation whatever this host is, so that both ways of judging the
+    budget run everywhere: the 7-bit models on the kernels, timed against fp32, and the VNNI
+    models in exact int8 arithmetic, untimed."""
     config = QuantizeConfig(
         allow_slower_int8=True, calibration=20, targets=("x86-avx2-no-vnni", "x86-avx512-vnni")
     )
     out = tmp_path_factory.mktemp("two-box") / "int8"
-    return quantize_bundle(fp32_bundle.root, out, config, console=QUIET)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("edgeft.targets.int8_scheme.this_host", lambda: AVX2)
+        return quantize_bundle(fp32_bundle.root, out, config, console=QUIET)
 
 
 def test_export_stores_a_stratified_acceptance_set_with_each_models_outputs(
@@ -109,9 +115,11 @@ def test_one_bundle_holds_an_int8_model_per_engine_and_scheme(two_box_bundle: Bu
         # damage measured without labels, on training items the calibration did not use
         unlabelled = entry.details["unlabelled"]
         assert unlabelled["items"] > 0 and 0.0 <= unlabelled["agreement"] <= 1.0
-        # timed against fp32 here, unless this host does not run the scheme's own kernels
+        # timed against fp32 on the kernels, unless the build host (an AVX2 one) would saturate
+        # on the scheme: then judged in exact arithmetic and not timed
         speed = entry.details["speed"]
-        if entry.details["exact_arithmetic"]:
+        assert entry.details["exact_arithmetic"] == (key == "u8s8")
+        if key == "u8s8":
             assert speed is None
         else:
             assert speed["fp32_p50_ms"] > 0 and speed["int8_p50_ms"] > 0 and speed["speedup"] > 0
@@ -134,7 +142,9 @@ def test_all_cpu_targets_share_files_where_an_engine_sees_one_scheme(
         QuantizeConfig(targets=("x86-avx3",)).plans()
 
 
-@pytest.mark.parametrize(("host", "expected"), [(AVX2, "u8s7"), (VNNI, "u8s8"), (ARM, "u8s8")])
+@pytest.mark.parametrize(
+    ("host", "expected"), [(AVX2, "u8s7"), (VNNI, "u8s8"), (AMX, "u8s8"), (ARM, "u8s8")]
+)
 def test_the_runtime_picks_the_int8_model_made_for_this_host(
     two_box_bundle: Bundle, host: Host, expected: str
 ) -> None:
@@ -185,8 +195,9 @@ def test_validate_scores_every_model_with_intervals_and_records_beside_the_bundl
     models = {m["model"]: m for m in report["models"]}
     skipped = {s["model"] for s in report["skipped"]}
     assert len(models) + len(skipped) == 6
-    if not this_host().has_vnni:  # the 8-bit-weight scheme would saturate here: not validated
-        assert skipped == {"onnxruntime/int8 u8s8", "openvino/int8 u8s8"}
+    # the 8-bit-weight scheme would saturate on a host without VNNI: not validated there
+    saturating = {"onnxruntime/int8 u8s8", "openvino/int8 u8s8"}
+    assert skipped == (set() if this_host().has_vnni else saturating)
     for name, row in models.items():
         low, high = row["scores"]["accuracy_interval"]
         assert low <= row["scores"]["accuracy"] <= high
@@ -225,11 +236,11 @@ def test_validate_refuses_unknown_labels_and_a_tampered_acceptance_set(
 
 
 def _broken_int8_bundle(fp32_bundle: Bundle, out: Path, work: Path) -> Bundle:
-    """The fragile network's int8 model with nothing kept in float (it loses half the items on
-    this host), recorded as if the build host had measured it equal to fp32."""
+    """The fragile network's 7-bit int8 model with nothing kept in float (it loses half the
+    items), recorded as if the build host had measured it equal to fp32."""
     manifest = fp32_bundle.manifest
     fp32 = manifest.model("onnxruntime", "fp32")
-    scheme = QuantizationScheme.for_host()
+    scheme = QuantizationScheme(reduce_range=True)  # run faithfully by every x86 host's kernels
     accepted = load_acceptance_set(fp32_bundle.root, manifest)
     assert accepted is not None
     calibration = encode_items(fp32_bundle, accepted.inputs(fp32_bundle.root))
@@ -324,6 +335,29 @@ def test_validate_runs_on_a_runtime_only_install(two_box_bundle: Bundle, edge_bo
     assert len(reasons) == (1 if this_host().has_vnni else 2), reasons
 
 
+@pytest.mark.parametrize("host", [AVX2, VNNI])
+def test_validate_on_a_box_without_openvino_skips_what_it_cannot_run(
+    two_box_bundle: Bundle, host: Host, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both boxes' answers on any host: a missing engine's models and, without VNNI, the
+    8-bit-weight models are skipped, each with its reason; the rest are scored."""
+    copy = tmp_path / "bundle"  # validate records its result beside the bundle
+    shutil.copytree(two_box_bundle.root, copy)
+    monkeypatch.setattr("edgeft.runtime.validation.engine_installed", lambda e: e != "openvino")
+    report = validate_bundle(Bundle.load(copy), host=host)
+    skipped = {s["model"]: s["reason"] for s in report.skipped}
+    openvino = {"openvino/fp32", "openvino/int8 u8s7", "openvino/int8 u8s8"}
+    assert {skipped[m] for m in openvino} == {"openvino is not installed here"}
+    saturating = {"onnxruntime/int8 u8s8"} if host is AVX2 else set()
+    assert set(skipped) == openvino | saturating
+    assert all("no VNNI" in skipped[m] for m in saturating)
+    scored = {m.model for m in report.models}
+    assert scored == {"onnxruntime/fp32", "onnxruntime/int8 u8s7"} | (
+        set() if host is AVX2 else {"onnxruntime/int8 u8s8"}
+    )
+    assert report.passed, report.failures()
+
+
 @pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
 def test_exact_int8_arithmetic_matches_the_kernels_where_they_do_not_saturate(
     two_box_bundle: Bundle, engine: str
@@ -390,3 +424,27 @@ def test_a_small_validation_split_has_no_confirmation_slice(two_box_bundle: Bund
     for entry in two_box_bundle.manifest.models:
         if entry.precision == "int8":
             assert entry.details["confirmation"] is None
+
+
+def test_the_arm_scheme_quantizes_activations_signed_and_symmetric(
+    fp32_bundle: Bundle, tmp_path: Path
+) -> None:
+    """s8s8, what an ARM box runs, made on this x86 workstation: every activation's zero point
+    is a signed 0, and the runtime picks the model on the ARM box."""
+    import onnx
+    from onnx import numpy_helper
+
+    config = QuantizeConfig(
+        allow_slower_int8=True,
+        engines=("onnxruntime",),
+        calibration=20,
+        targets=("arm64-cortex-a76",),
+    )
+    out = quantize_bundle(fp32_bundle.root, tmp_path / "arm", config, console=QUIET)
+    entry = out.manifest.model("onnxruntime", "int8")
+    assert entry.int8_scheme.key == "s8s8" and entry.targets == ["arm64-cortex-a76"]  # type: ignore[union-attr]
+    graph = onnx.load(str(out.path_of(entry))).graph
+    initializers = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    zero_points = [initializers[n.input[2]] for n in graph.node if n.op_type == "QuantizeLinear"]
+    assert zero_points and all(z.dtype == np.int8 and not z.any() for z in zero_points)
+    assert Predictor(out, engine="onnxruntime", host=ARM).model.int8_scheme.key == "s8s8"  # type: ignore[union-attr]

@@ -3,7 +3,9 @@ With ``reduce_range`` (CPUs without VNNI) only the weights whose kernels saturat
 For CNNs, depthwise-convolution inputs are equalized first
 (``edgeft.quantize.depthwise_equalization``), standing in for the per-channel activation ranges
 ONNX Runtime's kernels lack, and the int8 biases absorb each layer's mean output shift
-(``edgeft.quantize.bias_correction``).
+(``edgeft.quantize.bias_correction``). For transformers, the layers left in float (residual sums,
+norms, softmax) read float tensors, not the rounded copies made for the matrix products
+(``edgeft.quantize.float_readers``).
 
 Calibration methods: ONNX Runtime's minmax (the extremes over the whole set), percentile and
 entropy, and ``mean-minmax``: the mean over calibration items of each item's extremes, NNCF's
@@ -46,6 +48,7 @@ from edgeft.library_noise import quiet_onnxruntime
 from edgeft.quantize.backends.base import Int8Quantizer, ModelType
 from edgeft.quantize.bias_correction import correct_biases, measure_bias_shifts
 from edgeft.quantize.depthwise_equalization import conv_groups, equalize_depthwise_inputs
+from edgeft.quantize.float_readers import feed_float_readers
 from edgeft.quantize.shared_initializers import unshare_initializers
 from edgeft.runtime.scoring import EncodedSplit
 from edgeft.targets.int8_scheme import QuantizationScheme
@@ -199,6 +202,14 @@ class OnnxRuntimeQuantizer(Int8Quantizer):
             ) from exc
         if self.model_type == "cnn":
             self._correct_biases(setting, out)
+        else:
+            self._feed_float_readers(out, keep_float)
+
+    def _feed_float_readers(self, out: Path, keep_float: Sequence[str]) -> None:
+        model = onnx.load(str(out))
+        rewired = feed_float_readers(model, _TRANSFORMER_OPS, keep_float)
+        self.rewrites["float_inputs_restored"] = rewired
+        onnx.save(model, str(out))
 
     def _quantize_dynamic(self, out: Path, keep_float: Sequence[str]) -> None:
         """Weights int8 in the file, activations quantized per call (MatMulInteger); 7-bit
