@@ -1,12 +1,15 @@
 """The ``edgeft`` command: a thin typer layer over the Python API.
 
 Each command parses arguments, calls one API function and prints its result; user errors
-(``EdgeftError``) become one ``error:`` line and exit code 2, without a traceback.
+(``EdgeftError``) and what the machine refused (``OSError``: a missing folder, a full or
+read-only disk; ``sqlite3.Error``: a damaged database) become one ``error:`` line and exit code
+2, with a traceback only under ``--debug``.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -35,6 +38,16 @@ repo_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(repo_app, name="repo")
+_DEBUG = "--debug"
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[
+        bool, typer.Option(_DEBUG, help="Show the traceback of an error, not just its line.")
+    ] = False,
+) -> None:
+    """Options for every command (read by ``main`` before the command runs)."""
 # Piped output (CI logs, files) gets room for the wide benchmark tables instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -1292,9 +1305,22 @@ def shadow_report(
 
 
 def main() -> None:
-    """Console-script entry point: user errors are one line, not a traceback."""
+    """Console-script entry point: errors are one line, not a traceback (unless --debug)."""
+    debug = _DEBUG in sys.argv[1 : sys.argv.index("--") if "--" in sys.argv else None]
     try:
         app()
-    except EdgeftError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+    except (EdgeftError, OSError, sqlite3.Error) as exc:
+        if debug:
+            raise
+        Console(stderr=True).print(f"[bold red]error:[/] {_one_line(exc)}", highlight=False)
         sys.exit(2)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error's message; a system or database error says what it is about too."""
+    if isinstance(exc, EdgeftError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    kind = "database" if isinstance(exc, sqlite3.Error) else "system"
+    return f"{kind} error: {exc}"
