@@ -1,12 +1,16 @@
 """A bounded soak of `edgeft serve`: many clients mixing good, malformed, oversized, hostile and
-slow or vanishing requests, to show the server answers each with the right code, never a 5xx for
-client input, and that its memory stays bounded.
+slow or vanishing requests over REST and gRPC, while production is promoted and rolled back over
+and over, to show the server answers each with the right code, never a server fault for client
+input nor a failed request across a hot swap, and that its memory stays bounded.
 
     .venv/bin/python benchmarks/serve_soak.py [--bundle BUNDLE] [--requests 20000] [--clients 16]
+                                              [--move-every-s 2]
 
-Without --bundle the zoo MobileNetV2 is exported to a temporary folder. The server runs in a
-child process (ONNX Runtime, --max-request-mb 2, --body-timeout-s 2); its resident memory is
-sampled every 0.25 s. Writes benchmarks/results/serve_soak.{json,md}.
+Without --bundle the zoo MobileNetV2 is exported to a temporary folder. It is pushed twice into
+a repository (two versions, production on 1) that the server follows (`edgeft serve REPO`, ONNX
+Runtime, --max-request-mb 2, --body-timeout-s 2, --grpc-port); a mover alternates `promote 2` and
+`rollback` every --move-every-s seconds (0: no moves) through the soak. The server's resident
+memory is sampled every 0.25 s. Writes benchmarks/results/serve_soak.{json,md}.
 """
 
 from __future__ import annotations
@@ -25,21 +29,28 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import numpy as np
 import psutil
 from PIL import Image
 from rich.console import Console
 from rich.progress import Progress
 from side_by_side import write_table
+from tritonclient.grpc import service_pb2
 
 from edgeft.bundle import Bundle
-from edgeft.serve.process import ServerProcess
+from edgeft.repository import ModelRepository
+from edgeft.serve.process import ServerProcess, free_port
 from edgeft.serve.protocol import encode_infer_request
 from edgeft.targets import host_fingerprint
 
 RESULTS = Path(__file__).parent / "results"
 MODEL = "soak"
 INFER = f"/v2/models/{MODEL}/infer"
+PREDICT = f"/v1/models/{MODEL}/predict"
+GRPC_INFER = "/inference.GRPCInferenceService/ModelInfer"
+# gRPC answers that are the client's mistake (or, as 503 over REST, overload); others are faults
+GRPC_CLIENT_CODES = {"OK", "INVALID_ARGUMENT", "NOT_FOUND"}
 console = Console()
 
 
@@ -53,19 +64,58 @@ def _v2(tensor: dict) -> bytes:
     return json.dumps({"inputs": [tensor]}).encode()
 
 
+def _multipart(content: bytes) -> tuple[bytes, dict[str, str]]:
+    boundary = "soak-boundary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+        "Content-Type: image/png\r\n\r\n".encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def _grpc_infer(datatype: str, shape: list[int], raw: list[bytes], **contents: list) -> bytes:
+    tensor = service_pb2.ModelInferRequest.InferInputTensor(
+        name="input", datatype=datatype, shape=shape
+    )
+    for field, values in contents.items():
+        getattr(tensor.contents, field).extend(values)
+    request = service_pb2.ModelInferRequest(
+        model_name=MODEL, inputs=[tensor], raw_input_contents=raw
+    )
+    return request.SerializeToString()
+
+
 def request_kinds() -> dict[str, tuple[float, str, bytes, dict[str, str]]]:
     """kind -> (share of requests, path, body, headers); ``slow`` and ``vanish`` are sent by hand."""
     rng = np.random.default_rng(0)
     photo = rng.integers(0, 255, (300, 300, 3), dtype=np.uint8)
-    good_v2, v2_headers = encode_infer_request(
-        {"input": rng.normal(size=(1, 3, 224, 224)).astype(np.float32)}
-    )
+    pixels = rng.normal(size=(1, 3, 224, 224)).astype(np.float32)
+    good_v2, v2_headers = encode_infer_request({"input": pixels})
+    grpc_pixels = _grpc_infer("FP32", [1, 3, 224, 224], [pixels.tobytes()])
     png = {"Content-Type": "image/png"}
     json_type = {"Content-Type": "application/json"}
     image = {"name": "input", "datatype": "FP32", "shape": [1, 3, 224, 224]}
     return {
-        "good v2 binary": (0.40, INFER, good_v2, v2_headers),
-        "good PNG upload": (0.15, "/v1/predict", _png(photo), png),
+        "good v2 binary": (0.28, INFER, good_v2, v2_headers),
+        "good PNG upload": (0.08, "/v1/predict", _png(photo), png),
+        "good multipart upload": (0.08, PREDICT, *_multipart(_png(photo))),
+        "good v2 gRPC": (0.08, GRPC_INFER, grpc_pixels, {}),
+        "gRPC garbage bytes": (0.015, GRPC_INFER, b"\x0a\xff\xff\xff\xff\x0f garbage", {}),
+        "gRPC 2 raw for 1 input": (
+            0.015,
+            GRPC_INFER,
+            _grpc_infer("FP32", [1, 3, 224, 224], [pixels.tobytes(), b"x"]),
+            {},
+        ),
+        "gRPC bad UTF-8": (
+            0.015,
+            GRPC_INFER,
+            _grpc_infer("BYTES", [1], [], bytes_contents=[b"\xff\xfe"]),
+            {},
+        ),
+        "gRPC FP16 typed": (0.015, GRPC_INFER, _grpc_infer("FP16", [1, 3, 224, 224], []), {}),
         "malformed JSON": (0.06, INFER, b'{"inputs": [{"name": "input", "shape": [1,', json_type),
         "UINT8 300": (0.03, INFER, _v2(image | {"datatype": "UINT8", "data": [300]}), json_type),
         "bool in shape": (0.03, INFER, _v2(image | {"shape": [True, 3, 224, 224]}), json_type),
@@ -84,8 +134,33 @@ def request_kinds() -> dict[str, tuple[float, str, bytes, dict[str, str]]]:
     }
 
 
-def send(port: int, kind: str, path: str, body: bytes, headers: dict[str, str]) -> int:
+_channels = threading.local()
+
+
+def send_grpc(port: int, body: bytes) -> str:
+    """The gRPC status code's name; each client thread keeps its own channel."""
+    if getattr(_channels, "port", None) != port:
+        _channels.port, _channels.channel = port, grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        _channels.channel.unary_unary(GRPC_INFER)(body, timeout=60)
+    except grpc.RpcError as error:
+        return error.code().name
+    return "OK"
+
+
+def is_failure(code: int | str) -> bool:
+    """A server fault or an answer lost: a 5xx, a dropped connection, or the like over gRPC."""
+    if isinstance(code, str):
+        return code not in GRPC_CLIENT_CODES
+    return code >= 500 or code == -1
+
+
+def send(
+    port: int, grpc_port: int, kind: str, path: str, body: bytes, headers: dict[str, str]
+) -> int | str:
     """The status code, or 0 for a request whose client gave up on purpose."""
+    if path == GRPC_INFER:
+        return send_grpc(grpc_port, body)
     if kind == "slow client":  # half the body, then silence: the server's body timeout ends it
         with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
             head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
@@ -121,12 +196,12 @@ def sample_memory(pid: int, stop: threading.Event, samples: list[float]) -> None
         samples.append(process.memory_info().rss / 2**20)
 
 
-def soak(server: ServerProcess, total: int, clients: int) -> dict:
+def soak(server: ServerProcess, grpc_port: int, total: int, clients: int) -> dict:
     kinds = request_kinds()
     names = list(kinds)
     weights = [kinds[k][0] for k in names]
     plan = random.Random(1).choices(names, weights, k=total)
-    codes: dict[str, Counter[int]] = defaultdict(Counter)
+    codes: dict[str, Counter[int | str]] = defaultdict(Counter)
     latency: dict[str, list[float]] = defaultdict(list)
     lock = threading.Lock()
     cursor = iter(range(total))
@@ -136,7 +211,7 @@ def soak(server: ServerProcess, total: int, clients: int) -> dict:
             kind = plan[index]
             _, path, body, headers = kinds[kind]
             started = time.perf_counter()
-            code = send(server.port, kind, path, body, headers)
+            code = send(server.port, grpc_port, kind, path, body, headers)
             elapsed = time.perf_counter() - started
             with lock:
                 codes[kind][code] += 1
@@ -167,11 +242,24 @@ def soak(server: ServerProcess, total: int, clients: int) -> dict:
     }
 
 
+def move_production(repository: ModelRepository, every_s: float, stop: threading.Event) -> list:
+    """Promote version 2, roll back to 1, and so on, every ``every_s`` seconds until ``stop``."""
+    moves = []
+    while every_s > 0 and not stop.wait(every_s):
+        if len(moves) % 2 == 0:
+            repository.promote(MODEL, 2)
+        else:
+            repository.rollback(MODEL)
+        moves.append(time.time())
+    return moves
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--bundle", type=Path)
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--move-every-s", type=float, default=2.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         if args.bundle is None:
@@ -180,11 +268,16 @@ def main() -> None:
             bundle = export_bundle("mobilenet_v2", Path(work) / "mobilenet_v2")
         else:
             bundle = Bundle.load(args.bundle)
+        repository = ModelRepository(Path(work) / "repository", create=True)
+        for _ in range(2):
+            repository.push(bundle.root, name=MODEL, validate=False)
+        repository.promote(MODEL, 1)
+        grpc_port = free_port()
         options = [
-            "--model-name", MODEL, "--engine", "onnxruntime", "--precision", "fp32",
-            "--max-request-mb", "2", "--body-timeout-s", "2",
+            "--engine", "onnxruntime", "--precision", "fp32", "--max-request-mb", "2",
+            "--body-timeout-s", "2", "--grpc-port", str(grpc_port),
         ]  # fmt: skip
-        with ServerProcess(bundle.root, options) as server:
+        with ServerProcess(repository.root, options) as server:
             assert server.process is not None
             warm = soak_warm_up(server)
             memory: list[float] = []
@@ -192,14 +285,20 @@ def main() -> None:
             sampler = threading.Thread(
                 target=sample_memory, args=(server.process.pid, stop, memory)
             )
+            moves: list[float] = []
+            mover = threading.Thread(
+                target=lambda: moves.extend(move_production(repository, args.move_every_s, stop))
+            )
             sampler.start()
+            mover.start()
             rss_before = psutil.Process(server.process.pid).memory_info().rss / 2**20
-            result = soak(server, args.requests, args.clients)
+            result = soak(server, grpc_port, args.requests, args.clients)
+            stop.set()
+            mover.join()
             time.sleep(1.0)
             rss_after = psutil.Process(server.process.pid).memory_info().rss / 2**20
-            stop.set()
             sampler.join()
-            refusals = unloaded_refusals(server)
+            refusals = unloaded_refusals(server, grpc_port)
             _, metrics = server.request("GET", "/metrics")
     counts = server_counts(metrics.decode())
     result |= {
@@ -207,6 +306,8 @@ def main() -> None:
         "host": host_fingerprint(),
         "requests": args.requests,
         "clients": args.clients,
+        "move_every_s": args.move_every_s,
+        "moves": len(moves),
         "warm_up_requests": warm,
         "rss_mb": {
             "before": rss_before,
@@ -217,8 +318,8 @@ def main() -> None:
             ],
         },
         "unloaded_refusal_ms": refusals,
-        "server_5xx": sum(
-            n for codes in result["codes"].values() for c, n in codes.items() if c >= 500
+        "failures": sum(
+            n for codes in result["codes"].values() for c, n in codes.items() if is_failure(c)
         ),
     }
     RESULTS.mkdir(exist_ok=True)
@@ -226,16 +327,25 @@ def main() -> None:
     write_report(result)
 
 
-def unloaded_refusals(server: ServerProcess, repeats: int = 30) -> dict[str, dict[str, float]]:
+def unloaded_refusals(
+    server: ServerProcess, grpc_port: int, repeats: int = 30
+) -> dict[str, dict[str, float]]:
     """Median and p90 client time of hostile requests sent one at a time to an idle server."""
     kinds = request_kinds()
     out = {}
-    for kind in ("thin PNG 20000x1", "bomb PNG 8000x8000", "UINT8 300", "good v2 binary"):
+    shown = (
+        "thin PNG 20000x1",
+        "bomb PNG 8000x8000",
+        "UINT8 300",
+        "good v2 binary",
+        "good v2 gRPC",
+    )
+    for kind in shown:
         _, path, body, headers = kinds[kind]
         times = []
         for _ in range(repeats):
             started = time.perf_counter()
-            send(server.port, kind, path, body, headers)
+            send(server.port, grpc_port, kind, path, body, headers)
             times.append((time.perf_counter() - started) * 1000)
         out[kind] = {"p50": float(np.median(times)), "p90": float(np.percentile(times, 90))}
     return out
@@ -254,7 +364,7 @@ def soak_warm_up(server: ServerProcess, count: int = 200) -> int:
     """Good requests before the first memory reading, so allocator arenas are grown."""
     _, path, body, headers = request_kinds()["good v2 binary"]
     for _ in range(count):
-        assert send(server.port, "good v2 binary", path, body, headers) == 200
+        assert send(server.port, 0, "good v2 binary", path, body, headers) == 200
     return count
 
 
@@ -271,10 +381,14 @@ def write_report(result: dict) -> None:
     preamble = (
         "# `edgeft serve` soak\n\n"
         f"Command: `.venv/bin/python benchmarks/serve_soak.py --requests {result['requests']} "
-        f"--clients {result['clients']}` (zoo MobileNetV2, ONNX Runtime fp32, --max-request-mb 2, "
-        f"--body-timeout-s 2), host: {result['host']['cpu']} ({result['host']['cores']} cores).\n\n"
-        f"{result['requests']} requests in {result['seconds']:.0f} s; **{result['server_5xx']} "
-        f"responses with a 5xx code**. Server resident memory: {memory['before']:.0f} MB after "
+        f"--clients {result['clients']} --move-every-s {result['move_every_s']:g}` (zoo "
+        "MobileNetV2 pushed twice into a repository, `edgeft serve REPO` with ONNX Runtime fp32, "
+        "--max-request-mb 2, --body-timeout-s 2, --grpc-port), host: "
+        f"{result['host']['cpu']} ({result['host']['cores']} cores).\n\n"
+        f"{result['requests']} requests in {result['seconds']:.0f} s while production moved "
+        f"{result['moves']} times (promote 2, rollback, ...); **{result['failures']} failures** "
+        "(a 5xx, a connection closed without an answer, or a gRPC code other than OK, "
+        "INVALID_ARGUMENT and NOT_FOUND). Server resident memory: {memory['before']:.0f} MB after "
         f"{result['warm_up_requests']} warm-up requests, {memory['after']:.0f} MB after the soak, "
         f"peak {memory['peak']:.0f} MB; at each quarter of the soak: "
         f"{', '.join(f'{m:.0f}' for m in memory['at_quarters'])} MB.\n\n"
@@ -288,6 +402,7 @@ def write_report(result: dict) -> None:
         "of a vanished client, dropped before the engine ran it): "
         + ", ".join(f"{key}: {n:.0f}" for key, n in result["server_counts"].items())
         + ".\n\n"
+        "gRPC requests show the status code's name. "
         "Codes: 0 = the client left on purpose before the answer (the server drops its request "
         "before the engine runs it); -1 = the connection closed without an answer. Latency is "
         "the client's, from connecting to the last byte (for slow clients, until the server's "

@@ -48,6 +48,8 @@ def _global_options(
     ] = False,
 ) -> None:
     """Options for every command (read by ``main`` before the command runs)."""
+
+
 # Piped output (CI logs, files) gets room for the wide benchmark tables instead of 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -1112,7 +1114,7 @@ def repo_history(repo: RepoArgument, model: ModelArgument, as_json: JsonFlag = F
 
     from edgeft.repository import ModelRepository
 
-    changes = ModelRepository(repo).aliases.history(model)
+    changes = ModelRepository(repo).history(model)
     if as_json:
         print(json.dumps([asdict(c) for c in changes], indent=2))
         return
@@ -1193,11 +1195,13 @@ def monitor(
     Example: edgeft monitor predictions.sqlite --bundle edgeft-demo/bundle --window 1h
     --export-uncertain 50 --out to-label
     """
-    from edgeft.monitor.active_learning import export_for_labelling
+    from edgeft.monitor.active_learning import check_out_folder, export_for_labelling
     from edgeft.monitor.report import monitor_log
 
     if (export_uncertain is None) != (out is None):
         raise EdgeftError("--export-uncertain N and --out DIR go together")
+    if out is not None:
+        check_out_folder(out)  # before the analysis, which can take a while
     bundles: list[Path] = list(bundle or [])
     if repo is not None:
         from edgeft.repository import ModelRepository
@@ -1225,18 +1229,30 @@ def monitor(
         if exported is not None:
             console.print(
                 f"{exported.to_label} input(s) to label and {exported.labelled} labelled in "
-                f"{exported.out}",
+                f"{exported.out}"
+                + "".join(f"; label {k!r} in folder {v!r}" for k, v in exported.renamed.items())
+                + (f"; {exported.damaged} damaged row(s) skipped" if exported.damaged else ""),
                 highlight=False,
+                markup=False,  # labels come from the log
             )
     if report.drifted:
         raise typer.Exit(1)
 
 
 def _print_monitor_report(report: MonitorReport) -> None:
+    """The report as tables; what the log says is printed as text, never read as markup."""
     import time
 
+    from rich.markup import escape
+
     for version in report.versions:
-        title = f"{version.model} version {version.version}"
+        title = escape(f"{version.model} version {version.version}")
+        if version.damaged:
+            console.print(
+                f"[red]{title}: {version.damaged} damaged row(s) of the log skipped[/] "
+                f"(first: {escape(version.damage[0])})",
+                highlight=False,
+            )
         if version.skipped:
             console.print(f"{title}: not analysed: {version.skipped}", highlight=False)
             continue
@@ -1258,7 +1274,8 @@ def _print_monitor_report(report: MonitorReport) -> None:
             )
         console.print(table)
     for when, note in report.notes:
-        console.print(f"note ({time.strftime('%Y-%m-%d %H:%M', time.localtime(when))}): {note}")
+        when_text = time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
+        console.print(f"note ({when_text}): {escape(note)}", highlight=False)
 
 
 @app.command("shadow")
@@ -1312,7 +1329,9 @@ def main() -> None:
     except (EdgeftError, OSError, sqlite3.Error) as exc:
         if debug:
             raise
-        Console(stderr=True).print(f"[bold red]error:[/] {_one_line(exc)}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(
+            f"[bold red]error:[/] {_one_line(exc)}", highlight=False
+        )
         sys.exit(2)
 
 

@@ -9,6 +9,7 @@ import json
 import re
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from PIL import Image
 from skimage import data as skimage_data
 
 from edgeft.bundle import Bundle
+from edgeft.errors import EdgeftError
 from edgeft.runtime import Predictor
 from edgeft.serve.batching import BatcherHooks, DynamicBatcher, merge_inputs
 from edgeft.serve.load import run_load
@@ -433,6 +435,40 @@ def test_a_token_guards_everything_but_health(zoo_bundle: Bundle) -> None:
     finally:
         output = stop_server(guarded)
     assert TOKEN not in output
+
+
+def test_pages_of_other_sites_cannot_drive_the_server(server: Server) -> None:
+    """No token, bound to localhost: a browser on the box still must not let another site's
+    page unload a model (a text/plain POST needs no preflight); the server's own page may."""
+    unload = f"/v2/repository/models/{MODEL}/unload"
+    evil = {"Origin": "http://evil.example", "Content-Type": "text/plain"}
+    status, answer = server.json("POST", unload, body=b"{}", headers=evil)
+    assert status == 403 and "cross-origin" in answer["error"]
+    assert server.json("GET", f"/v2/models/{MODEL}/ready")[0] == 200  # still loaded
+    own = {"Origin": f"http://127.0.0.1:{server.port}", "Host": f"127.0.0.1:{server.port}"}
+    assert server.request("POST", "/v2/repository/index", headers=own)[0] == 200
+
+
+def test_an_unknown_prediction_id_is_not_echoed_whole(zoo_bundle: Bundle, tmp_path: Path) -> None:
+    logged = start_server(zoo_bundle, "--log", str(tmp_path / "log.sqlite"))
+    try:
+        huge = json.dumps({"id": "x" * 1_000_000, "label": "tabby"}).encode()
+        status, body = logged.request("POST", "/v1/feedback", body=huge)
+        assert status == 400 and len(body) < 1000
+        unknown = json.dumps({"id": "f" * 32, "label": "tabby"}).encode()
+        status, body = logged.request("POST", "/v1/feedback", body=unknown)
+        assert status == 404 and len(body) < 1000
+    finally:
+        stop_server(logged)
+
+
+def test_a_second_canary_for_one_model_is_refused() -> None:
+    from edgeft.serve.config import ServerConfig
+    from edgeft.serve.traffic import parse_side_version
+
+    sides = tuple(("canary", parse_side_version(s, canary=True)) for s in ("m@2:10", "m@3:5"))
+    with pytest.raises(EdgeftError, match="two --canary versions for model 'm'"):
+        ServerConfig("m", side_versions=sides)
 
 
 def test_merge_pads_token_sequences_and_stacks_images() -> None:

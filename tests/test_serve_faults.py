@@ -178,7 +178,7 @@ def test_a_request_whose_client_left_is_never_run() -> None:
         first = asyncio.ensure_future(batcher.submit({"x": np.ones((1, 1))}))
         await asyncio.sleep(0.1)  # the first is in the engine
         gone = asyncio.Event()
-        second = asyncio.ensure_future(batcher.submit({"x": np.full((1, 1), 2.0)}, gone.wait()))
+        second = asyncio.ensure_future(batcher.submit({"x": np.full((1, 1), 2.0)}, gone.wait))
         await asyncio.sleep(0.05)
         gone.set()
         with pytest.raises(ClientGone):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from edgeft.bundle.labels import check_class_names
 from edgeft.data.dataset import ClassificationDataset, Example
 from edgeft.data.splits import DEFAULT_FRACTIONS, SPLITS, stratified_split
 from edgeft.errors import DatasetError
@@ -38,6 +39,7 @@ def class_folders(folder: Path) -> dict[str, list[Path]]:
     subdirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not subdirs:
         raise DatasetError(f"{folder}: no class folders (expected {folder}/<class>/<image>)")
+    check_class_names((sub.name for sub in subdirs), folder)
     out = {}
     for sub in subdirs:
         images = sorted(

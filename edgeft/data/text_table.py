@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from edgeft.bundle.labels import check_class_names
 from edgeft.data.dataset import ClassificationDataset, Example
 from edgeft.data.splits import DEFAULT_FRACTIONS, SPLITS, stratified_split
 from edgeft.errors import DatasetError
@@ -28,7 +29,7 @@ def load_text_table(
     if path.is_file():
         rows = read_rows(path)
         classes = sorted({label for _, label in rows})
-        _need_two(classes, path)
+        _check_classes(classes, path)
         labels = [classes.index(label) for _, label in rows]
         parts = stratified_split(labels, fractions, seed, names=classes)
         splits = {
@@ -40,7 +41,7 @@ def load_text_table(
     files = {s: _split_file(path, s) for s in SPLITS}
     rows_by_split = {s: read_rows(f) for s, f in files.items()}
     classes = sorted({label for _, label in rows_by_split["train"]})
-    _need_two(classes, files["train"])
+    _check_classes(classes, files["train"])
     for split in ("val", "test"):
         unknown = sorted({label for _, label in rows_by_split[split]} - set(classes))
         if unknown:
@@ -52,9 +53,11 @@ def load_text_table(
     return ClassificationDataset("text", classes, splits, str(path), {"method": "given"})
 
 
-def _need_two(classes: list[str], source: Path) -> None:
+def _check_classes(classes: list[str], source: Path) -> None:
+    """At least two labels, each usable as a class folder (``check_class_names``)."""
     if len(classes) < 2:
         raise DatasetError(f"{source}: needs at least 2 labels, found {classes or 'none'}")
+    check_class_names(classes, source)
 
 
 def _split_file(folder: Path, split: str) -> Path:

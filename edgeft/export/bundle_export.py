@@ -26,6 +26,7 @@ from edgeft.bundle import (
     write_manifest,
 )
 from edgeft.bundle.acceptance import DEFAULT_SIZE
+from edgeft.bundle.labels import check_class_names
 from edgeft.bundle.manifest import qat_file
 from edgeft.data import ClassificationDataset
 from edgeft.errors import EdgeftError
@@ -134,6 +135,8 @@ def export_bundle(
     output), and a stratified sample of ``acceptance_size`` validation items travels in the
     bundle (0: none), with every model's outputs on it."""
     loaded = source if isinstance(source, ExportSource) else load_source(source)
+    # Labels become class folders downstream (monitor --export-uncertain, retraining data).
+    check_class_names(loaded.labels, "labels" if source is loaded else source)
     dataset = _recorded_dataset(loaded.provenance)
     spec, labels = loaded.preprocessing, loaded.labels
     model = loaded.model.eval()

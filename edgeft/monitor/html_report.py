@@ -31,8 +31,14 @@ def render_report(report: MonitorReport) -> str:
 
 def _version_section(version: VersionReport) -> str:
     title = f"{escape(version.model)} version {escape(version.version)}"
+    damage = (
+        f"<p class=alert>{version.damaged} damaged row(s) of the log skipped: "
+        f"{escape('; '.join(version.damage))}</p>"
+        if version.damaged
+        else ""
+    )
     if version.skipped:
-        return f"<h2>{title}</h2><p>not analysed: {escape(version.skipped)}</p>"
+        return f"<h2>{title}</h2>{damage}<p>not analysed: {escape(version.skipped)}</p>"
     windows = version.windows
     names = list(dict.fromkeys(f.name for w in windows for f in w.figures))
     charts = []
@@ -67,7 +73,7 @@ def _version_section(version: VersionReport) -> str:
         for i, w in enumerate(windows)
     )
     return (
-        f"<h2>{title}</h2><p>bundle {escape(version.bundle or '')}</p>"
+        f"<h2>{title}</h2><p>bundle {escape(version.bundle or '')}</p>{damage}"
         f"<div class=charts>{''.join(charts)}</div>"
         "<table><tr><th>window</th><th>from</th><th>items</th><th>estimated accuracy</th>"
         f"<th>realized (labelled)</th><th>drifted</th></tr>{rows}</table>"

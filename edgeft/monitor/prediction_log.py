@@ -16,21 +16,25 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import queue
 import random
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image
 
-from edgeft.errors import EdgeftError
+from edgeft.bundle.labels import name_problem
+from edgeft.errors import EdgeftError, shown
 from edgeft.monitor.input_statistics import Statistics
 from edgeft.runtime.predictor import ModelOutputs
 
@@ -111,16 +115,88 @@ def connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
+def _schema_columns() -> dict[str, list[str]]:
+    """Each table of ``SCHEMA`` and its columns, as SQLite itself reads the schema."""
+    with closing(sqlite3.connect(":memory:")) as connection:
+        connection.executescript(SCHEMA)
+        return _tables(connection)
+
+
+def _tables(connection: sqlite3.Connection) -> dict[str, list[str]]:
+    """Every table and view but SQLite's own, with its column names."""
+    rows = connection.execute(
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+    ).fetchall()
+    return {
+        name: [c[1] for c in connection.execute("SELECT * FROM pragma_table_info(?)", (name,))]
+        for (name,) in rows
+    }
+
+
+SCHEMA_COLUMNS = _schema_columns()
+
+
 def open_database(path: Path) -> sqlite3.Connection:
-    """Create or open the log; a file of a newer layout is refused rather than misread."""
-    connection = connect(path)
-    found = connection.execute("PRAGMA user_version").fetchone()[0]
-    if found > USER_VERSION:
-        connection.close()
-        raise EdgeftError(f"{path}: prediction log layout {found} is newer than this edgeft's")
-    connection.executescript(SCHEMA)
-    connection.execute(f"PRAGMA user_version={USER_VERSION}")
+    """Create or open the log for writing, checked up front so that a server refuses to start
+    on a log it could not keep, rather than serving while every record is dropped: a regular
+    file, an SQLite database of this layout (a newer layout, or someone else's database, is
+    refused rather than misread or written into) that can be written."""
+    if path.is_dir():
+        raise EdgeftError(f"{path}: not a usable prediction log: a folder")
+    if path.exists() and not path.is_file():
+        raise EdgeftError(f"{path}: not a usable prediction log: not a regular file")
+    if not path.parent.is_dir():
+        raise EdgeftError(f"{path}: cannot write the prediction log: no folder {path.parent}")
+    with _refusing(path):
+        connection = connect(path)
+    with _refusing(path, connection):
+        found = connection.execute("PRAGMA user_version").fetchone()[0]
+        if found > USER_VERSION:
+            raise EdgeftError(f"{path}: prediction log layout {found} is newer than this edgeft's")
+        _check_tables(path, connection)
+        connection.executescript(SCHEMA)
+        connection.execute(f"PRAGMA user_version={USER_VERSION}")  # always a write: the check
     return connection
+
+
+@contextmanager
+def _refusing(path: Path, connection: sqlite3.Connection | None = None) -> Iterator[None]:
+    """While opening ``path``: an SQLite error becomes one ``EdgeftError`` line, and any error
+    closes ``connection``."""
+    try:
+        yield
+    except Exception as exc:
+        if connection is not None:
+            connection.close()
+        if isinstance(exc, sqlite3.Error | UnicodeDecodeError):
+            raise EdgeftError(_open_failure(path, exc)) from exc
+        raise
+
+
+def _check_tables(path: Path, connection: sqlite3.Connection) -> None:
+    """Tables of this log have its columns; a database holding other tables is not a log."""
+    found = _tables(connection)
+    foreign = sorted(set(found) - set(SCHEMA_COLUMNS))
+    if foreign:
+        raise EdgeftError(
+            f"{path}: not a usable prediction log: it holds other tables ({shown(foreign)})"
+        )
+    for table, columns in found.items():
+        if columns != SCHEMA_COLUMNS[table]:
+            raise EdgeftError(
+                f"{path}: not a usable prediction log: table {table} has columns "
+                f"{shown(columns)}, not {shown(SCHEMA_COLUMNS[table])}"
+            )
+
+
+def _open_failure(path: Path, exc: sqlite3.Error | UnicodeDecodeError) -> str:
+    """One line: the file is not a log SQLite can read, or it cannot be written here (a
+    read-only disk or file, a missing permission, a full disk, another writer's lock)."""
+    name = getattr(exc, "sqlite_errorname", "SQLITE_CORRUPT")  # not UTF-8: garbled bytes
+    if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT", "SQLITE_FORMAT")):
+        return f"{path}: not a usable prediction log: {exc}"
+    return f"{path}: cannot write the prediction log: {exc}"
 
 
 class PredictionLog:
@@ -136,15 +212,16 @@ class PredictionLog:
         self._lock = threading.Lock()  # the queued-bytes count
         self._noted: set[str] = set()
         self._connection = open_database(self.path)
-        self._rows = self._connection.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
-        self._input_bytes = sum(f.stat().st_size for f in self.inputs_dir.glob("*"))
+        with _refusing(self.path, self._connection):
+            self._rows = self._connection.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
+        self._input_bytes = sum(f.stat().st_size for f in self.inputs_dir.glob("*") if f.is_file())
         self._thread = threading.Thread(target=self._write_loop, name="edgeft-log", daemon=True)
         self._thread.start()
 
     def register(self, model: ModelIdentity) -> None:
         """Say which bundle a model version is (once per version), so the monitor can pair
         its rows with that bundle's reference."""
-        with connect(self.path) as connection:
+        with closing(connect(self.path)) as connection, connection:
             connection.execute(
                 "INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?)",
                 (
@@ -200,17 +277,22 @@ class PredictionLog:
     def feedback(self, prediction_id: str, label: str) -> None:
         """Record the label an operator found for a logged prediction."""
         self.flush()
-        with connect(self.path) as connection:
+        with closing(connect(self.path)) as connection, connection:
             row = connection.execute(
                 "SELECT m.labels FROM predictions p JOIN models m "
                 "ON p.model = m.model AND p.version = m.version WHERE p.id = ?",
                 (prediction_id,),
             ).fetchone()
             if row is None:
-                raise UnknownPrediction(f"no logged prediction has id {prediction_id!r}")
-            labels = json.loads(row[0])
+                raise UnknownPrediction(f"no logged prediction has id {shown(prediction_id)}")
+            try:
+                labels = _labels(row[0])
+            except _Damage as exc:
+                raise EdgeftError(
+                    f"{self.path}: the model of {shown(prediction_id)}: {exc}"
+                ) from exc
             if label not in labels:
-                raise EdgeftError(f"label {label!r} is not one of the model's {labels}")
+                raise EdgeftError(f"label {shown(label)} is not one of the model's {shown(labels)}")
             connection.execute(
                 "INSERT OR REPLACE INTO feedback (id, label, time) VALUES (?, ?, ?)",
                 (prediction_id, label, time.time()),
@@ -385,9 +467,17 @@ def _as_file(prediction_id: str, kept: Any) -> tuple[str, bytes]:
     return f"{prediction_id}.png", buffer.getvalue()
 
 
+DAMAGE_SHOWN = 5  # damaged rows described per version; the others are only counted
+SUM_TOLERANCE = 1e-3  # served probabilities are a softmax in float32
+
+
 @dataclass
 class LoggedVersion:
-    """Every logged prediction of one model version, oldest first, as arrays."""
+    """Every readable logged prediction of one model version, oldest first, as arrays.
+
+    ``damaged`` counts the rows (predictions, or feedback on them) skipped because they could
+    not be read, ``damage`` says what was wrong with the first few: one flipped byte should not
+    blind a monitor to a million good rows, nor pass unnoticed."""
 
     model: str
     version: str
@@ -401,9 +491,132 @@ class LoggedVersion:
     embedding: np.ndarray | None
     inputs: list[str | None]
     feedback: dict[str, str] = field(default_factory=dict)  # id -> label
+    damaged: int = 0
+    damage: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+class _Damage(Exception):
+    """What is wrong with one row; the reader skips and counts the row, or refuses the log."""
+
+
+class _Undecodable(bytes):
+    """TEXT that is not UTF-8, kept apart so that no check takes it for a string or a blob."""
+
+
+def _text_factory(raw: bytes) -> str | _Undecodable:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _Undecodable(raw)
+
+
+def _kind(value: object) -> str:
+    return {
+        type(None): "NULL",
+        int: "an integer",
+        float: "a number",
+        str: "text",
+        bytes: "a blob",
+        _Undecodable: "text that is not UTF-8",
+    }.get(type(value), type(value).__name__)
+
+
+def _text(value: object, what: str) -> str:
+    if type(value) is not str:
+        raise _Damage(f"{what}: {_kind(value)}, not text")
+    return value
+
+
+def _number(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _Damage(f"{what}: {_kind(value)} {shown(value)}, not a finite number")
+    return float(value)
+
+
+LATEST_TIME = 1e11  # seconds since 1970: the year 5138, and within every platform's time_t
+
+
+def _time(value: object, otherwise: float | None = None) -> float:
+    """A Unix time that can be printed as a date; ``otherwise`` in place of a damaged one."""
+    try:
+        when = _number(value, "time")
+        if not 0 <= when <= LATEST_TIME:
+            raise _Damage(f"time: {when}, not a Unix time from 1970 to the year 5138")
+    except _Damage:
+        if otherwise is None:
+            raise
+        return otherwise
+    return when
+
+
+def _floats(value: object, what: str, width: int | None = None) -> np.ndarray:
+    """A float32 blob (``width`` values when given) as an array."""
+    if type(value) is not bytes:
+        raise _Damage(f"{what}: {_kind(value)}, not a blob")
+    if len(value) % 4 or (width is not None and len(value) != 4 * width):
+        expected = "whole float32 values" if width is None else f"{width} float32 values"
+        raise _Damage(f"{what}: {len(value)} bytes, not {expected}")
+    return np.frombuffer(value, dtype=np.float32)
+
+
+def _json(value: object, what: str) -> Any:
+    try:
+        return json.loads(_text(value, what))
+    except (ValueError, RecursionError) as exc:
+        raise _Damage(f"{what}: not JSON ({shown(value)})") from exc
+
+
+def _labels(value: object) -> list[str]:
+    labels = _json(value, "labels")
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+        raise _Damage(f"labels: {shown(labels)}, not a list of texts")
+    return labels
+
+
+def _statistics(value: object) -> dict[str, float]:
+    """Name -> value; NaN where unknown (logged as null)."""
+    found = _json(value, "statistics")
+    if not isinstance(found, dict):
+        raise _Damage(f"statistics: {shown(found)}, not a JSON object")
+    out = {}
+    for name, number in found.items():
+        if number is None or (type(number) is float and math.isnan(number)):
+            out[name] = math.nan
+            continue
+        try:
+            out[name] = _number(number, f"statistic {shown(name)}")
+        except OverflowError as exc:  # an integer past float's range
+            raise _Damage(f"statistic {shown(name)}: out of range") from exc
+    return out
+
+
+def _input_name(value: object) -> str | None:
+    """A kept input's file name: one plain name inside ``LOG.inputs/``, never a path."""
+    if value is None:
+        return None
+    problem = name_problem(value)
+    if problem is not None or not isinstance(value, str):
+        raise _Damage(f"kept input: {shown(value)} is not a file name ({problem})")
+    return value
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[sqlite3.Connection]:
+    """The log opened read-only; whatever SQLite refuses (no such table, a damaged page) is one
+    ``EdgeftError`` naming the log."""
+    if not path.is_file():
+        raise EdgeftError(f"{path}: no such prediction log (serve --log {path} writes one)")
+    try:
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        with closing(sqlite3.connect(uri, uri=True, timeout=10)) as connection:
+            connection.text_factory = _text_factory
+            yield connection
+    except (sqlite3.Error, UnicodeDecodeError) as exc:
+        # UnicodeDecodeError: SQLite's own message quoted damaged bytes (a garbled schema).
+        raise EdgeftError(f"{path}: not a readable prediction log ({exc})") from exc
 
 
 def read_log(
@@ -411,71 +624,157 @@ def read_log(
 ) -> list[LoggedVersion]:
     """The log, one entry per (model, version): never mixed, since each version has its own
     reference and its own behaviour. ``model``/``version`` select; ``last`` keeps only each
-    version's newest rows (a live monitor reads a window, not the whole log)."""
+    version's newest rows (a live monitor reads a window, not the whole log).
+
+    Damaged prediction rows are skipped and counted in their version; a damaged ``models`` row
+    (without it no row of that version can be read) or table is an ``EdgeftError``."""
     path = Path(path)
-    if not path.is_file():
-        raise EdgeftError(f"{path}: no such prediction log (serve --log {path} writes one)")
-    try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-        models = connection.execute(
-            "SELECT model, version, labels, bundle, temperature FROM models"
-        ).fetchall()
+    out = []
+    with _reading(path) as connection:
         feedback = dict(connection.execute("SELECT id, label FROM feedback").fetchall())
-        out = []
-        for name, number, labels, bundle, temperature in models:
-            if model not in (None, name) or version not in (None, number):
+        for identity in _registered(path, connection):
+            if model not in (None, identity.name) or version not in (None, identity.version):
                 continue
             rows = connection.execute(
-                "SELECT id, time, probabilities, statistics, embedding, input FROM predictions "
-                "WHERE model = ? AND version = ? ORDER BY seq DESC LIMIT ?",
-                (name, number, -1 if last is None else last),
+                "SELECT seq, id, time, probabilities, statistics, embedding, input "
+                "FROM predictions WHERE model = ? AND version = ? ORDER BY seq DESC LIMIT ?",
+                (identity.name, identity.version, -1 if last is None else last),
             ).fetchall()[::-1]
             if rows:
-                identity = ModelIdentity(name, number, json.loads(labels), bundle, temperature)
                 out.append(_logged_version(identity, rows, feedback))
-        connection.close()
-    except sqlite3.DatabaseError as exc:
-        raise EdgeftError(f"{path}: not a readable prediction log ({exc})") from exc
+    return out
+
+
+def _registered(path: Path, connection: sqlite3.Connection) -> list[ModelIdentity]:
+    """The ``models`` table, every row checked."""
+    out = []
+    for rowid, name, number, labels, bundle, temperature in connection.execute(
+        "SELECT rowid, model, version, labels, bundle, temperature FROM models"
+    ):
+        try:
+            if _number(temperature, "temperature") <= 0:
+                raise _Damage(f"temperature: {temperature}, not positive")
+            out.append(
+                ModelIdentity(
+                    _text(name, "model"),
+                    _text(number, "version"),
+                    _labels(labels),
+                    _text(bundle, "bundle"),
+                    float(temperature),
+                )
+            )
+        except _Damage as exc:
+            raise EdgeftError(f"{path}: models row {rowid}: {exc}") from exc
     return out
 
 
 def read_notes(path: str | Path) -> list[tuple[float, str]]:
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-    try:
-        return connection.execute("SELECT time, note FROM notes ORDER BY time").fetchall()
-    finally:
-        connection.close()
+    """What the writer noted (why inputs stopped being kept), oldest first. A damaged note
+    is listed as such, at the epoch when its time cannot be read."""
+    notes = []
+    with _reading(Path(path)) as connection:
+        for rowid, when, note in connection.execute(
+            "SELECT rowid, time, note FROM notes ORDER BY rowid"
+        ):
+            try:
+                notes.append((_time(when), _text(note, "note")))
+            except _Damage as exc:
+                notes.append((_time(when, 0.0), f"note row {shown(rowid)} is damaged: {exc}"))
+    return sorted(notes, key=lambda n: n[0])
+
+
+class _Row(NamedTuple):
+    seq: object
+    id: str
+    time: float
+    probabilities: np.ndarray
+    statistics: dict[str, float]
+    embedding: np.ndarray | None
+    input: str | None
 
 
 def _logged_version(
-    model: ModelIdentity, rows: list[tuple], feedback: dict[str, str]
+    model: ModelIdentity, rows: list[tuple], feedback: dict[Any, Any]
 ) -> LoggedVersion:
-    statistics = [json.loads(r[3]) for r in rows]
-    names = sorted({name for s in statistics for name in s})
-    sketches = [r[4] for r in rows]
+    """One version's rows as arrays; rows that do not read are skipped and described."""
+    classes = len(model.labels)
+    damage: list[str] = []
+    parsed: list[_Row] = []
+    for seq, row_id, when, probabilities, statistics, embedding, name in rows:
+        try:
+            parsed.append(
+                _Row(
+                    seq,
+                    _text(row_id, "id"),
+                    _time(when),
+                    _floats(probabilities, "probabilities", classes),
+                    _statistics(statistics),
+                    None if embedding is None else _floats(embedding, "embedding"),
+                    _input_name(name),
+                )
+            )
+        except _Damage as exc:
+            damage.append(f"row {shown(seq)}: {exc}")
+    good = _plausible(parsed, damage)
+    answers = {}
+    for row in good:
+        label = feedback.get(row.id)
+        if label is None:
+            continue
+        if isinstance(label, str) and label in model.labels:
+            answers[row.id] = label
+        else:
+            damage.append(
+                f"row {shown(row.seq)}: feedback: {shown(label)}, not one of the model's labels"
+            )
+    sketches = [r.embedding for r in good if r.embedding is not None]
+    names = sorted({name for r in good for name in r.statistics})
     return LoggedVersion(
         model=model.name,
         version=model.version,
         labels=model.labels,
         bundle=model.bundle,
         temperature=model.temperature,
-        ids=[r[0] for r in rows],
-        times=np.array([r[1] for r in rows], dtype=np.float64),
-        probabilities=np.stack([np.frombuffer(r[2], dtype=np.float32) for r in rows]).astype(
-            np.float64
-        ),
+        ids=[r.id for r in good],
+        times=np.array([r.time for r in good], dtype=np.float64),
+        probabilities=np.array([r.probabilities for r in good], np.float64).reshape(-1, classes),
         statistics={
-            name: np.array(
-                [np.nan if s.get(name) is None else s[name] for s in statistics], dtype=np.float64
-            )
+            name: np.array([r.statistics.get(name, math.nan) for r in good], dtype=np.float64)
             for name in names
         },
-        embedding=None
-        if any(s is None for s in sketches)
-        else np.stack([np.frombuffer(s, dtype=np.float32) for s in sketches]).astype(np.float64),
-        inputs=[r[5] for r in rows],
-        feedback={r[0]: feedback[r[0]] for r in rows if r[0] in feedback},
+        embedding=np.stack(sketches).astype(np.float64)
+        if good and len(sketches) == len(good)
+        else None,
+        inputs=[r.input for r in good],
+        feedback=answers,
+        damaged=len(damage),
+        damage=damage[:DAMAGE_SHOWN],
     )
+
+
+def _plausible(rows: list[_Row], damage: list[str]) -> list[_Row]:
+    """The rows whose numbers can be what the server logged: probabilities that are a
+    distribution, a finite embedding sketch as wide as most rows' (the projected features and
+    the reconstruction error: two values at least). Checked on all rows at once."""
+    if not rows:
+        return rows
+    probabilities = np.stack([r.probabilities for r in rows])
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad = ~np.isfinite(probabilities).all(axis=1)
+        bad |= (probabilities < 0).any(axis=1) | (probabilities > 1).any(axis=1)
+        bad |= np.abs(probabilities.sum(axis=1, dtype=np.float64) - 1) > SUM_TOLERANCE
+    why = {int(i): "probabilities: not a distribution" for i in np.flatnonzero(bad)}
+    widths = Counter(len(r.embedding) for r in rows if r.embedding is not None)
+    width = max(widths, key=widths.__getitem__, default=None)
+    for i, row in enumerate(rows):
+        if i in why or row.embedding is None:
+            continue
+        if len(row.embedding) != width or width < 2:
+            why[i] = f"embedding: {len(row.embedding)} values, not {width} (most rows')"
+        elif not np.isfinite(row.embedding).all():
+            why[i] = "embedding: holds a NaN or an infinity"
+    damage += [f"row {shown(rows[i].seq)}: {what}" for i, what in sorted(why.items())]
+    return [r for i, r in enumerate(rows) if i not in why]
 
 
 @dataclass(frozen=True)
@@ -490,20 +789,43 @@ class KeptInput:
 
 
 def latest_kept(path: str | Path, limit: int, below: float) -> list[KeptInput]:
-    """The newest kept inputs with confidence under ``below``, newest first."""
+    """The newest kept inputs with confidence under ``below``, newest first. Damaged rows are
+    skipped and counted in the server's log (``edgeft monitor`` reports them): these are the
+    status page's thumbnails."""
     path = Path(path)
     inputs_dir = path.with_name(path.name + ".inputs")
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-    try:
+    with _reading(path) as connection:
         rows = connection.execute(
-            "SELECT p.id, p.time, p.model, p.version, p.predicted, p.confidence, p.input, m.labels "
-            "FROM predictions p JOIN models m ON p.model = m.model AND p.version = m.version "
+            "SELECT p.seq, p.id, p.time, p.model, p.version, p.predicted, p.confidence, p.input, "
+            "m.labels FROM predictions p JOIN models m "
+            "ON p.model = m.model AND p.version = m.version "
             "WHERE p.input IS NOT NULL AND p.confidence < ? ORDER BY p.seq DESC LIMIT ?",
             (below, limit),
         ).fetchall()
-    finally:
-        connection.close()
-    return [
-        KeptInput(i, t, m, v, json.loads(labels)[predicted], c, inputs_dir / name)
-        for i, t, m, v, predicted, c, name, labels in rows
-    ]
+    kept, damage = [], []
+    for seq, row_id, when, model, version, predicted, confidence, name, labels in rows:
+        try:
+            classes = _labels(labels)
+            if type(predicted) is not int or not 0 <= predicted < len(classes):
+                raise _Damage(f"predicted: {shown(predicted)}, not a label's index")
+            kept.append(
+                KeptInput(
+                    _text(row_id, "id"),
+                    _time(when),
+                    _text(model, "model"),
+                    _text(version, "version"),
+                    classes[predicted],
+                    _number(confidence, "confidence"),
+                    inputs_dir / str(_input_name(name)),
+                )
+            )
+        except _Damage as exc:
+            damage.append(f"row {shown(seq)}: {exc}")
+    if damage:
+        log.warning(
+            "prediction log %s: %d damaged row(s) of kept inputs skipped (first: %s)",
+            path,
+            len(damage),
+            damage[0],
+        )
+    return kept

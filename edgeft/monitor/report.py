@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgeft.bundle import Bundle
-from edgeft.errors import EdgeftError
+from edgeft.errors import EdgeftError, shown
 from edgeft.monitor.calibration import recalibrate
 from edgeft.monitor.cbpe import AccuracyEstimate, estimate_accuracy, realized_accuracy
 from edgeft.monitor.drift import (
@@ -111,6 +111,8 @@ class VersionReport:
     bundle: str | None  # the bundle folder it was analysed against; None: not analysed
     windows: list[WindowReport] = field(default_factory=list)
     skipped: str | None = None  # why this version was not analysed
+    damaged: int = 0  # rows of the log skipped as unreadable (LoggedVersion.damaged)
+    damage: list[str] = field(default_factory=list)  # what was wrong with the first few
 
     @property
     def drifted(self) -> bool:
@@ -123,6 +125,8 @@ class VersionReport:
             "bundle": self.bundle,
             "drifted": self.drifted,
             "skipped": self.skipped,
+            "damaged_rows": self.damaged,
+            "damage": self.damage,
             "windows": [w.to_dict() for w in self.windows],
         }
 
@@ -162,23 +166,22 @@ def monitor_log(
     versions = []
     for logged in read_log(log):
         bundle = by_fingerprint.get(logged.bundle)
+        report = VersionReport(
+            logged.model, logged.version, None, damaged=logged.damaged, damage=logged.damage
+        )
+        versions.append(report)
         if bundle is None:
-            versions.append(
-                VersionReport(
-                    logged.model,
-                    logged.version,
-                    None,
-                    skipped="logged by a bundle not given (pass it with --bundle)",
-                )
-            )
+            report.skipped = "logged by a bundle not given (pass it with --bundle)"
+            continue
+        if not len(logged):
+            report.skipped = "no readable rows"
             continue
         analysis = VersionAnalysis(ReferenceProfile.of(bundle), logged)
-        report = VersionReport(logged.model, logged.version, str(bundle.root))
+        report.bundle = str(bundle.root)
         for rows in windows.split(logged.times):
             if since is not None and logged.times[rows[-1]] < since:
                 continue
             report.windows.append(analysis.window(rows))
-        versions.append(report)
     return MonitorReport(str(log), window, versions, read_notes(log))
 
 
@@ -186,11 +189,22 @@ class VersionAnalysis:
     """One version's log against its reference; bands are learned once per window size."""
 
     def __init__(self, reference: ReferenceProfile, logged: LoggedVersion) -> None:
+        title = f"{shown(logged.model)} version {shown(logged.version)}"
+        if not len(logged):
+            first = f" (first: {logged.damage[0]})" if logged.damage else ""
+            raise EdgeftError(f"{title}: no readable rows, {logged.damaged} damaged{first}")
         if list(reference.labels) != list(logged.labels):
             raise EdgeftError(
-                f"{logged.model} version {logged.version}: logged labels {logged.labels} differ "
-                f"from the bundle's {reference.labels}"
+                f"{title}: logged labels {shown(logged.labels)} differ "
+                f"from the bundle's {shown(reference.labels)}"
             )
+        if reference.embedding is not None and logged.embedding is not None:
+            width, expected = logged.embedding.shape[1], reference.embedding.shape[1]
+            if width != expected:
+                raise EdgeftError(
+                    f"{title}: logged embedding sketches hold {width} values, the bundle's "
+                    f"reference {expected}: the log does not come from this bundle's graph"
+                )
         self.reference, self.logged = reference, logged
         # The log holds probabilities as served; calibrate them as the reference was.
         self.probabilities = recalibrate(

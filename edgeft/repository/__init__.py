@@ -3,6 +3,22 @@ Triton's layout) and named aliases with a history, so a version can be promoted,
 followed by a running server."""
 
 from edgeft.repository.aliases import AliasChange, AliasStore
-from edgeft.repository.store import ModelRepository, ModelVersion, is_repository
+from edgeft.repository.names import RepositoryNameError, check_model_name, check_version
+from edgeft.repository.store import (
+    ModelRepository,
+    ModelVersion,
+    VersionIntegrityError,
+    is_repository,
+)
 
-__all__ = ["AliasChange", "AliasStore", "ModelRepository", "ModelVersion", "is_repository"]
+__all__ = [
+    "AliasChange",
+    "AliasStore",
+    "ModelRepository",
+    "ModelVersion",
+    "RepositoryNameError",
+    "VersionIntegrityError",
+    "check_model_name",
+    "check_version",
+    "is_repository",
+]

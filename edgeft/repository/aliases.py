@@ -18,6 +18,7 @@ from pathlib import Path
 
 from edgeft.errors import EdgeftError
 
+ALIASES_FILE = "aliases.sqlite"
 SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS aliases (
@@ -128,17 +129,37 @@ class AliasStore:
                 raise EdgeftError(f"model {model!r} has no alias {alias!r}")
             _record(db, model, alias, "remove", row[0], None)
 
-    def record_push(self, model: str, version: int, manifest_sha256: str) -> None:
+    def reserve(self, model: str, above: int, manifest_sha256: str) -> int:
+        """Record the next version number, above ``above`` (the highest folder) and above every
+        number ever recorded, before its folder exists: two pushes never take one number, and a
+        push cut short leaves its number taken rather than a version without a record."""
         with self._connect() as db, _transaction(db):
+            (highest,) = db.execute(
+                "SELECT MAX(version) FROM pushed WHERE model = ?", (model,)
+            ).fetchone()
+            number = max(above, highest or 0) + 1
             db.execute(
                 "INSERT INTO pushed VALUES (?, ?, ?, ?, ?)",
+                (model, number, manifest_sha256, _now(), _who()),
+            )
+        return number
+
+    def record_push(self, model: str, version: int, manifest_sha256: str) -> None:
+        """Record a version found without a record (a push of an older edgeft cut short), so
+        its number stays taken once the folder is gone; a recorded version keeps its record."""
+        with self._connect() as db, _transaction(db):
+            db.execute(
+                "INSERT OR IGNORE INTO pushed VALUES (?, ?, ?, ?, ?)",
                 (model, version, manifest_sha256, _now(), _who()),
             )
 
-    def highest_pushed(self, model: str) -> int:
+    def pushed(self, model: str) -> dict[int, str]:
+        """version -> the manifest sha256 recorded when it was pushed."""
         with self._connect() as db:
-            row = db.execute("SELECT MAX(version) FROM pushed WHERE model = ?", (model,)).fetchone()
-        return row[0] or 0
+            rows = db.execute(
+                "SELECT version, manifest_sha256 FROM pushed WHERE model = ?", (model,)
+            ).fetchall()
+        return dict(rows)
 
     def history(self, model: str) -> list[AliasChange]:
         with self._connect() as db:

@@ -1,16 +1,21 @@
 """The HTTP routes: KServe v2 (Open Inference Protocol), ``/v1/predict`` and ``/metrics``.
 
 A thin layer: requests are decoded and validated here, encoded by the bundle's own encoder and
-answered through the dynamic batcher. Client mistakes are 4xx with ``{"error": ...}``, never
-500; overload is 503 with ``Retry-After``; 500 is kept for the server's own faults.
+answered through the dynamic batcher. The domain errors (``edgeft.serve.errors``) map to HTTP
+statuses once, in ``HTTP_STATUS``: client mistakes are 4xx with ``{"error": ...}``, never 500;
+overload is 503 with ``Retry-After``; 500 is kept for the server's own faults. A request body is
+read once, before any model sees it, so a request re-run after a hot swap sees the same bytes.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,12 +25,22 @@ from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from edgeft import __version__
-from edgeft.errors import EdgeftError
+from edgeft.errors import EdgeftError, shown
 from edgeft.monitor.prediction_log import PredictionLog, UnknownPrediction
 from edgeft.repository import ModelRepository
 from edgeft.runtime import Predictor
-from edgeft.serve.batching import ClientGone, EngineFailure, Overloaded
 from edgeft.serve.config import ServerConfig
+from edgeft.serve.errors import (
+    AccessoryDown,
+    ClientGone,
+    EngineFailure,
+    Forbidden,
+    NotFound,
+    NotReady,
+    Overloaded,
+    Unauthenticated,
+    lookup,
+)
 from edgeft.serve.limits import BodySizeLimitMiddleware, token_matches
 from edgeft.serve.live_monitor import LiveMonitor
 from edgeft.serve.metrics import RequestMetricsMiddleware, ServerMetrics
@@ -53,6 +68,7 @@ from edgeft.serve.protocol import (
 from edgeft.serve.status_page import render_status_page
 
 log = logging.getLogger("edgeft.serve")
+MAX_ID_CHARS = 256  # a prediction id is 32 hex digits; a label is a class name
 
 
 def create_app(
@@ -117,7 +133,8 @@ def create_app(
 
     def authorised(request: Request) -> None:
         if config.token and not token_matches(request.headers.get("authorization"), config.token):
-            raise HTTPException(401, "missing or wrong bearer token")
+            raise Unauthenticated("missing or wrong bearer token")
+        _same_origin(request)
 
     guarded = [Depends(authorised)]
     app = FastAPI(
@@ -143,7 +160,7 @@ def create_app(
     )
     async def feedback(request: Request) -> dict[str, str]:
         if prediction_log is None:
-            raise HTTPException(404, "this server keeps no prediction log (serve --log DB)")
+            raise NotFound("this server keeps no prediction log (serve --log DB)")
         document = load_json(await request.body())
         if (
             not isinstance(document, dict)
@@ -151,11 +168,17 @@ def create_app(
             or not isinstance(document.get("label"), str)
         ):
             raise ProtocolError('send {"id": "<a prediction id>", "label": "<class>"}')
+        given, label = document["id"], document["label"]
+        if len(given) > MAX_ID_CHARS or len(label) > MAX_ID_CHARS:
+            raise ProtocolError(f"{shown(given)} is not a prediction id, or the label is too long")
         try:
-            await run_in_threadpool(prediction_log.feedback, document["id"], document["label"])
+            await run_in_threadpool(prediction_log.feedback, given, label)
         except UnknownPrediction as exc:
-            raise HTTPException(404, str(exc)) from exc
-        return {"id": document["id"], "label": document["label"]}
+            raise NotFound(f"no logged prediction has id {shown(given)}") from exc
+        except (OSError, sqlite3.Error) as exc:
+            metrics.record_accessory_failure("prediction_log", f"feedback not recorded: {exc}")
+            raise AccessoryDown(f"the prediction log cannot take feedback now ({exc})") from exc
+        return {"id": given, "label": label}
 
     @app.get("/openapi.json", dependencies=guarded, include_in_schema=False)
     def openapi() -> dict[str, Any]:
@@ -170,6 +193,8 @@ def create_app(
         reasons = models.not_ready_reasons()
         if not reasons:
             return JSONResponse({"ready": True})
+        if config.token:  # unauthenticated: which models, not why (reasons name files)
+            reasons = dict.fromkeys(reasons, "not ready (POST /v2/repository/index says why)")
         reason = "; ".join(f"{name}: {why}" for name, why in reasons.items())
         return JSONResponse({"ready": False, "reason": reason}, status_code=503)
 
@@ -239,10 +264,12 @@ def create_app(
         return await on_current(models, name, version, on)
 
     async def predict_with(name: str, request: Request, top_k: int) -> dict[str, Any]:
+        upload = await Upload.read(request, config)
+
         async def on(model: LoadedModel) -> dict[str, Any]:
             model.require_ready()
             predictor = model.predictor
-            items = await _predict_items(request, predictor.bundle.manifest.task, config)
+            items = upload.items(predictor.bundle.manifest.task, config)
             inputs = await run_in_threadpool(predictor.encoder.encode, items)
             answer = await model.answer(inputs, items, _disconnected(request))
             ids = answer.ids or [None] * len(items)
@@ -272,9 +299,9 @@ def create_app(
     )
     async def predict(request: Request, top_k: int = config.top_k) -> dict[str, Any]:
         if len(models.slots) != 1:
-            raise HTTPException(
-                404,
-                f"this server has several models: POST /v1/models/NAME/predict, NAME one of {sorted(models.slots)}",
+            raise NotFound(
+                "this server has several models: POST /v1/models/NAME/predict, NAME one of "
+                f"{sorted(models.slots)}"
             )
         return await predict_with(next(iter(models.slots)), request, top_k)
 
@@ -293,7 +320,7 @@ def create_app(
     def shadow_comparison(name: str) -> dict[str, Any]:
         slot = models.get_slot(name)
         if slot.shadow is None:
-            raise HTTPException(404, f"model {name!r} has no shadow version (serve --shadow)")
+            raise NotFound(f"model {shown(name)} has no shadow version (serve --shadow)")
         return slot.comparison.to_dict()
 
     @app.post("/v2/repository/index", dependencies=guarded, responses=RESPONSES)
@@ -323,42 +350,81 @@ def create_app(
     return app
 
 
-async def _disconnected(request: Request) -> None:
-    """Completes when the client closes its connection (the body has been read by then)."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
+def _disconnected(request: Request) -> Callable[[], Awaitable[None]]:
+    """A waiter that completes when the client closes its connection (the body has been read
+    by then), made only if the request is queued."""
+
+    async def wait() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    return wait
 
 
-async def _predict_items(request: Request, task: str, config: ServerConfig) -> list[Any]:
-    """The uploaded images (multipart ``file`` fields or a raw image body) or JSON texts."""
-    content_type = request.headers.get("content-type", "")
-    if task == "text-classification":
-        if not content_type.startswith("application/json"):
-            raise ProtocolError('send JSON: {"text": "..."} or {"texts": ["...", ...]}')
-        document = load_json(await request.body())
-        if isinstance(document, dict) and "text" in document:
-            document = {"texts": [document["text"]]}
-        texts = document.get("texts") if isinstance(document, dict) else None
-        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-            raise ProtocolError('send {"text": "..."} or a non-empty {"texts": [...]} of strings')
-        if max(len(t) for t in texts) > config.max_text_chars:
-            raise ProtocolError(f"a text is over the limit of {config.max_text_chars} characters")
-        return _at_most(texts, config.max_batch)
-    if content_type.startswith("multipart/form-data"):
+def _same_origin(request: Request) -> None:
+    """A browser on the box must not drive the server from another site: a request whose
+    Origin is not this server's own is refused (a token protects too; this also holds without
+    one, since binding to localhost does not keep out a local browser)."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return
+    if urlsplit(origin).netloc != request.headers.get("host", ""):
+        raise Forbidden(f"cross-origin request from {shown(origin)} refused")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A ``/v1`` predict request's payload, read once: the JSON body, the multipart files or
+    the raw image body."""
+
+    content_type: str
+    body: bytes = b""
+    files: tuple[bytes, ...] | None = None
+
+    @classmethod
+    async def read(cls, request: Request, config: ServerConfig) -> Upload:
+        content_type = request.headers.get("content-type", "")
+        if not content_type.startswith("multipart/form-data"):
+            return cls(content_type, await request.body())
         try:
             form = await request.form(max_files=config.max_batch, max_fields=config.max_batch)
         except HTTPException as exc:
             raise ProtocolError(
                 f"malformed multipart upload, or more than {config.max_batch} files ({exc.detail})"
             ) from exc
-        files = [f for f in form.getlist("file") if isinstance(f, UploadFile)]
-        if not files:
-            raise ProtocolError('upload the image(s) as multipart field "file"')
-        return [await f.read() for f in files]
-    body = await request.body()
-    if not body:
-        raise ProtocolError('empty request: upload an image (multipart field "file" or raw body)')
-    return [body]
+        try:
+            files = [f for f in form.getlist("file") if isinstance(f, UploadFile)]
+            return cls(content_type, files=tuple([await f.read() for f in files]))
+        finally:
+            await form.close()
+
+    def items(self, task: str, config: ServerConfig) -> list[Any]:
+        """The uploaded images or the JSON texts, checked for the model's task."""
+        if task == "text-classification":
+            return _texts(self, config)
+        if self.files is not None:
+            if not self.files:
+                raise ProtocolError('upload the image(s) as multipart field "file"')
+            return list(self.files)
+        if not self.body:
+            raise ProtocolError(
+                'empty request: upload an image (multipart field "file" or raw body)'
+            )
+        return [self.body]
+
+
+def _texts(upload: Upload, config: ServerConfig) -> list[str]:
+    if not upload.content_type.startswith("application/json"):
+        raise ProtocolError('send JSON: {"text": "..."} or {"texts": ["...", ...]}')
+    document = load_json(upload.body)
+    if isinstance(document, dict) and "text" in document:
+        document = {"texts": [document["text"]]}
+    texts = document.get("texts") if isinstance(document, dict) else None
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise ProtocolError('send {"text": "..."} or a non-empty {"texts": [...]} of strings')
+    if max(len(t) for t in texts) > config.max_text_chars:
+        raise ProtocolError(f"a text is over the limit of {config.max_text_chars} characters")
+    return _at_most(texts, config.max_batch)
 
 
 def _at_most(items: list[Any], limit: int) -> list[Any]:
@@ -369,30 +435,34 @@ def _at_most(items: list[Any], limit: int) -> list[Any]:
     return items
 
 
+# The one mapping of domain errors to HTTP statuses (gRPC has its own in grpc_server).
+HTTP_STATUS: dict[type[Exception], int] = {
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    ClientGone: 499,  # nginx's "client closed request"
+    NotReady: 503,
+    AccessoryDown: 503,
+    Overloaded: 503,
+    EngineFailure: 500,
+    EdgeftError: 400,  # ProtocolError and every other mistake of the client's
+}
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(EdgeftError)
-    async def user_error(_: Request, exc: EdgeftError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=400)
-
-    @app.exception_handler(Overloaded)
-    async def overloaded(_: Request, exc: Overloaded) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after_s)}
-        return JSONResponse({"error": str(exc)}, status_code=503, headers=headers)
-
-    @app.exception_handler(EngineFailure)
-    async def engine_failure(_: Request, exc: EngineFailure) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=500)
-
-    @app.exception_handler(ClientGone)
-    async def client_gone(_: Request, exc: ClientGone) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=499)  # nginx's "client closed"
+    async def domain_error(_: Request, exc: EdgeftError) -> JSONResponse:
+        status = lookup(HTTP_STATUS, exc)
+        assert isinstance(status, int)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(exc, Overloaded):
+            headers = {"Retry-After": str(exc.retry_after_s)}
+        return JSONResponse({"error": str(exc)}, status_code=status, headers=headers)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-        return JSONResponse(
-            {"error": str(exc.detail)}, status_code=exc.status_code, headers=headers
-        )
+        """starlette's own: unknown routes, wrong methods, a body over its limit."""
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_parameters(_: Request, exc: RequestValidationError) -> JSONResponse:

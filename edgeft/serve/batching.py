@@ -26,7 +26,7 @@ from typing import Protocol
 
 import numpy as np
 
-from edgeft.errors import EdgeftError
+from edgeft.serve.errors import BatcherStopped, ClientGone, EngineFailure, Overloaded
 
 Inputs = Mapping[str, np.ndarray]
 
@@ -41,24 +41,6 @@ class Rows(Protocol):
 log = logging.getLogger("edgeft.serve")
 
 _BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 5.0)
-
-
-class Overloaded(EdgeftError):
-    """The queue is full, or a request waited in it past its deadline: retry later (503)."""
-
-    retry_after_s = 1
-
-
-class EngineFailure(EdgeftError):
-    """The engine failed on a request that passed every input check: a server fault (500)."""
-
-
-class ClientGone(EdgeftError):
-    """The client disconnected before its request ran; nothing is computed for it."""
-
-
-class BatcherStopped(EdgeftError):
-    """This batcher's model was replaced or unloaded; the caller asks the current one."""
 
 
 @dataclass
@@ -150,8 +132,11 @@ class DynamicBatcher:
         self._task = None
         self._stop_executor()
 
-    async def submit(self, inputs: Inputs, client_gone: Awaitable[None] | None = None) -> Rows:
-        """Queue ``inputs``; ``client_gone`` completes when the client disconnects."""
+    async def submit(
+        self, inputs: Inputs, client_gone: Callable[[], Awaitable[None]] | None = None
+    ) -> Rows:
+        """Queue ``inputs``; ``client_gone()`` completes when the client disconnects (made only
+        once the request is queued, so a refused request leaves no waiter behind)."""
         if self._task is None or self._closing:
             raise BatcherStopped("this model version is no longer serving")
         size = len(next(iter(inputs.values())))
@@ -165,7 +150,7 @@ class DynamicBatcher:
         self._queue.put_nowait(pending)
         if client_gone is None:
             return await pending.future
-        watcher = asyncio.ensure_future(client_gone)
+        watcher = asyncio.ensure_future(client_gone())
         try:
             await asyncio.wait({pending.future, watcher}, return_when=asyncio.FIRST_COMPLETED)
         finally:

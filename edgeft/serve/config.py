@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edgeft.errors import EdgeftError
 from edgeft.monitor.prediction_log import LogLimits
 from edgeft.serve.traffic import SideVersion
 
@@ -50,3 +51,10 @@ class ServerConfig:
     log_limits: LogLimits = field(default_factory=LogLimits)
     monitor_window: int = 500
     monitor_interval_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        seen = set()
+        for role, side in self.side_versions:
+            if (role, side.model) in seen:
+                raise EdgeftError(f"two --{role} versions for model {side.model!r}: give one")
+            seen.add((role, side.model))

@@ -49,6 +49,7 @@ class LiveMonitor:
     ) -> None:
         self.models = models
         self.log = log_
+        self.metrics = metrics
         self.window_items = window_items
         self.interval_s = interval_s
         self.history: dict[str, deque[Snapshot]] = {}
@@ -87,10 +88,10 @@ class LiveMonitor:
                 try:
                     await run_in_threadpool(self._update_one, slot.serving)
                     self.problems.pop(name, None)
-                except EdgeftError as exc:
-                    self.problems[name] = str(exc)
-                except Exception:
-                    log.exception("%s: the live monitor failed; serving goes on", name)
+                except Exception as exc:  # an accessory: counted and shown, serving goes on
+                    why = str(exc) if isinstance(exc, EdgeftError) else f"it failed ({exc})"
+                    self.problems[name] = why
+                    self.metrics.record_accessory_failure("live_monitor", f"{name}: {why}")
 
     def _update_one(self, model: LoadedModel) -> None:
         self.log.flush()

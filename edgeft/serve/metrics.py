@@ -5,6 +5,7 @@ Each app owns its registry, so two servers in one process (tests) never share co
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -12,6 +13,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+log = logging.getLogger("edgeft.serve")
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -51,6 +53,12 @@ class ServerMetrics:
             "edgeft_queue_items", "Items waiting for the engine.", registry=self.registry
         )
 
+        self.accessory_failures = Counter(
+            "edgeft_accessory_failures", "Failures of accessories serving went on without.",
+            ["accessory"], registry=self.registry,
+        )  # fmt: skip
+        self.accessory_problems: dict[str, str] = {}  # accessory -> its latest failure
+
         self.shadow_items = Counter(
             "edgeft_shadow_items", "Items a shadow version also answered, by agreement.",
             ["model", "agreed"], registry=self.registry,
@@ -59,6 +67,13 @@ class ServerMetrics:
             "edgeft_shadow_duration_seconds", "A shadow version's time per request.",
             ["model"], buckets=_LATENCY_BUCKETS, registry=self.registry,
         )  # fmt: skip
+
+    def record_accessory_failure(self, accessory: str, why: str) -> None:
+        """An accessory (the prediction log, the live monitor, a shadow) failed; serving went
+        on. Counted, logged, and its latest reason kept for the status page."""
+        self.accessory_failures.labels(accessory).inc()
+        self.accessory_problems[accessory] = why
+        log.error("%s: %s (serving goes on)", accessory, why)
 
     def record_shadow(
         self, model: str, production: np.ndarray, shadow: np.ndarray, seconds: float

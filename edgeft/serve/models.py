@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,15 +21,15 @@ from typing import Any, TypeVar
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 
-from edgeft.errors import EdgeftError
+from edgeft.errors import EdgeftError, shown
 from edgeft.monitor.prediction_log import ModelIdentity, PredictionLog
 from edgeft.repository import ModelRepository
 from edgeft.runtime import Predictor
 from edgeft.runtime.predictor import ModelOutputs
-from edgeft.serve.batching import BatcherHooks, BatcherStopped, DynamicBatcher, Overloaded
+from edgeft.serve.batching import BatcherHooks, DynamicBatcher
 from edgeft.serve.config import ServerConfig
+from edgeft.serve.errors import BatcherStopped, NotFound, NotReady, Overloaded
 from edgeft.serve.metrics import ServerMetrics
 from edgeft.serve.protocol import (
     BYTES,
@@ -111,7 +112,7 @@ class LoadedModel:
         self,
         body: bytes,
         header_length: str | None,
-        client_gone: Awaitable[None] | None = None,
+        client_gone: Callable[[], Awaitable[None]] | None = None,
         logged: bool = True,
     ) -> tuple[InferRequest, Answer]:
         """A v2 request's bytes (JSON header, binary tensors after it) -> its parsed form and
@@ -128,13 +129,13 @@ class LoadedModel:
 
     def require_ready(self) -> None:
         if not self.ready:
-            raise HTTPException(503, f"model not ready: {self.not_ready_reason}")
+            raise NotReady(f"model not ready: {self.not_ready_reason}")
 
     async def answer(
         self,
         inputs: dict[str, np.ndarray],
         items: list[Any] | None = None,
-        client_gone: Awaitable[None] | None = None,
+        client_gone: Callable[[], Awaitable[None]] | None = None,
         logged: bool = True,
     ) -> Answer:
         """Encoded inputs through this version's batcher, refused when it is not ready; logged
@@ -177,12 +178,11 @@ class ModelSlot:
     def serving_version(self, version: str | None) -> LoadedModel | None:
         """The serving version, checked against the one a client named (404 if it differs)."""
         if self.unloaded:
-            raise HTTPException(404, f"model {self.name!r} is {self.reason}")
+            raise NotFound(f"model {self.name!r} is {self.reason}")
         if self.serving is not None and version not in (None, self.serving.version):
-            raise HTTPException(
-                404,
-                f"model {self.name!r} version {version!r} is not loaded (serving: "
-                f"{self.serving.version!r})",
+            raise NotFound(
+                f"model {self.name!r} version {shown(version)} is not loaded (serving: "
+                f"{self.serving.version!r})"
             )
         return self.serving
 
@@ -267,7 +267,7 @@ class ServedModels:
                     raise EdgeftError("canary and shadow versions need a repository")
                 path = await run_in_threadpool(self._locate, side.model, side.version)
                 model = await self._open(slot.name, side.version, path)
-            except EdgeftError as exc:
+            except Exception as exc:  # reported in the index; production keeps serving
                 log.error("%s: %s version %s did not load: %s", slot.name, role, side.version, exc)
                 slot.failed[side.version] = str(exc)
                 continue
@@ -279,7 +279,7 @@ class ServedModels:
     async def load(self, name: str) -> None:
         """The repository extension's load: (re)load what the model's alias names now."""
         if name not in await run_in_threadpool(self._sources):
-            raise HTTPException(404, f"unknown model {name!r}")
+            raise NotFound(f"unknown model {shown(name)}")
         slot = self.slots.setdefault(name, ModelSlot(name))
         slot.failed.clear()
         slot.unloaded = False
@@ -298,9 +298,7 @@ class ServedModels:
     def get_slot(self, name: str) -> ModelSlot:
         slot = self.slots.get(name)
         if slot is None:
-            raise HTTPException(
-                404, f"unknown model {name!r}; this server has {sorted(self.slots)}"
-            )
+            raise NotFound(f"unknown model {shown(name)}; this server has {sorted(self.slots)}")
         return slot
 
     def get(self, name: str, version: str | None = None) -> LoadedModel:
@@ -308,7 +306,7 @@ class ServedModels:
         slot = self.get_slot(name)
         serving = slot.serving_version(None)
         if serving is None:
-            raise HTTPException(503, f"model {name!r} not ready: {slot.reason}")
+            raise NotReady(f"model {name!r} not ready: {slot.reason}")
         for side in slot.side_models():
             if version == side.version:
                 return side
@@ -387,7 +385,9 @@ class ServedModels:
     async def _swap(self, slot: ModelSlot, version: str, path: Path) -> None:
         try:
             model = await self._open(slot.name, version, path)
-        except EdgeftError as exc:
+        except Exception as exc:  # any failure to load leaves the serving version in place
+            if not isinstance(exc, EdgeftError):
+                log.exception("%s: version %s did not load", slot.name, version)
             reason = f"version {version} did not load: {exc}"
             log.error(
                 "%s: %s%s",
@@ -425,6 +425,15 @@ class ServedModels:
         except Exception as exc:
             raise EdgeftError(f"warm-up inference failed ({exc})") from exc
         manifest = predictor.bundle.manifest
+        if self.log is not None:
+            identity = ModelIdentity(
+                name,
+                version,
+                list(predictor.labels),
+                predictor.bundle.fingerprint,
+                predictor.temperature,
+            )
+            await run_in_threadpool(self._register, identity)
         batcher = DynamicBatcher(
             predictor.outputs,
             config.max_batch,
@@ -445,16 +454,20 @@ class ServedModels:
             text_input=TEXT_INPUT if manifest.task == "text-classification" else None,
             max_text_chars=config.max_text_chars,
         )
-        if self.log is not None:
-            identity = ModelIdentity(
-                name,
-                version,
-                list(predictor.labels),
-                predictor.bundle.fingerprint,
-                predictor.temperature,
-            )
-            await run_in_threadpool(self.log.register, identity)
         return LoadedModel(name, version, predictor, batcher, signature, self.log)
+
+    def _register(self, identity: ModelIdentity) -> None:
+        """Tell the prediction log which bundle a version is. The log is an accessory: when
+        it cannot write (a full or read-only disk), the version serves all the same and the
+        failure is counted and shown (metrics, status page)."""
+        assert self.log is not None
+        try:
+            self.log.register(identity)
+        except (OSError, sqlite3.Error, EdgeftError) as exc:
+            self.metrics.record_accessory_failure(
+                "prediction_log",
+                f"{identity.name} version {identity.version} not registered: {exc}",
+            )
 
 
 def validation_failure(predictor: Predictor) -> str | None:

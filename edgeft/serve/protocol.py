@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgeft.bundle import TensorSpec
-from edgeft.errors import EdgeftError
+from edgeft.errors import EdgeftError, shown
 
 HEADER_LENGTH = "inference-header-content-length"
 
@@ -108,7 +108,7 @@ def parse_infer_request(
     for tensor in document["inputs"]:
         name, value, offset = _decode_tensor(tensor, binary, offset, len(body))
         if name in arrays or (texts is not None and name == signature.text_input):
-            raise ProtocolError(f"input {name!r} is given twice")
+            raise ProtocolError(f"input {shown(name)} is given twice")
         if isinstance(value, list):
             texts = _check_texts(name, value, signature)
         else:
@@ -157,8 +157,10 @@ def _requested_outputs(outputs: Any, name: str) -> bool:
         if not isinstance(output, dict) or not isinstance(output.get("name"), str):
             raise ProtocolError('each of "outputs" must be an object with a "name"')
         if output["name"] != name:
-            raise ProtocolError(f"unknown output {output['name']!r}; this model has {name!r}")
-        binary |= _flag(_parameters(output, "output"), "binary_data", f"output {name!r}")
+            raise ProtocolError(
+                f"unknown output {shown(output['name'])}; this model has {shown(name)}"
+            )
+        binary |= _flag(_parameters(output, "output"), "binary_data", f"output {shown(name)}")
     return binary
 
 
@@ -186,21 +188,21 @@ def _decode_tensor(
         raise ProtocolError("an input has no name")
     shape = tensor.get("shape")
     if not isinstance(shape, list) or not all(type(d) is int and 0 <= d <= _MAX_DIM for d in shape):
-        raise ProtocolError(f"input {name!r}: shape must be a list of non-negative integers")
+        raise ProtocolError(f"input {shown(name)}: shape must be a list of non-negative integers")
     datatype = tensor.get("datatype")
     if not isinstance(datatype, str) or (datatype != BYTES and datatype not in DATATYPES):
         raise ProtocolError(
-            f"input {name!r}: datatype {datatype!r} is not supported "
+            f"input {shown(name)}: datatype {shown(datatype)} is not supported "
             f"(use one of {', '.join([*DATATYPES, BYTES])})"
         )
     count = 1
     for d in shape:
         count *= d
-    size = _parameters(tensor, f"input {name!r}").get("binary_data_size")
+    size = _parameters(tensor, f"input {shown(name)}").get("binary_data_size")
     if size is not None:
         if type(size) is not int or size < 0 or offset + size > len(binary):
             raise ProtocolError(
-                f"input {name!r}: binary data is shorter than binary_data_size {size!r}"
+                f"input {shown(name)}: binary data is shorter than binary_data_size {shown(size)}"
             )
         raw = binary[offset : offset + size]
         value = (
@@ -210,16 +212,16 @@ def _decode_tensor(
         )
         return name, _shaped(value, shape), offset + size
     if "data" not in tensor:
-        raise ProtocolError(f"input {name!r} has neither data nor binary_data_size")
+        raise ProtocolError(f"input {shown(name)} has neither data nor binary_data_size")
     if count > body_size:  # each JSON value takes at least a byte of the request
-        raise ProtocolError(f"input {name!r}: shape {shape} holds more values than were sent")
+        raise ProtocolError(f"input {shown(name)}: shape {shape} holds more values than were sent")
     value = (
         _strings_from_json(name, tensor["data"])
         if datatype == BYTES
         else _array_from_json(name, tensor["data"], datatype)
     )
     if len(value) != count:
-        raise ProtocolError(f"input {name!r}: {len(value)} values do not fill shape {shape}")
+        raise ProtocolError(f"input {shown(name)}: {len(value)} values do not fill shape {shape}")
     return name, _shaped(value, shape), offset
 
 
@@ -230,7 +232,7 @@ def _shaped(value: np.ndarray | list[str], shape: list[int]) -> np.ndarray | lis
 def _array_from_binary(name: str, raw: bytes, dtype: np.dtype, count: int) -> np.ndarray:
     if len(raw) != count * dtype.itemsize:
         raise ProtocolError(
-            f"input {name!r}: binary_data_size {len(raw)} is not {count} x {dtype.itemsize} bytes"
+            f"input {shown(name)}: binary_data_size {len(raw)} is not {count} x {dtype.itemsize} bytes"
         )
     array = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype)
     _check_finite(name, array)
@@ -242,27 +244,27 @@ def _array_from_json(name: str, data: Any, datatype: str) -> np.ndarray:
     silent wrap-around of UINT8 300, no truncation of 1.5 to an integer, no bool as a number)."""
     dtype = DATATYPES[datatype]
     if not isinstance(data, list):
-        raise ProtocolError(f"input {name!r}: data must be a list of {datatype} values")
+        raise ProtocolError(f"input {shown(name)}: data must be a list of {datatype} values")
     try:
         values = np.asarray(data)
     except (ValueError, TypeError, OverflowError) as exc:
-        raise ProtocolError(f"input {name!r}: data is not a list of numbers ({exc})") from exc
+        raise ProtocolError(f"input {shown(name)}: data is not a list of numbers ({exc})") from exc
     kinds = {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}[dtype.kind]
     if values.size and values.dtype.kind not in kinds:
-        raise ProtocolError(f"input {name!r}: data is not all {datatype} values")
+        raise ProtocolError(f"input {shown(name)}: data is not all {datatype} values")
     flat = values.reshape(-1)
     if flat.size and dtype.kind in "iu":
         limits = np.iinfo(dtype)
         if int(flat.min()) < limits.min or int(flat.max()) > limits.max:
             raise ProtocolError(
-                f"input {name!r}: values outside {datatype}'s range {limits.min}..{limits.max}"
+                f"input {shown(name)}: values outside {datatype}'s range {limits.min}..{limits.max}"
             )
     if (
         flat.size
         and dtype.kind == "f"
         and np.abs(flat.astype(np.float64)).max() > np.finfo(dtype).max
     ):
-        raise ProtocolError(f"input {name!r}: values outside {datatype}'s range")
+        raise ProtocolError(f"input {shown(name)}: values outside {datatype}'s range")
     array = flat.astype(dtype)
     _check_finite(name, array)
     return array
@@ -270,12 +272,12 @@ def _array_from_json(name: str, data: Any, datatype: str) -> np.ndarray:
 
 def _check_finite(name: str, array: np.ndarray) -> None:
     if array.dtype.kind == "f" and not np.isfinite(array).all():
-        raise ProtocolError(f"input {name!r}: NaN or infinite values")
+        raise ProtocolError(f"input {shown(name)}: NaN or infinite values")
 
 
 def _strings_from_json(name: str, data: Any) -> list[str]:
     if not isinstance(data, list) or not all(isinstance(item, str) for item in data):
-        raise ProtocolError(f"input {name!r}: BYTES data must be a flat list of strings")
+        raise ProtocolError(f"input {shown(name)}: BYTES data must be a flat list of strings")
     return data
 
 
@@ -284,32 +286,34 @@ def _strings_from_binary(name: str, raw: bytes, count: int) -> list[str]:
     out, position = [], 0
     for _ in range(count):
         if position + 4 > len(raw):
-            raise ProtocolError(f"input {name!r}: BYTES data ends before its {count} elements")
+            raise ProtocolError(f"input {shown(name)}: BYTES data ends before its {count} elements")
         length = int.from_bytes(raw[position : position + 4], "little")
         position += 4
         if position + length > len(raw):
-            raise ProtocolError(f"input {name!r}: a BYTES element runs past the data")
+            raise ProtocolError(f"input {shown(name)}: a BYTES element runs past the data")
         try:
             out.append(raw[position : position + length].decode("utf-8"))
         except UnicodeDecodeError as exc:
-            raise ProtocolError(f"input {name!r}: BYTES element is not UTF-8 ({exc})") from exc
+            raise ProtocolError(f"input {shown(name)}: BYTES element is not UTF-8 ({exc})") from exc
         position += length
     if position != len(raw):
-        raise ProtocolError(f"input {name!r}: {len(raw) - position} bytes after its elements")
+        raise ProtocolError(f"input {shown(name)}: {len(raw) - position} bytes after its elements")
     return out
 
 
 def _check_texts(name: str, texts: list[str], signature: ModelSignature) -> list[str]:
     if signature.text_input is None:
-        raise ProtocolError(f"input {name!r}: this model takes no BYTES input")
+        raise ProtocolError(f"input {shown(name)}: this model takes no BYTES input")
     if name != signature.text_input:
-        raise ProtocolError(f"input {name!r}: the BYTES input is named {signature.text_input!r}")
+        raise ProtocolError(
+            f"input {shown(name)}: the BYTES input is named {signature.text_input!r}"
+        )
     if not texts:
-        raise ProtocolError(f"input {name!r}: no texts")
+        raise ProtocolError(f"input {shown(name)}: no texts")
     longest = max(len(t) for t in texts)
     if longest > signature.max_text_chars:
         raise ProtocolError(
-            f"input {name!r}: a text of {longest} characters is over the limit of "
+            f"input {shown(name)}: a text of {longest} characters is over the limit of "
             f"{signature.max_text_chars}"
         )
     return texts
@@ -333,7 +337,7 @@ def _check_against_model(arrays: Mapping[str, np.ndarray], specs: Sequence[Tenso
         spec = expected[name]
         if np.dtype(spec.dtype) != array.dtype:
             raise ProtocolError(
-                f"input {name!r}: datatype {datatype_of(array.dtype)}, the model takes "
+                f"input {shown(name)}: datatype {datatype_of(array.dtype)}, the model takes "
                 f"{datatype_of(spec.dtype)}"
             )
         fits = len(spec.shape) == array.ndim and all(
@@ -341,7 +345,7 @@ def _check_against_model(arrays: Mapping[str, np.ndarray], specs: Sequence[Tenso
         )
         if not fits or 0 in array.shape:
             raise ProtocolError(
-                f"input {name!r}: shape {list(array.shape)} does not fit {list(spec.shape)} "
+                f"input {shown(name)}: shape {list(array.shape)} does not fit {list(spec.shape)} "
                 "(-1 = any size)"
             )
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import io
+import sqlite3
 import time
 from html import escape
 
 from PIL import Image
 
 from edgeft import __version__
+from edgeft.errors import EdgeftError
 from edgeft.monitor.charts import band_chart
 from edgeft.monitor.drift import DriftFigure
 from edgeft.monitor.prediction_log import KeptInput, PredictionLog, latest_kept
@@ -50,14 +52,30 @@ def render_status_page(
         _monitoring(models, monitor, prediction_log),
     ]
     if prediction_log is not None:
-        kept = latest_kept(prediction_log.path, THUMBNAILS, prediction_log.limits.keep_below)
-        sections.append(_thumbnails(kept))
+        try:
+            kept = latest_kept(prediction_log.path, THUMBNAILS, prediction_log.limits.keep_below)
+            sections.append(_thumbnails(kept))
+        except (EdgeftError, OSError, sqlite3.Error) as exc:
+            metrics.record_accessory_failure("prediction_log", f"kept inputs unreadable: {exc}")
+    sections.append(_accessories(metrics))
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<meta http-equiv='refresh' content='{REFRESH_S}'><title>edgeft</title>"
         f"<style>{STYLE}</style></head><body><h1>edgeft {escape(__version__)}</h1>"
         f"<p>as of {time.strftime('%Y-%m-%d %H:%M:%S')}</p>{''.join(sections)}</body></html>"
     )
+
+
+def _accessories(metrics: ServerMetrics) -> str:
+    """What failed beside serving (the prediction log, the live monitor), latest reason each."""
+    problems = metrics.accessory_problems
+    if not problems:
+        return "<h2>Accessories</h2><p class=ok>no failures</p>"
+    rows = "".join(
+        f"<tr><td>{escape(name)}</td><td class=alert>{escape(why)}</td></tr>"
+        for name, why in sorted(problems.items())
+    )
+    return f"<h2>Accessories</h2><table><tr><th>accessory</th><th>latest failure</th></tr>{rows}</table>"
 
 
 def _models_table(models: ServedModels) -> str:
