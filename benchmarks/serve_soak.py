@@ -388,7 +388,7 @@ def write_report(result: dict) -> None:
         f"{result['requests']} requests in {result['seconds']:.0f} s while production moved "
         f"{result['moves']} times (promote 2, rollback, ...); **{result['failures']} failures** "
         "(a 5xx, a connection closed without an answer, or a gRPC code other than OK, "
-        "INVALID_ARGUMENT and NOT_FOUND). Server resident memory: {memory['before']:.0f} MB after "
+        f"INVALID_ARGUMENT and NOT_FOUND). Server resident memory: {memory['before']:.0f} MB after "
         f"{result['warm_up_requests']} warm-up requests, {memory['after']:.0f} MB after the soak, "
         f"peak {memory['peak']:.0f} MB; at each quarter of the soak: "
         f"{', '.join(f'{m:.0f}' for m in memory['at_quarters'])} MB.\n\n"
