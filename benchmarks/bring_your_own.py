@@ -27,9 +27,9 @@ from rich.console import Console
 from safetensors.torch import save_file
 from side_by_side import write_table
 
+from edgeft.bench.server_process import ServerProcess
 from edgeft.bundle import Bundle
 from edgeft.data.elpv import materialise_elpv
-from edgeft.serve.process import ServerProcess
 from edgeft.targets import host_fingerprint
 
 RESULTS = Path(__file__).parent / "results"

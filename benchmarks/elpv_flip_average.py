@@ -26,10 +26,11 @@ from edgeft.bench import measure_latency
 from edgeft.bench.report_sections import accuracy_of
 from edgeft.bundle import Bundle
 from edgeft.data import load_dataset
+from edgeft.evaluation.encoded_splits import encode_split
 from edgeft.evaluation.slices import slice_accuracy
 from edgeft.runtime.engines import open_session
 from edgeft.runtime.model_choice import int8_mismatch
-from edgeft.runtime.scoring import encode_split, score_logits
+from edgeft.runtime.scoring import score_logits
 from edgeft.targets.host import host_fingerprint
 
 RESULTS = Path(__file__).parent / "results"

@@ -36,12 +36,12 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
+from edgeft.bench.server_process import ServerProcess
 from edgeft.data import materialise_elpv, stratified_split
 from edgeft.export import export_bundle
 from edgeft.monitor.active_learning import TO_LABEL, export_for_labelling
 from edgeft.monitor.prediction_log import LogLimits, ModelIdentity, PredictionLog
 from edgeft.runtime import Predictor
-from edgeft.serve.process import ServerProcess
 from edgeft.targets import host_fingerprint
 from edgeft.train import Recipe, finetune
 

@@ -26,8 +26,8 @@ import numpy as np
 from rich.console import Console
 from side_by_side import write_table
 
+from edgeft.bench.server_process import ServerProcess
 from edgeft.repository import ModelRepository
-from edgeft.serve.process import ServerProcess
 from edgeft.serve.protocol import encode_infer_request
 from edgeft.targets import host_fingerprint
 

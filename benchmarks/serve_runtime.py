@@ -25,10 +25,10 @@ from pathlib import Path
 from PIL import Image
 from rich.console import Console
 
+from edgeft.bench.server_load import run_load
+from edgeft.bench.server_process import ServerProcess
 from edgeft.bundle import Bundle
 from edgeft.runtime import Predictor
-from edgeft.serve.load import run_load
-from edgeft.serve.process import ServerProcess
 from edgeft.serve.protocol import encode_infer_request
 from edgeft.targets import this_host
 

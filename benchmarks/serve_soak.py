@@ -38,9 +38,9 @@ from rich.progress import Progress
 from side_by_side import write_table
 from tritonclient.grpc import service_pb2
 
+from edgeft.bench.server_process import ServerProcess, free_port
 from edgeft.bundle import Bundle
 from edgeft.repository import ModelRepository
-from edgeft.serve.process import ServerProcess, free_port
 from edgeft.serve.protocol import encode_infer_request
 from edgeft.targets import host_fingerprint
 

@@ -13,6 +13,10 @@ from collections.abc import Mapping
 
 from edgeft.errors import EdgeftError
 
+# The engines edgeft runs and quantizes for, named once: the manifest, the target profiles and
+# both registries use these names.
+ENGINES: tuple[str, ...] = ("onnxruntime", "openvino")
+
 
 def import_backend(backends: Mapping[str, str], engine: str, choices: str) -> type:
     """``backends[engine]`` ("module:Class"); a clear error for an unknown or missing engine."""

@@ -313,12 +313,12 @@ def quantize(
 
     Example: edgeft quantize runs/elpv-bundle --out runs/elpv-int8 --target x86-avx2-no-vnni,x86-avx512-vnni
     """
+    from edgeft.backend_registry import ENGINES
     from edgeft.quantize import QuantizeConfig, quantize_bundle
-    from edgeft.quantize.backends.base import QUANTIZE_ENGINES
     from edgeft.quantize.bundle_quantize import OVER_BUDGET
 
     config = QuantizeConfig(
-        engines=QUANTIZE_ENGINES if engine == "all" else (engine,),
+        engines=ENGINES if engine == "all" else (engine,),
         targets=tuple(t.strip() for t in target.split(",") if t.strip()) if target else (),
         calibration=calibration,
         method=method,
@@ -397,7 +397,12 @@ def validate(
     from edgeft.bundle import Bundle
     from edgeft.runtime.validation import validate_bundle, write_validation_record
 
-    report = validate_bundle(Bundle.load(bundle), data)
+    labelled = None
+    if data is not None:
+        from edgeft.data.labelled_items import labelled_items
+
+        labelled = labelled_items(Path(data))
+    report = validate_bundle(Bundle.load(bundle), labelled)
     written = write_validation_record(report, record)
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))

@@ -16,9 +16,9 @@ import pytest
 from PIL import Image
 from skimage import data as skimage_data
 
+from edgeft.bench.server_process import free_port
 from edgeft.bundle import Bundle
 from edgeft.runtime import Predictor
-from edgeft.serve.process import free_port
 
 
 def _png(pixels: np.ndarray) -> bytes:

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 from scipy.special import softmax
 
+from edgeft.bench.server_process import free_port
 from edgeft.bundle import (
     Bundle,
     ImagePreprocessing,
@@ -34,6 +35,7 @@ from edgeft.bundle import (
     stage_bundle,
     write_manifest,
 )
+from edgeft.bundle.reference_profile import ReferenceProfile
 from edgeft.errors import EdgeftError
 from edgeft.monitor.active_learning import STRATEGIES, export_for_labelling
 from edgeft.monitor.prediction_log import (
@@ -44,10 +46,8 @@ from edgeft.monitor.prediction_log import (
     read_log,
     read_notes,
 )
-from edgeft.monitor.profile import ReferenceProfile
 from edgeft.monitor.report import monitor_log
 from edgeft.runtime.predictor import ModelOutputs
-from edgeft.serve.process import free_port
 from tests.conftest import part_image
 from tests.test_cli import EDGEFT, run
 

@@ -16,10 +16,10 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from edgeft.bundle import Bundle
+from edgeft.bundle.reference_profile import ReferenceProfile
 from edgeft.cli import app as cli
 from edgeft.monitor.active_learning import TO_LABEL, export_for_labelling, k_center
 from edgeft.monitor.prediction_log import LogLimits, ModelIdentity, PredictionLog, read_log
-from edgeft.monitor.profile import ReferenceProfile
 from edgeft.monitor.report import Window, monitor_log
 from edgeft.runtime import Predictor
 from edgeft.serve import ServerConfig

@@ -17,6 +17,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from edgeft.bench.server_process import ServerProcess
 from edgeft.bundle import (
     Bundle,
     ImagePreprocessing,
@@ -35,7 +36,6 @@ from edgeft.runtime import Predictor
 from edgeft.runtime.preprocess import ImagePreprocessor
 from edgeft.runtime.scoring import encode_items
 from edgeft.runtime.validation import validate_bundle, validation_record_path
-from edgeft.serve.process import ServerProcess
 from edgeft.targets import Host, QuantizationScheme, this_host
 from tests.test_quantize import _fragile_network, _warm_cold_images
 

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from edgeft.atomic import staging_folder
+from edgeft.bench.server_process import ServerProcess
 from edgeft.bundle import (
     Bundle,
     ImagePreprocessing,
@@ -38,7 +39,6 @@ from edgeft.cli import app
 from edgeft.errors import EdgeftError
 from edgeft.repository import ModelRepository, RepositoryNameError, VersionIntegrityError
 from edgeft.repository.store import STAGING_GRACE_S
-from edgeft.serve.process import ServerProcess
 from edgeft.serve.protocol import encode_infer_request
 
 runner = CliRunner()

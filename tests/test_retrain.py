@@ -109,12 +109,14 @@ def test_copies_and_unknown_classes(old_run: Path, new_data: Path, tmp_path: Pat
 
     unknown = make_image_folder(tmp_path / "unknown", {"dent": 2, "ok": 2}, first_seed=3000)
     with pytest.raises(DatasetError, match="classes dent are not among the model's labels"):
-        DatasetExtension(recorded, str(unknown)).load("x")
+        DatasetExtension(recorded, str(unknown)).load("x", load_dataset)
 
     label = old.classes[train_item.label]
     same = make_image_folder(tmp_path / "same", {label: 3}, first_seed=4000)
     shutil.copy(train_item.item, same / label / "copy.png")
-    extended = DatasetExtension(recorded, str(same)).load("x").split_recipe["new_items"]
+    extended = (
+        DatasetExtension(recorded, str(same)).load("x", load_dataset).split_recipe["new_items"]
+    )
     assert extended["dropped_copies"] == [str(same / label / "copy.png")]
     assert sum(extended["sizes"].values()) == 3
 
@@ -122,7 +124,7 @@ def test_copies_and_unknown_classes(old_run: Path, new_data: Path, tmp_path: Pat
     relabelled = make_image_folder(tmp_path / "relabelled", {other: 2}, first_seed=5000)
     shutil.copy(train_item.item, relabelled / other / "copy.png")
     with pytest.raises(DatasetError, match="labelled differently"):
-        DatasetExtension(recorded, str(relabelled)).load("x")
+        DatasetExtension(recorded, str(relabelled)).load("x", load_dataset)
 
 
 def test_compare_scores_both_models_on_the_old_test_and_each_environment(

@@ -16,12 +16,12 @@ import pytest
 from PIL import Image
 from skimage import data as skimage_data
 
+from edgeft.bench.server_load import run_load
+from edgeft.bench.server_process import ServerProcess, free_port
 from edgeft.bundle import Bundle
 from edgeft.errors import EdgeftError
 from edgeft.runtime import Predictor
 from edgeft.serve.batching import BatcherHooks, DynamicBatcher, merge_inputs
-from edgeft.serve.load import run_load
-from edgeft.serve.process import ServerProcess, free_port
 from edgeft.serve.protocol import encode_infer_request
 
 CAT_LABELS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}

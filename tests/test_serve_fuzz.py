@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from edgeft.bench.server_process import ServerProcess
 from edgeft.bundle import Bundle
-from edgeft.serve.process import ServerProcess
 
 MODEL = "fuzzed"
 

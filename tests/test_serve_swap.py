@@ -22,8 +22,8 @@ from PIL import Image
 from skimage import data as skimage_data
 from tritonclient.grpc import service_pb2
 
+from edgeft.bench.server_process import ServerProcess, free_port
 from edgeft.repository import ModelRepository
-from edgeft.serve.process import ServerProcess, free_port
 from edgeft.serve.protocol import encode_infer_request
 from tests.test_repository import MODEL, repo  # noqa: F401 - two versions, production on 1
 from tests.test_serve import _multipart

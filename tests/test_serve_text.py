@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from edgeft.bench.server_process import ServerProcess
 from edgeft.bundle import Bundle
 from edgeft.runtime import Predictor
-from edgeft.serve.process import ServerProcess
 from edgeft.serve.protocol import encode_infer_request
 
 MODEL = "tickets"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeft.bench.server_process import ServerProcess
 from edgeft.bundle import Bundle
-from edgeft.serve.process import ServerProcess
 from tests.browser import headless_chromium, only_from
 from tests.conftest import part_image
 

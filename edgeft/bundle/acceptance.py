@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from edgeft.bundle.manifest import ImagePreprocessing, Manifest, ModelEntry, confined_path
+from edgeft.bundle.manifest import Manifest, ModelEntry, confined_path
 from edgeft.errors import BundleError
 
 ACCEPTANCE_DIR = "acceptance"
@@ -74,35 +73,6 @@ def load_acceptance_set(root: Path, manifest: Manifest) -> AcceptanceSet | None:
             if confined_path(item, "acceptance item") not in manifest.files:
                 raise BundleError(f"{root}: acceptance image {item!r} is not a listed file")
     return accepted
-
-
-def write_acceptance_set(
-    staging: Path,
-    kind: str,
-    items: list[str],
-    labels: list[str],
-    preprocessing: Any,
-    source: dict[str, Any],
-) -> str:
-    """Store ``items`` (image paths or texts) under ``staging/acceptance``; returns the index path."""
-    from edgeft.runtime.images import decode_pixels
-    from edgeft.runtime.preprocess import ImagePreprocessor
-
-    (staging / ACCEPTANCE_DIR / "images").mkdir(parents=True, exist_ok=True)
-    stored = list(items)
-    if kind == "image":
-        assert isinstance(preprocessing, ImagePreprocessing)
-        resize = ImagePreprocessor(preprocessing).resize_only
-        stored = [f"{ACCEPTANCE_DIR}/images/{i:04d}.png" for i in range(len(items))]
-        for item, rel in zip(items, stored, strict=True):
-            image = resize(decode_pixels(item))  # grey sources stay "L"
-            pixels = np.asarray(image)
-            if pixels.ndim == 3 and (pixels == pixels[..., :1]).all():  # grey saved as RGB
-                image = Image.fromarray(pixels[..., 0])
-            image.save(staging / rel, optimize=True)
-    index = {"kind": kind, "items": stored, "labels": labels, "source": source}
-    (staging / ACCEPTANCE_INDEX).write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
-    return ACCEPTANCE_INDEX
 
 
 def outputs_file(entry_path: str) -> str:

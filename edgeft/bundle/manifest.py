@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from edgeft.backend_registry import ENGINES
 from edgeft.errors import BundleError, EdgeftError
 from edgeft.targets.int8_scheme import QuantizationScheme
 
@@ -20,7 +21,6 @@ MANIFEST_NAME = "edgeft.json"
 
 Task = Literal["image-classification", "text-classification"]
 TASKS: tuple[str, ...] = ("image-classification", "text-classification")
-ENGINES: tuple[str, ...] = ("onnxruntime", "openvino")
 PRECISIONS: tuple[str, ...] = ("fp32", "int8")
 # Where each engine's fp32 model sits inside a bundle; int8 models are named by their scheme
 # (``int8_file``) and QAT exports, candidates until the budget accepts them, by ``qat_file``.

@@ -41,7 +41,7 @@ def load_dataset(source: str | Path, seed: int = 0) -> ClassificationDataset:
             f"{path}: no such file or folder (built-in datasets: {', '.join(BUILTIN_DATASETS)})"
         )
     if path.is_file() and path.suffix == ".json":
-        return DatasetExtension.read(path).load(str(path))
+        return DatasetExtension.read(path).load(str(path), load_dataset)
     if is_text_source(path):
         return load_text_table(path, seed=seed)
     return load_image_folder(path, seed=seed)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,11 +54,14 @@ def labelled_examples(source: str | Path, classes: Sequence[str]) -> tuple[Kind,
     return kind, [Example(item, index[name]) for item, name in rows]
 
 
-def reload_recorded(recorded: dict[str, Any]) -> ClassificationDataset:
-    """A dataset as a run recorded it (``describe()``), split as it was. Every split's
-    fingerprint must match, not only validation's: the test split is what stays the yardstick."""
-    from edgeft.data import load_dataset  # the package's loader dispatches back to this module
+Loader = Callable[..., ClassificationDataset]  # ``edgeft.data.load_dataset``
 
+
+def reload_recorded(recorded: dict[str, Any], load_dataset: Loader) -> ClassificationDataset:
+    """A dataset as a run recorded it (``describe()``), split as it was, read with
+    ``load_dataset`` (the package's loader, which reads extensions through this module). Every
+    split's fingerprint must match, not only validation's: the test split is what stays the
+    yardstick."""
     seed = int((recorded.get("split_recipe") or {}).get("seed", 0))
     dataset = load_dataset(recorded["source"], seed=seed)
     changed = [
@@ -88,8 +91,9 @@ class DatasetExtension:
         recipe = json.loads(path.read_text())
         return cls(recipe["base"], recipe["new"], int(recipe.get("seed", 0)))
 
-    def load(self, source: str) -> ClassificationDataset:
-        """The extended dataset, named ``source`` (where its split recipe is written).
+    def load(self, source: str, load_dataset: Loader) -> ClassificationDataset:
+        """The extended dataset, named ``source`` (where its split recipe is written); its base
+        read with ``load_dataset``.
 
         A new item that is a copy of an old test item is refused (training on it would inflate
         the test score both models are judged by). A copy of an old train or validation item, or
@@ -97,7 +101,7 @@ class DatasetExtension:
         twin on each side of the train/validation line would flatter validation. A copy under
         another label is refused, as contradictory.
         """
-        base = reload_recorded(self.base)
+        base = reload_recorded(self.base, load_dataset)
         kind, new = labelled_examples(self.new, base.classes)
         if kind != base.kind:
             raise DatasetError(f"{self.new}: {kind} items, but the run trained on {base.kind}s")

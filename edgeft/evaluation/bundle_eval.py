@@ -10,8 +10,9 @@ from rich.progress import Progress
 from edgeft.bundle import Bundle, ModelEntry
 from edgeft.data import ClassificationDataset, load_dataset
 from edgeft.errors import EdgeftError
+from edgeft.evaluation.encoded_splits import encode_split
 from edgeft.evaluation.slices import dataset_slices, slice_accuracy
-from edgeft.runtime.scoring import encode_split, entry_logits, score_logits
+from edgeft.runtime.scoring import entry_logits, score_logits
 
 
 @dataclass

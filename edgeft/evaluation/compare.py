@@ -20,12 +20,12 @@ from edgeft.bundle import Bundle
 from edgeft.data import ClassificationDataset, labelled_examples
 from edgeft.errors import EdgeftError
 from edgeft.evaluation.bundle_eval import dataset_from_provenance
+from edgeft.evaluation.encoded_splits import encode_split
 from edgeft.repository import ModelRepository, ModelVersion
 from edgeft.runtime.model_choice import ModelChoice, choose_model
 from edgeft.runtime.scoring import (
     EncodedSplit,
     encode_items,
-    encode_split,
     entry_logits,
     score_logits,
 )

@@ -6,15 +6,25 @@ the box can score its models on labelled items without the dataset.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from PIL import Image
 
-from edgeft.bundle import Bundle, Manifest, Preprocessing
-from edgeft.bundle.acceptance import read_acceptance_set, save_outputs, write_acceptance_set
+from edgeft.bundle import Bundle, ImagePreprocessing, Manifest, Preprocessing
+from edgeft.bundle.acceptance import (
+    ACCEPTANCE_DIR,
+    ACCEPTANCE_INDEX,
+    read_acceptance_set,
+    save_outputs,
+)
 from edgeft.data import ClassificationDataset, stratified_split
 from edgeft.errors import DatasetError
+from edgeft.runtime.images import decode_pixels
+from edgeft.runtime.preprocess import ImagePreprocessor
 from edgeft.runtime.scoring import encode_items, entry_logits
 
 SEED = 0
@@ -66,3 +76,29 @@ def record_outputs(staging: Path, manifest: Manifest) -> Manifest:
         for m in manifest.models
     ]
     return replace(manifest, models=models)
+
+
+def write_acceptance_set(
+    staging: Path,
+    kind: str,
+    items: list[str],
+    labels: list[str],
+    preprocessing: Any,
+    source: dict[str, Any],
+) -> str:
+    """Store ``items`` (image paths or texts) under ``staging/acceptance``; returns the index path."""
+    (staging / ACCEPTANCE_DIR / "images").mkdir(parents=True, exist_ok=True)
+    stored = list(items)
+    if kind == "image":
+        assert isinstance(preprocessing, ImagePreprocessing)
+        resize = ImagePreprocessor(preprocessing).resize_only
+        stored = [f"{ACCEPTANCE_DIR}/images/{i:04d}.png" for i in range(len(items))]
+        for item, rel in zip(items, stored, strict=True):
+            image = resize(decode_pixels(item))  # grey sources stay "L"
+            pixels = np.asarray(image)
+            if pixels.ndim == 3 and (pixels == pixels[..., :1]).all():  # grey saved as RGB
+                image = Image.fromarray(pixels[..., 0])
+            image.save(staging / rel, optimize=True)
+    index = {"kind": kind, "items": stored, "labels": labels, "source": source}
+    (staging / ACCEPTANCE_INDEX).write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
+    return ACCEPTANCE_INDEX

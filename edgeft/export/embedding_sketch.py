@@ -20,7 +20,7 @@ from onnx import helper, numpy_helper
 from torch import nn
 
 from edgeft.bundle.manifest import EMBEDDING_OUTPUT as EMBEDDING
-from edgeft.zoo.base import last_linear
+from edgeft.zoo.network import last_linear
 
 FEATURES = "features"
 DIMENSIONS = 8

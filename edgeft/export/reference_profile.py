@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeft.bundle import Bundle, Manifest
+from edgeft.bundle.reference_profile import ReferenceProfile
 from edgeft.data import ClassificationDataset, Example
 from edgeft.export.embedding_sketch import SketchProjection
 from edgeft.monitor.calibration import (
@@ -21,10 +22,9 @@ from edgeft.monitor.calibration import (
     expected_calibration_error,
     fit_temperature,
 )
-from edgeft.monitor.input_statistics import Statistics
-from edgeft.monitor.profile import ReferenceProfile
 from edgeft.runtime.encoders import encoder_for
 from edgeft.runtime.engines import open_session
+from edgeft.runtime.input_statistics import Statistics
 from edgeft.runtime.scoring import BATCH
 
 MAX_ITEMS = 3000  # enough windows to learn bands from; the profile stays a few MB

@@ -94,7 +94,7 @@ def export_for_labelling(
     inputs_dir = Path(log).with_name(Path(log).name + ".inputs")
     out.mkdir(parents=True, exist_ok=True)
     candidates: list[tuple[float, str, str, str, float]] = []
-    sketches: list[np.ndarray] = []  # per candidate, then per labelled input
+    sketches: list[np.ndarray | None] = []  # per candidate, then per labelled input
     labelled, labelled_sketches, missing = [], [], 0
     damaged = sum(v.damaged for v in versions)
     if strategy == "diverse" and len({v.bundle for v in versions}) > 1:

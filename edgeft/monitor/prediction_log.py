@@ -35,7 +35,7 @@ from PIL import Image
 
 from edgeft.bundle.labels import name_problem
 from edgeft.errors import EdgeftError, shown
-from edgeft.monitor.input_statistics import Statistics
+from edgeft.runtime.input_statistics import Statistics
 from edgeft.runtime.predictor import ModelOutputs
 
 log = logging.getLogger("edgeft.monitor")
@@ -461,9 +461,9 @@ def _as_file(prediction_id: str, kept: Any) -> tuple[str, bytes]:
         with Image.open(io.BytesIO(kept)) as image:
             suffix = (image.format or "png").lower().replace("jpeg", "jpg")
         return f"{prediction_id}.{suffix}", kept
-    image = kept if isinstance(kept, Image.Image) else Image.fromarray(kept)
+    pixels: Image.Image = kept if isinstance(kept, Image.Image) else Image.fromarray(kept)
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    pixels.save(buffer, format="PNG")
     return f"{prediction_id}.png", buffer.getvalue()
 
 

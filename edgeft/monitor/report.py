@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgeft.bundle import Bundle
+from edgeft.bundle.reference_profile import ReferenceProfile
 from edgeft.errors import EdgeftError, shown
 from edgeft.monitor.calibration import recalibrate
 from edgeft.monitor.cbpe import AccuracyEstimate, estimate_accuracy, realized_accuracy
@@ -32,7 +33,6 @@ from edgeft.monitor.drift import (
     ks_distance,
 )
 from edgeft.monitor.prediction_log import LoggedVersion, read_log, read_notes
-from edgeft.monitor.profile import ReferenceProfile
 
 _SPAN_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 CONFIDENCE_DECIMALS = 4

@@ -19,8 +19,9 @@ from typing import Any
 from rich.console import Console
 
 from edgeft.errors import EdgeftError
-from edgeft.quantize.backends.base import Int8Quantizer, Ranker, Validator
+from edgeft.quantize.backends.base import Int8Quantizer
 from edgeft.quantize.float_fallback import FloatFallback
+from edgeft.quantize.judging import Ranker, Validator
 from edgeft.runtime.scoring import headline
 
 # A candidate file -> its speed on this host against fp32 (``speedup``: fp32 p50 over int8 p50).

@@ -25,13 +25,13 @@ from rich.progress import Progress
 
 from edgeft.bundle import Bundle
 from edgeft.data import ClassificationDataset, stratified_split
-from edgeft.quantize.backends.base import Ranker, Validator
+from edgeft.evaluation.encoded_splits import encode_split
+from edgeft.quantize.judging import Ranker, Validator
 from edgeft.runtime.budget_metrics import metric_value, paired_drop, resolves
 from edgeft.runtime.predictor import softmax
 from edgeft.runtime.scoring import (
     EncodedSplit,
     encode_items,
-    encode_split,
     entry_logits,
     model_logits,
     score_logits,

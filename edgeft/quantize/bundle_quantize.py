@@ -19,6 +19,7 @@ from typing import Any
 
 from rich.console import Console
 
+from edgeft.backend_registry import ENGINES
 from edgeft.bundle import (
     Bundle,
     ModelEntry,
@@ -31,7 +32,6 @@ from edgeft.errors import EdgeftError
 from edgeft.evaluation.bundle_eval import per_class_deltas, recorded_dataset
 from edgeft.export.acceptance import record_outputs
 from edgeft.quantize.backends.base import (
-    QUANTIZE_ENGINES,
     Int8Quantizer,
     ModelType,
     quantizer_class,
@@ -67,7 +67,7 @@ class QuantizeConfig:
     ``scheme`` (default: this host's). ``budget_metric`` is ``accuracy``, ``macro-f1`` or
     ``recall:CLASS``."""
 
-    engines: tuple[str, ...] = QUANTIZE_ENGINES
+    engines: tuple[str, ...] = ENGINES
     calibration: str | int | None = None
     method: str = "auto"
     max_accuracy_drop: float = 1.0

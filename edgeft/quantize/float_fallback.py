@@ -9,12 +9,25 @@ accuracy control where that applies.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from edgeft.quantize.backends.base import Int8Quantizer, Ranker, Validator
+from edgeft.quantize.judging import Ranker, Validator
+
+
+class LayerQuantizer(Protocol):
+    """What the fallback needs of an engine's quantizer (``Int8Quantizer`` is one)."""
+
+    workdir: Path
+
+    @property
+    def int8_file(self) -> str: ...
+
+    def layers(self) -> list[str]: ...
+
+    def quantize(self, setting: str, out: Path, keep_float: Sequence[str] = ()) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -30,7 +43,7 @@ class FloatFallback:
     rank: Ranker | None = None  # distance to fp32 on unlabelled items; None: the validation split
 
 
-def fewest_float_layers(quantizer: Int8Quantizer, search: FloatFallback) -> list[str] | None:
+def fewest_float_layers(quantizer: LayerQuantizer, search: FloatFallback) -> list[str] | None:
     """Rank layers by how much closer to fp32 the model gets with that one layer in float
     (``rank``: the probability distance on unlabelled items, far less noisy than a labelled
     split's accuracy; default: on the validation split), keep the top 1, 2, 4, ... (at most

@@ -10,7 +10,7 @@ import numpy as np
 
 from edgeft.bundle import Bundle, ImagePreprocessing, TextPreprocessing
 from edgeft.errors import EdgeftError
-from edgeft.monitor.input_statistics import Statistics, image_statistics, text_statistics
+from edgeft.runtime.input_statistics import Statistics, image_statistics, text_statistics
 from edgeft.runtime.preprocess import ImageInput, ImagePreprocessor
 
 

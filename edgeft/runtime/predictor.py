@@ -88,7 +88,7 @@ class Predictor:
         self.encoder = encoder_for(self.bundle)
         self.temperature = 1.0
         if calibrated:
-            from edgeft.monitor.profile import ReferenceProfile
+            from edgeft.bundle.reference_profile import ReferenceProfile
 
             self.temperature = ReferenceProfile.of(self.bundle).temperature
         self._embedding_output = manifest.output(EMBEDDING_OUTPUT)

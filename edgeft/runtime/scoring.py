@@ -7,19 +7,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from rich.progress import Progress
 
 from edgeft.bundle import Bundle, ModelEntry
-from edgeft.errors import DatasetError
 from edgeft.runtime.encoders import encoder_for
 from edgeft.runtime.engines import EngineSession, open_session
 from edgeft.runtime.metrics import classification_metrics
-
-if TYPE_CHECKING:  # the build side's datasets; the box reads them without importing it
-    from edgeft.data import ClassificationDataset
 
 BATCH = 32
 
@@ -61,31 +57,6 @@ def encode_items(
             progress.advance(task, len(chunk))
     kept = None if labels is None else np.asarray(labels, dtype=np.int64)
     return EncodedSplit(batches, kept, bundle.manifest.labels)
-
-
-def encode_split(
-    bundle: Bundle,
-    dataset: ClassificationDataset,
-    split: str,
-    progress: Progress | None = None,
-    indices: Sequence[int] | None = None,
-) -> EncodedSplit:
-    """A dataset split (or the ``indices`` of it) through the runtime's encoder, labels mapped
-    onto the bundle's classes."""
-    examples = dataset.splits[split]
-    if indices is not None:
-        examples = [examples[i] for i in indices]
-    index = {name: i for i, name in enumerate(bundle.manifest.labels)}
-    missing = sorted(set(dataset.classes) - set(index))
-    if missing:
-        raise DatasetError(
-            f"{dataset.source}: classes {', '.join(missing)} are not among the bundle's labels "
-            f"({', '.join(bundle.manifest.labels)})"
-        )
-    labels = [index[dataset.classes[e.label]] for e in examples]
-    return encode_items(
-        bundle, [e.item for e in examples], labels, progress, f"encoding {split} ({len(examples)})"
-    )
 
 
 def session_logits(session: EngineSession, data: EncodedSplit) -> np.ndarray:

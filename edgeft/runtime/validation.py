@@ -78,14 +78,23 @@ class ValidationReport:
         return [f"{m.model}: {m.reason}" for m in self.models if not m.passed]
 
 
+@dataclass(frozen=True)
+class LabelledItems:
+    """Items to validate on instead of the acceptance set (image paths or texts), each with its
+    label's name, and where they came from (``edgeft.data.labelled_items`` lists a folder)."""
+
+    items: list[Any]
+    labels: list[str]
+    source: str
+
+
 def validate_bundle(
     bundle: Bundle,
-    data: str | Path | None = None,
+    data: LabelledItems | None = None,
     host: Host | None = None,
     models: Sequence[ModelEntry] | None = None,
 ) -> ValidationReport:
-    """Score ``models`` on the acceptance set or on ``data`` (a labelled image folder or text
-    table). By default every model this host can run; models named in ``models`` are scored
+    """Score ``models`` on the acceptance set or on ``data`` (labelled items). By default every model this host can run; models named in ``models`` are scored
     even when their int8 scheme does not fit this host (a forced choice is checked too)."""
     host = host or this_host()
     manifest = bundle.manifest
@@ -206,7 +215,7 @@ def _why_not_here(entry: ModelEntry, host: Host, forced: bool) -> str | None:
     return None
 
 
-def _validation_data(bundle: Bundle, data: str | Path | None) -> tuple[EncodedSplit, str, bool]:
+def _validation_data(bundle: Bundle, data: LabelledItems | None) -> tuple[EncodedSplit, str, bool]:
     """The encoded items, what they are, and whether they are the bundle's acceptance set."""
     manifest = bundle.manifest
     if data is None:
@@ -219,32 +228,15 @@ def _validation_data(bundle: Bundle, data: str | Path | None) -> tuple[EncodedSp
         items = accepted.inputs(bundle.root)
         encoded = encode_items(bundle, items, accepted.label_indices(manifest.labels))
         return encoded, "acceptance set", True
-    items, names = _labelled_items(Path(data))
-    unknown = sorted(set(names) - set(manifest.labels))
+    unknown = sorted(set(data.labels) - set(manifest.labels))
     if unknown:
         raise EdgeftError(
-            f"{data}: labels {', '.join(unknown)} are not the bundle's "
+            f"{data.source}: labels {', '.join(unknown)} are not the bundle's "
             f"({', '.join(manifest.labels)})"
         )
     index = {name: i for i, name in enumerate(manifest.labels)}
-    return encode_items(bundle, items, [index[n] for n in names]), str(data), False
-
-
-def _labelled_items(data: Path) -> tuple[list[str], list[str]]:
-    """Every item of a labelled image folder (``<label>/<image>``, however few) or text table,
-    with its label name; nothing is held out, since nothing here is trained."""
-    from edgeft.data import SPLITS, load_dataset  # plain file readers, no build stack
-    from edgeft.data.image_folder import class_folders
-
-    if data.is_dir() and any(p.is_dir() for p in data.iterdir()):
-        by_class = class_folders(data)
-        return (
-            [str(file) for files in by_class.values() for file in files],
-            [label for label, files in by_class.items() for _ in files],
-        )
-    dataset = load_dataset(data)
-    examples = [e for split in SPLITS for e in dataset.splits[split]]
-    return [e.item for e in examples], [dataset.classes[e.label] for e in examples]
+    encoded = encode_items(bundle, data.items, [index[n] for n in data.labels])
+    return encoded, data.source, False
 
 
 def validation_record_path(bundle_root: Path) -> Path:

@@ -272,7 +272,7 @@ def create_app(
             items = upload.items(predictor.bundle.manifest.task, config)
             inputs = await run_in_threadpool(predictor.encoder.encode, items)
             answer = await model.answer(inputs, items, _disconnected(request))
-            ids = answer.ids or [None] * len(items)
+            ids: list[str | None] = [*answer.ids] if answer.ids else [None] * len(items)
             return {
                 "model_name": name,
                 "model_version": model.version,
@@ -453,7 +453,6 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(EdgeftError)
     async def domain_error(_: Request, exc: EdgeftError) -> JSONResponse:
         status = lookup(HTTP_STATUS, exc)
-        assert isinstance(status, int)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         if isinstance(exc, Overloaded):
             headers = {"Retry-After": str(exc.retry_after_s)}

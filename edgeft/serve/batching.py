@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -152,7 +152,8 @@ class DynamicBatcher:
             return await pending.future
         watcher = asyncio.ensure_future(client_gone())
         try:
-            await asyncio.wait({pending.future, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            waited: set[asyncio.Future[Any]] = {pending.future, watcher}
+            await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
         finally:
             watcher.cancel()
         if not pending.future.done():

@@ -9,7 +9,12 @@ mistake too. Anything else is the server's own fault and is answered without its
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TypeVar
+
 from edgeft.errors import EdgeftError
+
+T = TypeVar("T")
 
 
 class Unauthenticated(EdgeftError):
@@ -57,9 +62,10 @@ class BatcherStopped(EdgeftError):
     reaches a client: ``on_current`` retries)."""
 
 
-def lookup(table: dict[type[Exception], object], exc: Exception) -> object | None:
-    """The entry of the nearest class of ``exc`` in ``table`` (a transport's mapping)."""
+def lookup(table: Mapping[type[Exception], T], exc: Exception) -> T:
+    """The entry of the nearest class of ``exc`` in ``table`` (a transport's mapping, which
+    maps ``EdgeftError`` itself, so every domain error finds one)."""
     for kind in type(exc).__mro__:
         if kind in table:
             return table[kind]
-    return None
+    raise KeyError(f"{type(exc).__name__} is not mapped")

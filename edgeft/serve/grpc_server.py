@@ -257,9 +257,7 @@ class InferenceService:
                     )
                 return await method(request)
             except EdgeftError as exc:
-                code = lookup(GRPC_STATUS, exc)
-                assert isinstance(code, grpc.StatusCode)
-                await context.abort(code, str(exc))
+                await context.abort(lookup(GRPC_STATUS, exc), str(exc))
             except Exception:
                 log.exception("gRPC %s: internal error", name)
                 await context.abort(

@@ -17,9 +17,9 @@ import numpy as np
 from prometheus_client import Gauge
 from starlette.concurrency import run_in_threadpool
 
+from edgeft.bundle.reference_profile import ReferenceProfile
 from edgeft.errors import EdgeftError
 from edgeft.monitor.prediction_log import PredictionLog, read_log
-from edgeft.monitor.profile import ReferenceProfile
 from edgeft.monitor.report import VersionAnalysis, WindowReport
 from edgeft.serve.metrics import ServerMetrics
 from edgeft.serve.models import LoadedModel, ServedModels

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
@@ -141,7 +141,7 @@ class LoadedModel:
         """Encoded inputs through this version's batcher, refused when it is not ready; logged
         with their statistics (``items``: the images or texts they were encoded from, if any)."""
         self.require_ready()
-        outputs: ModelOutputs = await self.batcher.submit(inputs, client_gone)
+        outputs = cast(ModelOutputs, await self.batcher.submit(inputs, client_gone))
         probabilities = finite(outputs.probabilities)
         if self.log is None or not logged:
             return Answer(probabilities)

@@ -176,7 +176,7 @@ def _band(figure: DriftFigure) -> str:
     if low is None and high is None:
         return ""
     if low is None:
-        return f"at most {_number(high)}"
+        return f"at most {_number(high)}" if high is not None else ""
     if high is None:
         return f"at least {_number(low)}"
     return f"{_number(low)} to {_number(high)}"

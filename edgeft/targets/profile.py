@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeft.backend_registry import ENGINES
 from edgeft.errors import EdgeftError
 from edgeft.targets.host import (
     NVIDIA_DRIVER_GPUS,
@@ -123,8 +124,6 @@ def parse_target(data: dict[str, Any], path: Path | None = None) -> TargetProfil
     engines = data.get("engines", {})
     if not engines:
         raise fail("needs at least one [engines.<name>] table")
-    from edgeft.runtime.engines import ENGINES
-
     for engine, settings in engines.items():
         if engine not in ENGINES:
             raise fail(f"unknown engine {engine!r} (edgeft runs {', '.join(ENGINES)})")

@@ -25,6 +25,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
+import edgeft.train.checkpoint as checkpoint
 from edgeft.atomic import write_text_atomically
 from edgeft.bundle import ImagePreprocessing, TextPreprocessing
 from edgeft.data import ClassificationDataset, DatasetExtension, load_dataset
@@ -33,7 +34,6 @@ from edgeft.data.transforms import eval_transform, train_transform
 from edgeft.errors import EdgeftError
 from edgeft.evaluation import classification_metrics
 from edgeft.runtime.encoders import TextEncoder
-from edgeft.train import checkpoint
 from edgeft.train.distributed import ProcessGroup
 from edgeft.train.image_data import ImageExamples, drop_unreadable
 from edgeft.train.optim import param_groups, thaw_top, train_mode, warmup_cosine
@@ -219,7 +219,8 @@ def _training_data(recipe: Recipe, run_dir: Path) -> ClassificationDataset:
     if missing:
         raise EdgeftError(f"{base}: not a finished finetune run (no {', '.join(missing)})")
     recorded = json.loads((base / RUN).read_text())["dataset"]
-    return DatasetExtension(recorded, recipe.data, recipe.seed).load(str(run_dir / EXTENSION_FILE))
+    extension = DatasetExtension(recorded, recipe.data, recipe.seed)
+    return extension.load(str(run_dir / EXTENSION_FILE), load_dataset)
 
 
 def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: bool) -> RunResult:

@@ -11,8 +11,9 @@ from torch import nn
 
 from edgeft.bundle import ImagePreprocessing
 from edgeft.errors import EdgeftError
-from edgeft.zoo.base import LayerGroup, ZooModel
+from edgeft.zoo.base import ZooModel
 from edgeft.zoo.imagenet import imagenet_labels
+from edgeft.zoo.network import LayerGroup
 from edgeft.zoo.packaged_weights import EFFICIENTNET_LITE0_IMAGENET
 from edgeft.zoo.state_dict_files import load_state_dict
 

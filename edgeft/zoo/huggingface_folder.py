@@ -25,8 +25,9 @@ from transformers.models.auto.modeling_auto import (
 from edgeft.bundle import sha256_file
 from edgeft.errors import EdgeftError
 from edgeft.packaged import PackagedFile
-from edgeft.zoo.base import LayerGroup, ZooModel
+from edgeft.zoo.base import ZooModel
 from edgeft.zoo.layer_groups import architecture_groups
+from edgeft.zoo.network import LayerGroup
 
 CONFIG_FILE = "config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")

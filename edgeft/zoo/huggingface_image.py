@@ -16,8 +16,8 @@ from transformers import AutoConfig, AutoModelForImageClassification
 
 from edgeft.bundle import ImagePreprocessing
 from edgeft.library_noise import quiet_transformers
-from edgeft.zoo.base import replace_last_linear
 from edgeft.zoo.huggingface_folder import HuggingFaceFolderModel
+from edgeft.zoo.network import replace_last_linear
 
 PREPROCESSOR_FILE = "preprocessor_config.json"
 # PIL's resampling codes, as image processors record them.

@@ -14,7 +14,7 @@ from typing import Literal
 
 from torch import nn
 
-from edgeft.zoo.base import LayerGroup, count_parameters, last_linear
+from edgeft.zoo.network import LayerGroup, count_parameters, last_linear
 
 Family = Literal["cnn", "transformer"]
 # A child holding at least this share of its parent's backbone parameters is the trunk itself.

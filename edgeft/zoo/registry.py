@@ -107,7 +107,7 @@ def rebuild(record: dict[str, Any], run_dir: Path) -> ZooModel:
 def summarise(name: str) -> dict[str, object]:
     """One row of ``edgeft models``: built for real, so params and size are measured."""
     from edgeft.bundle import ImagePreprocessing
-    from edgeft.zoo.base import count_parameters
+    from edgeft.zoo.network import count_parameters
 
     entry = get_model(name)
     params = count_parameters(entry.create())

@@ -16,9 +16,10 @@ from torch import nn
 from edgeft.bundle import ImagePreprocessing, sha256_file
 from edgeft.errors import EdgeftError
 from edgeft.packaged import PackagedFile
-from edgeft.zoo.base import LayerGroup, ZooModel, replace_last_linear
+from edgeft.zoo.base import ZooModel
 from edgeft.zoo.imagenet import imagenet_labels
 from edgeft.zoo.layer_groups import architecture_groups
+from edgeft.zoo.network import LayerGroup, replace_last_linear
 from edgeft.zoo.state_dict_files import load_state_dict
 
 

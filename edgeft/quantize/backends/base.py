@@ -8,7 +8,7 @@ The accuracy-budget loop (``edgeft.quantize.budget``) drives it without knowing 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -19,10 +19,6 @@ from edgeft.quantize.float_fallback import FloatFallback, fewest_float_layers
 from edgeft.runtime.scoring import EncodedSplit
 from edgeft.targets.int8_scheme import QuantizationScheme
 
-# A candidate file -> (accuracy drop in points against fp32, its scores). Lower is better.
-Validator = Callable[[Path], tuple[float, dict]]
-# A candidate file -> how far it is from fp32 (no labels needed). Lower is better.
-Ranker = Callable[[Path], float]
 # As NNCF's ModelType: transformers keep softmax, layer norms and residual sums in float.
 ModelType = Literal["cnn", "transformer"]
 
@@ -94,7 +90,6 @@ _BACKENDS = {
     "onnxruntime": "edgeft.quantize.backends.onnxruntime_backend:OnnxRuntimeQuantizer",
     "openvino": "edgeft.quantize.backends.openvino_backend:OpenVINOQuantizer",
 }
-QUANTIZE_ENGINES = tuple(_BACKENDS)
 
 
 def quantizer_class(engine: str) -> type[Int8Quantizer]:

@@ -4,28 +4,15 @@ file to ship, copy it into the engine's version folder, then let the engine's wr
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from edgeft.atomic import replace_folder, staging_folder
-from edgeft.bundle import Bundle, Manifest, ModelEntry, model_files
+from edgeft.bundle import Bundle, model_files
 from edgeft.errors import EdgeftError
+from edgeft.repository.export import kserve, ovms, triton
+from edgeft.repository.export.exported_model import ExportedModel, Writer
 from edgeft.repository.store import ModelRepository
 from edgeft.runtime.model_choice import choose_model
-
-
-@dataclass(frozen=True)
-class ExportedModel:
-    """One model as exported: its name, version, the bundle entry shipped and its manifest."""
-
-    name: str
-    version: int
-    entry: ModelEntry
-    manifest: Manifest
-
-
-Writer = Callable[[Path, list[ExportedModel]], None]
 
 
 def export_repository(
@@ -38,8 +25,6 @@ def export_repository(
 ) -> list[ExportedModel]:
     """Write ``out`` for ``format`` (``triton`` or ``ovms``): every model at its production
     version, ``engine``'s model file of ``precision`` (int8: the one that fits this host)."""
-    from edgeft.repository.export import kserve, ovms, triton
-
     writers: dict[str, Writer] = {"triton": triton.write, "ovms": ovms.write}
     if format not in writers:
         raise EdgeftError(f"unknown export format {format!r}; choose triton or ovms")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edgeft.repository.export.layout import ExportedModel
+from edgeft.repository.export.exported_model import ExportedModel
 
 MOUNT = "/models"  # where the exported folder is mounted in the OVMS container
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgeft.bundle import TensorSpec
-from edgeft.repository.export.layout import ExportedModel
+from edgeft.repository.export.exported_model import ExportedModel
 
 MAX_BATCH = 8
 _TYPES = {

@@ -46,7 +46,6 @@ _BACKENDS = {
     "onnxruntime": "edgeft.runtime.engines.onnxruntime_backend:OnnxRuntimeSession",
     "openvino": "edgeft.runtime.engines.openvino_backend:OpenVINOSession",
 }
-ENGINES = tuple(_BACKENDS)
 
 
 def session_class(engine: str) -> type[EngineSession]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeft.bundle import Bundle
+from edgeft.bundle.store import Bundle
 from edgeft.errors import BundleError, EdgeftError
 
 PROFILE_FILE = "reference/profile.json"
