@@ -37,7 +37,7 @@ from edgeft.serve.errors import (
 )
 from edgeft.serve.limits import token_matches
 from edgeft.serve.models import OUTPUT_NAME, PREDICTION_IDS, LoadedModel, ServedModels, on_current
-from edgeft.serve.protocol import BYTES, DATATYPES, ProtocolError
+from edgeft.serve.protocol import ProtocolError, check_datatype
 
 log = logging.getLogger("edgeft.serve")
 SERVICE = "inference.GRPCInferenceService"
@@ -82,11 +82,7 @@ def as_rest_body(request: service_pb2.ModelInferRequest) -> tuple[bytes, str]:
     tensors: list[dict[str, Any]] = []
     for i, tensor in enumerate(request.inputs):
         name = shown(tensor.name)
-        if tensor.datatype != BYTES and tensor.datatype not in DATATYPES:
-            raise ProtocolError(
-                f"inputs[{i}] {name}: datatype {shown(tensor.datatype)} is not supported "
-                f"(use one of {', '.join([*DATATYPES, BYTES])})"
-            )
+        check_datatype(tensor.datatype, f"inputs[{i}] {name}")
         document: dict[str, Any] = {
             "name": tensor.name,
             "shape": list(tensor.shape),

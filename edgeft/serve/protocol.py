@@ -88,6 +88,16 @@ def load_json(body: bytes) -> Any:
         raise ProtocolError("request body is not valid JSON (nested too deeply)") from None
 
 
+def check_datatype(datatype: object, where: str) -> str:
+    """``datatype`` if it is one this server takes, else a ``ProtocolError`` saying ``where``."""
+    if not isinstance(datatype, str) or (datatype != BYTES and datatype not in DATATYPES):
+        raise ProtocolError(
+            f"{where}: datatype {shown(datatype)} is not supported "
+            f"(use one of {', '.join([*DATATYPES, BYTES])})"
+        )
+    return datatype
+
+
 def parse_infer_request(
     body: bytes, header_length: str | None, signature: ModelSignature
 ) -> InferRequest:
@@ -189,12 +199,7 @@ def _decode_tensor(
     shape = tensor.get("shape")
     if not isinstance(shape, list) or not all(type(d) is int and 0 <= d <= _MAX_DIM for d in shape):
         raise ProtocolError(f"input {shown(name)}: shape must be a list of non-negative integers")
-    datatype = tensor.get("datatype")
-    if not isinstance(datatype, str) or (datatype != BYTES and datatype not in DATATYPES):
-        raise ProtocolError(
-            f"input {shown(name)}: datatype {shown(datatype)} is not supported "
-            f"(use one of {', '.join([*DATATYPES, BYTES])})"
-        )
+    datatype = check_datatype(tensor.get("datatype"), f"input {shown(name)}")
     count = 1
     for d in shape:
         count *= d
