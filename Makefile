@@ -41,7 +41,7 @@ demo: $(DEMO_STAMP)
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy edgeft/runtime edgeft/bundle edgeft/targets edgeft/repository edgeft/serve edgeft/monitor
+	$(BIN)/mypy edgeft
 
 # tests/test_status_page.py drives the system Chromium (Debian's `chromium`, /usr/bin/chromium)
 # through playwright, so no browser is downloaded; install it when missing (needs root/apt).

@@ -32,9 +32,9 @@ from sklearn.linear_model import LogisticRegression
 
 from edgeft.bundle import Bundle, model_files
 from edgeft.data import load_dataset
-from edgeft.evaluation import classification_metrics
 from edgeft.export import export_bundle
 from edgeft.quantize import QuantizeConfig, quantize_bundle
+from edgeft.runtime.classification_metrics import classification_metrics
 from edgeft.runtime.scoring import encode_split, model_logits, score_logits
 from edgeft.targets import host_fingerprint, this_host
 

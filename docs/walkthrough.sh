@@ -3,16 +3,18 @@
 # every command the README shows is checked to work from a fresh clone. Run from the clone's
 # root after `make demo`; it writes into walkthrough/ and prints each command before its output.
 # A box's paths (/srv/models) and your own data (parts/, tickets.csv) become folders under
-# walkthrough/ and the built-in datasets.
+# walkthrough/ and the built-in datasets. RUN names the demo's run folder: `make demo` leaves
+# edgeft-demo/run-full; after `edgeft demo --quick`, RUN=edgeft-demo/run-feature-extraction.
 set -euo pipefail
 export PATH="$PWD/.venv/bin:$PATH" COLUMNS=110
 W=walkthrough
+RUN=${RUN:-edgeft-demo/run-full}
 rm -rf "$W" && mkdir -p "$W"
 CELL="$HOME/.local/share/edgeft/datasets/elpv/test/defective/cell0007.png"
 run() { printf '\n$ %s\n' "$*"; "$@"; }
 
 run edgeft data inspect elpv
-run edgeft export edgeft-demo/run-full --out "$W/elpv"
+run edgeft export "$RUN" --out "$W/elpv"
 run edgeft predict "$W/elpv" "$CELL" --top-k 2 --engine openvino
 run edgeft quantize "$W/elpv" --out "$W/elpv-int8" --target x86-avx2-no-vnni,x86-avx512-vnni
 run edgeft eval "$W/elpv-int8" --split test

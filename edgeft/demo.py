@@ -63,7 +63,7 @@ def run_demo(workdir: Path, console: Console, quick: bool = False) -> None:
         recipe = Recipe(
             model="mobilenet_v2", data="elpv", strategy=plan.strategy, epochs=plan.epochs,
             patience=6, qat=plan.qat, qat_images=256,
-            **({"lr_head": 3e-3} if plan.strategy == "feature-extraction" else {}),
+            lr_head=3e-3 if plan.strategy == "feature-extraction" else None,
         )  # fmt: skip
         finetune(recipe, run_dir, resume=run_dir.exists(), console=console)
     console.rule("export and quantize")

@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from edgeft.bundle.manifest import Int8Speed
 from edgeft.quantize import QuantizationScheme
 from edgeft.quantize.backends.base import Int8Quantizer
-from edgeft.quantize.budget import SlowerThanFp32, quantize_within_budget
+from edgeft.quantize.budget import BudgetOptions, SlowerThanFp32, quantize_within_budget
 from edgeft.quantize.float_fallback import FloatFallback, fewest_float_layers
+from edgeft.quantize.judging import CandidateScores, Judges
 from edgeft.runtime.scoring import EncodedSplit
 
 LAYERS = [f"layer{i}" for i in range(10)]
@@ -46,9 +48,9 @@ def _written(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def _validate(path: Path) -> tuple[float, dict]:
+def _validate(path: Path) -> tuple[float, CandidateScores]:
     drop = 2.0 * len(HARMFUL - set(_written(path)["keep_float"]))
-    return drop, {"deviation": drop}
+    return drop, CandidateScores(deviation=drop)
 
 
 def _quantizer(tmp_path: Path) -> _RecordingQuantizer:
@@ -76,16 +78,16 @@ DROPS = {"slow": 0.2, "over": 3.0, "fast": 0.5, "faster": 0.4}  # points, per se
 SPEEDUPS = {"slow": 0.4, "fast": 1.5, "faster": 1.8}  # fp32 p50 over int8 p50, per setting
 
 
-def _validate_setting(path: Path) -> tuple[float, dict]:
-    return DROPS[_written(path)["setting"]], {}
+def _validate_setting(path: Path) -> tuple[float, CandidateScores]:
+    return DROPS[_written(path)["setting"]], CandidateScores()
 
 
 def _time(speedups: dict[str, float], timed: list[str]):
-    def time(path: Path) -> dict:
+    def time(path: Path) -> Int8Speed:
         setting = _written(path)["setting"]
         timed.append(setting)
         speedup = speedups[setting]
-        return {"speedup": speedup, "fp32_p50_ms": 1.0, "int8_p50_ms": round(1.0 / speedup, 3)}
+        return Int8Speed(speedup=speedup, fp32_p50_ms=1.0, int8_p50_ms=round(1.0 / speedup, 3))
 
     return time
 
@@ -99,8 +101,8 @@ def _search(
 ):
     out = tmp_path / "bundle" / "model.json"
     result = quantize_within_budget(
-        _quantizer(tmp_path), settings, out, _validate_setting, 1.0, Console(quiet=True),
-        time=_time(speedups, timed), allow_slower=allow_slower,
+        _quantizer(tmp_path), out, BudgetOptions(settings, 1.0, allow_slower=allow_slower),
+        Judges(_validate_setting, time=_time(speedups, timed)), Console(quiet=True),
     )  # fmt: skip
     return result, _written(out)["setting"]
 
@@ -112,7 +114,7 @@ def test_a_slower_candidate_within_budget_loses_to_a_faster_one(tmp_path: Path) 
     # candidate within budget that beats fp32; the over-budget one is never timed
     assert shipped == result.accepted.setting == "fast"
     assert timed == ["slow", "fast"]
-    assert result.accepted.speed is not None and result.accepted.speed["speedup"] == 1.5
+    assert result.accepted.speed is not None and result.accepted.speed.speedup == 1.5
     assert [a.setting for a in result.attempts] == ["slow", "over", "fast"]
     assert result.attempts[0].slower_than_fp32 and not result.attempts[2].slower_than_fp32
 
@@ -135,15 +137,16 @@ def test_allowed_slower_the_fastest_ships(tmp_path: Path) -> None:
     assert shipped == result.accepted.setting == "fast"
     assert timed == ["slow", "fast", "faster"]
     assert (
-        result.accepted.speed is not None and result.accepted.speed["speedup"] == 0.9
+        result.accepted.speed is not None and result.accepted.speed.speedup == 0.9
     )  # the caller warns
 
 
 def test_without_a_timer_the_first_candidate_within_budget_ships(tmp_path: Path) -> None:
     out = tmp_path / "bundle" / "model.json"
     result = quantize_within_budget(
-        _quantizer(tmp_path), "slow,fast", out, _validate_setting, 1.0, Console(quiet=True)
-    )
+        _quantizer(tmp_path), out, BudgetOptions("slow,fast", 1.0), Judges(_validate_setting),
+        Console(quiet=True),
+    )  # fmt: skip
     assert (
         result.accepted.setting == _written(out)["setting"] == "slow"
         and result.accepted.speed is None

@@ -5,13 +5,14 @@ modules import each other in a circle. ``docs/architecture.md`` draws the same l
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "edgeft"
 # Lower layers first: a box package may import its own layer's packages and those below.
 BOX_LAYERS = (
-    {"", "errors", "atomic", "backend_registry"},  # "": the package itself (its version)
+    {"", "errors", "atomic", "engine_registry"},  # "": the package itself (its version)
     {"targets"},
     {"bundle"},
     {"runtime"},
@@ -131,3 +132,18 @@ def test_the_checks_see_an_upward_import_and_a_circle(tmp_path: Path) -> None:
     graph = import_graph(root)
     assert upward_imports(graph) == ["edgeft.runtime.scoring -> edgeft.data"]
     assert circles(graph) == [["edgeft.zoo.base", "edgeft.zoo.groups"]]
+
+
+def test_the_architecture_page_lists_every_folder_on_its_side() -> None:
+    """``docs/architecture.md``'s folder table is the code's: each package and top-level module
+    listed once, "box" exactly where the layers above put it."""
+    doc = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `edgeft/([\w.]+?)(?:\.py)?` \| (\w+) \|", doc, flags=re.MULTILINE)
+    listed = {name: side for name, side in rows}
+    assert len(listed) == len(rows), "a folder is listed twice"
+    code = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()} | {
+        p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"
+    }
+    assert set(listed) == code
+    assert {name for name, side in listed.items() if side == "box"} == BOX - {""}
+    assert set(listed.values()) == {"box", "build"}

@@ -35,9 +35,10 @@ from edgeft.bundle import (
     stage_bundle,
     write_manifest,
 )
-from edgeft.bundle.reference_profile import ReferenceProfile
+from edgeft.bundle.reference_statistics import ReferenceStatistics
 from edgeft.errors import EdgeftError
 from edgeft.monitor.active_learning import STRATEGIES, export_for_labelling
+from edgeft.monitor.analysis import monitor_log
 from edgeft.monitor.prediction_log import (
     LogLimits,
     ModelIdentity,
@@ -46,7 +47,6 @@ from edgeft.monitor.prediction_log import (
     read_log,
     read_notes,
 )
-from edgeft.monitor.report import monitor_log
 from edgeft.runtime.predictor import ModelOutputs
 from tests.conftest import part_image
 from tests.test_cli import EDGEFT, run
@@ -77,7 +77,7 @@ def tiny_bundle(out: Path, labels: list[str], items: int = 60) -> Bundle:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     rng = np.random.default_rng(0)
-    profile = ReferenceProfile(
+    profile = ReferenceStatistics(
         temperature=1.0,
         labels=list(labels),
         truth=rng.integers(0, len(labels), items),

@@ -16,11 +16,11 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from edgeft.bundle import Bundle
-from edgeft.bundle.reference_profile import ReferenceProfile
+from edgeft.bundle.reference_statistics import ReferenceStatistics
 from edgeft.cli import app as cli
 from edgeft.monitor.active_learning import TO_LABEL, export_for_labelling, k_center
+from edgeft.monitor.analysis import Window, monitor_log
 from edgeft.monitor.prediction_log import LogLimits, ModelIdentity, PredictionLog, read_log
-from edgeft.monitor.report import Window, monitor_log
 from edgeft.runtime import Predictor
 from edgeft.serve import ServerConfig
 from edgeft.serve.app import create_app
@@ -35,7 +35,7 @@ def test_the_bundle_carries_a_reference_profile_and_an_embedding_output(
     manifest = parts_bundle.manifest
     assert manifest.reference == "reference/profile.json"
     assert [o.name for o in manifest.outputs] == ["logits", "embedding"]
-    profile = ReferenceProfile.of(parts_bundle)
+    profile = ReferenceStatistics.of(parts_bundle)
     assert len(profile) == manifest.provenance["dataset"]["sizes"]["val"]
     assert profile.embedding is not None and profile.embedding.shape[1] == 9  # 8 + error
     assert set(profile.statistics) >= {"brightness", "contrast", "sharpness", "width"}
@@ -286,7 +286,7 @@ def test_windows_parse_counts_and_spans() -> None:
 def test_a_text_bundle_is_profiled_logged_and_exported_as_tables(
     text_bundle: Bundle, tmp_path: Path
 ) -> None:
-    profile = ReferenceProfile.of(text_bundle)
+    profile = ReferenceStatistics.of(text_bundle)
     assert set(profile.statistics) == {"characters", "tokens", "unknown_rate"}
     predictor = Predictor(text_bundle, engine="onnxruntime")
     texts = ["the north press keeps jamming", "please refund the late fee \U0001f99c"]

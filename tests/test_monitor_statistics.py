@@ -10,12 +10,6 @@ import pytest
 from scipy.special import softmax
 
 from edgeft.errors import EdgeftError
-from edgeft.monitor.calibration import (
-    apply_temperature,
-    expected_calibration_error,
-    fit_temperature,
-    recalibrate,
-)
 from edgeft.monitor.cbpe import estimate_accuracy, realized_accuracy
 from edgeft.monitor.drift import (
     MIN_WINDOW,
@@ -26,6 +20,12 @@ from edgeft.monitor.drift import (
     embedding_distance,
     ks_distance,
     learned_band,
+)
+from edgeft.monitor.temperature_scaling import (
+    apply_temperature,
+    expected_calibration_error,
+    fit_temperature,
+    recalibrate,
 )
 
 if TYPE_CHECKING:

@@ -112,6 +112,8 @@ def test_one_bundle_holds_an_int8_model_per_engine_and_scheme(two_box_bundle: Bu
         assert entry.validated_on is not None and entry.validated_on["cpu"]
         assert entry.details["val_drop_points"] <= 1.0
         assert {"drop", "low", "high"} <= set(entry.details["val_drop_interval"])
+        typed = entry.int8  # the same record, typed; written back, the same JSON
+        assert typed is not None and json.dumps(typed.to_dict()) == json.dumps(entry.details)
         # damage measured without labels, on training items the calibration did not use
         unlabelled = entry.details["unlabelled"]
         assert unlabelled["items"] > 0 and 0.0 <= unlabelled["agreement"] <= 1.0
@@ -418,6 +420,9 @@ def test_a_large_enough_validation_split_keeps_a_confirmation_slice(tmp_path: Pa
     assert confirmation["items"] == validation_items - int8.metrics["val"]["examples"]
     assert confirmation["items"] >= 100 and confirmation["drop_points"] <= 1.0
     assert confirmation["drop_interval"]["low"] <= confirmation["drop_points"]
+    typed = int8.int8
+    assert typed is not None and typed.confirmation is not None
+    assert typed.confirmation.to_dict() == confirmation
 
 
 def test_a_small_validation_split_has_no_confirmation_slice(two_box_bundle: Bundle) -> None:

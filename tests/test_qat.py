@@ -10,6 +10,7 @@ import pytest
 from rich.console import Console
 
 from edgeft.bundle import Bundle
+from edgeft.bundle.manifest import Int8Speed
 from edgeft.export import export_bundle
 from edgeft.quantize import QuantizeConfig, quantize_bundle
 from edgeft.runtime import Predictor
@@ -58,10 +59,10 @@ def test_qat_run_exports_int8_models_that_quantize_keeps(
     # faster), and the build host is taken for a VNNI one so that the scheme is timed at all.
     qat_files = {bundle.path_of(m).read_bytes(): m.engine for m in int8.values()}
 
-    def timer(engine: str, int8_path: Path, fp32_path: Path, inputs: object) -> dict:
+    def timer(engine: str, int8_path: Path, fp32_path: Path, inputs: object) -> Int8Speed:
         slower = qat_files.get(int8_path.read_bytes()) == "onnxruntime"
         speedup = 0.5 if slower else 2.0
-        return {"fp32_p50_ms": 1.0, "int8_p50_ms": 1.0 / speedup, "speedup": speedup, "batch": 1}
+        return Int8Speed(fp32_p50_ms=1.0, int8_p50_ms=1.0 / speedup, speedup=speedup, batch=1)
 
     monkeypatch.setattr("edgeft.quantize.bundle_quantize.int8_speed", timer)
     monkeypatch.setattr("edgeft.targets.int8_scheme.this_host", lambda: VNNI)

@@ -16,6 +16,7 @@ from rich.console import Console
 from torch import nn
 
 from edgeft.bundle import Bundle, ImagePreprocessing
+from edgeft.bundle.manifest import SLOWER, Int8Speed
 from edgeft.data import load_dataset
 from edgeft.errors import EdgeftError
 from edgeft.evaluation import evaluate_bundle
@@ -178,9 +179,9 @@ def test_an_int8_model_slower_than_fp32_ships_only_when_allowed(
     1.5x (the real engines quantize and are scored): the first is refused after the float
     fallback found a candidate within budget, with the command that ships it anyway."""
 
-    def timed(engine: str, int8_path: Path, fp32_path: Path, inputs: dict) -> dict:
+    def timed(engine: str, int8_path: Path, fp32_path: Path, inputs: dict) -> Int8Speed:
         speedup = 0.5 if engine == "onnxruntime" else 1.5
-        return {"fp32_p50_ms": 1.0, "int8_p50_ms": 1.0 / speedup, "speedup": speedup, "batch": 1}
+        return Int8Speed(fp32_p50_ms=1.0, int8_p50_ms=1.0 / speedup, speedup=speedup, batch=1)
 
     monkeypatch.setattr(bundle_quantize, "int8_speed", timed)
     bundle, _ = fragile_bundle
@@ -194,6 +195,11 @@ def test_an_int8_model_slower_than_fp32_ships_only_when_allowed(
     (failure,) = out.manifest.provenance["int8_failures"]
     assert failure["engine"] == "onnxruntime" and failure["why"] == "slower than fp32 on this host"
     assert "--allow-slower-int8" in failure["command"] and failure["best"]["float_layers"] == 1
+    (typed,) = out.manifest.int8_failures  # the same record, typed
+    assert typed.to_dict() == failure and typed.why == SLOWER
+    assert typed.best is not None and typed.best.float_layers == 1
+    int8 = out.manifest.model("openvino", "int8").int8
+    assert int8 is not None and int8.speed is not None and int8.speed.speedup == 1.5
     allowed = QuantizeConfig(calibration=20, engines=("onnxruntime",), allow_slower_int8=True)
     kept = quantize_bundle(bundle.root, tmp_path / "allowed", allowed, console=QUIET)
     assert kept.manifest.model("onnxruntime", "int8").details["speed"]["speedup"] == 0.5

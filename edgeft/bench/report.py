@@ -211,3 +211,17 @@ def screenshot(page: Path, png: Path, chromium: str = "chromium") -> Path:
     if not png.is_file() or png.stat().st_size == 0:
         raise EdgeftError(f"chromium wrote no screenshot to {png}")
     return png
+
+
+def report_stored_runs(
+    out: Path,
+    run_ids: Sequence[int] = (),
+    db: Path | None = None,
+    screenshot_png: Path | None = None,
+) -> tuple[Path, Path | None]:
+    """``edgeft report``: the page of the stored runs ``run_ids`` (default: all) and, with
+    ``screenshot_png``, its rendering in Chromium."""
+    from edgeft.bench.store import ResultsStore
+
+    page = write_report(ResultsStore(db).results(run_ids, samples=True), out)
+    return page, screenshot(page, screenshot_png) if screenshot_png is not None else None

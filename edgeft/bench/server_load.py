@@ -37,13 +37,16 @@ def run_load(
 ) -> LoadResult:
     """POST ``body`` to ``url`` from ``clients`` threads; any non-200 or failure is an error."""
     parts = urlsplit(url)
+    host = parts.hostname
+    if host is None:
+        raise ValueError(f"{url!r} names no host")
     statuses: Counter[int] = Counter()
     times: list[float] = []
     lock = threading.Lock()
     start_line = threading.Barrier(clients)
 
     def connect() -> http.client.HTTPConnection:
-        return http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout_s)
+        return http.client.HTTPConnection(host, parts.port, timeout=timeout_s)
 
     def client() -> None:
         connection = connect()

@@ -148,6 +148,12 @@ class ResultsStore:
             raise EdgeftError(f"{self.path}: no runs with ids {', '.join(map(str, run_ids))}")
         return out
 
+    def write_csv(self, path: Path) -> None:
+        """Every stored row as CSV, written atomically."""
+        from edgeft.atomic import write_text_atomically
+
+        write_text_atomically(path, to_csv(self.results()))
+
     def runs(self) -> list[dict[str, Any]]:
         with self._connect() as db:
             rows = db.execute(

@@ -5,10 +5,12 @@ Pure Python on purpose: the runtime on the edge box reads it without torch.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from functools import partial
+from typing import Any, Literal, Protocol, TypeVar
 
-from edgeft.backend_registry import ENGINES
+from edgeft.engine_registry import ENGINES
 from edgeft.errors import BundleError, EdgeftError
 from edgeft.targets.int8_scheme import QuantizationScheme
 
@@ -38,6 +40,322 @@ def int8_file(engine: str, scheme_key: str) -> str:
 def qat_file(engine: str) -> str:
     stem, _, suffix = MODEL_FILES[engine].rpartition(".")
     return f"{stem}.qat.{suffix}"
+
+
+# Why an engine and scheme got no int8 model (``Int8Failure.why``; bundles before it lack it).
+OVER_BUDGET = "over the accuracy budget"
+SLOWER = "slower than fp32 on this host"
+
+T = TypeVar("T")
+
+
+class _Record(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def _object(what: str, data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise BundleError(f"manifest {what} {data!r} is not an object")
+    return data
+
+
+def _number(value: Any) -> float:
+    """A stored number as it was written (an int stays an int, so it is written back as one)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{value!r} is not a number")
+    return value
+
+
+def _optional(value: Any, parse: Callable[[Any], T]) -> T | None:
+    return None if value is None else parse(value)
+
+
+def _to_dict(record: _Record | None) -> dict[str, Any] | None:
+    return None if record is None else record.to_dict()
+
+
+@dataclass(frozen=True)
+class DropInterval:
+    """A paired drop against fp32 in points, with its 95% bootstrap interval."""
+
+    drop: float
+    low: float
+    high: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"drop": self.drop, "low": self.low, "high": self.high}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> DropInterval:
+        data = _object("drop interval", data)
+        return cls(_number(data["drop"]), _number(data["low"]), _number(data["high"]))
+
+
+@dataclass(frozen=True)
+class Int8Speed:
+    """An int8 model's speed against its fp32 on the host that made it, at ``batch``:
+    ``speedup`` is fp32's p50 over int8's (below 1: int8 is slower)."""
+
+    fp32_p50_ms: float
+    int8_p50_ms: float
+    speedup: float
+    batch: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Int8Speed:
+        data = _object("int8 speed", data)
+        return cls(
+            _number(data["fp32_p50_ms"]),
+            _number(data["int8_p50_ms"]),
+            _number(data["speedup"]),
+            int(data.get("batch", 1)),
+        )
+
+
+@dataclass(frozen=True)
+class ClassDelta:
+    """One class's int8 recall and F1 minus fp32's, in points (negative: int8 loses there)."""
+
+    recall: float
+    f1: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"recall": self.recall, "f1": self.f1}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ClassDelta:
+        data = _object("per-class delta", data)
+        return cls(_number(data["recall"]), _number(data["f1"]))
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """The accepted int8 model on the confirmation slice (validation items the search never
+    saw): its drop in points and the paired interval."""
+
+    items: int
+    drop_points: float
+    drop_interval: DropInterval
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "items": self.items,
+            "drop_points": self.drop_points,
+            "drop_interval": self.drop_interval.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Confirmation:
+        data = _object("confirmation", data)
+        return cls(
+            int(data["items"]),
+            _number(data["drop_points"]),
+            DropInterval.from_dict(data["drop_interval"]),
+        )
+
+
+@dataclass(frozen=True)
+class Fp32Agreement:
+    """Top-1 agreement of an int8 model with its fp32 on ``items`` unlabelled items, and the mean
+    L1 distance of their class probabilities (``deviation``)."""
+
+    items: int
+    agreement: float
+    deviation: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Fp32Agreement:
+        data = _object("agreement", data)
+        return cls(int(data["items"]), _number(data["agreement"]), _number(data["deviation"]))
+
+
+@dataclass(frozen=True)
+class Int8Details:
+    """What ``quantize`` recorded about an int8 model (an int8 entry's ``details``; read it as
+    ``ModelEntry.int8``).
+
+    ``from_dict`` reads the details of every readable schema: a key a bundle lacks takes its
+    default (a QAT candidate, never held to the budget, has no ``val_drop_points``; bundles
+    before ``setting`` named it ``variant``; without ``budget_metric`` the budget was accuracy),
+    and keys this edgeft does not know stay in ``extra``. ``to_dict`` writes the record as
+    ``quantize`` stores it, keys in its order: ``confirmation`` and ``speed`` always (null: no
+    confirmation slice; not timed on this host), the optional fields where set.
+    """
+
+    setting: str | None = None  # the calibration method or engine preset accepted
+    method: str | None = None  # the --method asked for
+    max_accuracy_drop: float | None = None  # the budget, in points of ``budget_metric``
+    val_drop_points: float | None = None  # None: never held to the budget
+    budget_metric: str = "accuracy"  # accuracy, macro-f1, recall:CLASS or agreement
+    per_class_delta_points: dict[str, ClassDelta] = field(default_factory=dict)
+    kept_float: list[str] | None = None  # the layers kept in floating point
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # every candidate tried
+    val_drop_interval: DropInterval | None = None  # with labels: the paired 95% interval
+    budget_resolution: str | None = None  # why the search's split cannot settle the budget
+    confirmation: Confirmation | None = None  # None: no confirmation slice
+    model_type: str | None = None  # cnn or transformer
+    speed: Int8Speed | None = None  # None: not timed (this host does not run its kernels)
+    unlabelled: Fp32Agreement | None = None  # on training items the calibration did not use
+    graph_rewrites: dict[str, int] | None = None  # a rewrite -> how many places
+    exact_arithmetic: bool | None = None  # held to the budget in exact int8 arithmetic
+    calibration: dict[str, Any] | None = None  # the calibration set: recipe, size, fingerprint
+    extra: dict[str, Any] = field(default_factory=dict)  # keys this edgeft does not know
+
+    @property
+    def float_layers(self) -> int | None:
+        """How many layers were kept in float; None where the record does not say."""
+        return None if self.kept_float is None else len(self.kept_float)
+
+    @property
+    def speedup(self) -> float | None:
+        """fp32's p50 over int8's on the host that made it; None where not timed."""
+        return None if self.speed is None else self.speed.speedup
+
+    def to_dict(self) -> dict[str, Any]:
+        deltas = {name: delta.to_dict() for name, delta in self.per_class_delta_points.items()}
+        ordered: tuple[tuple[str, Any], ...] = (
+            ("setting", self.setting),
+            ("method", self.method),
+            ("max_accuracy_drop", self.max_accuracy_drop),
+            ("val_drop_points", self.val_drop_points),
+            ("budget_metric", self.budget_metric),
+            ("per_class_delta_points", deltas),
+            ("kept_float", None if self.kept_float is None else list(self.kept_float)),
+            ("attempts", list(self.attempts)),
+            ("val_drop_interval", _to_dict(self.val_drop_interval)),
+            ("budget_resolution", self.budget_resolution),
+            ("confirmation", _to_dict(self.confirmation)),
+            ("model_type", self.model_type),
+            ("speed", _to_dict(self.speed)),
+            ("unlabelled", _to_dict(self.unlabelled)),
+            ("graph_rewrites", None if self.graph_rewrites is None else dict(self.graph_rewrites)),
+            ("exact_arithmetic", self.exact_arithmetic),
+            ("calibration", self.calibration),
+        )
+        stored = {k: v for k, v in ordered if v is not None or k in _ALWAYS_STORED}
+        return stored | self.extra
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Int8Details:
+        """Parse; a malformed field is a ``BundleError``."""
+        data = _object("int8 details", data)
+        known = {f.name for f in fields(cls)} - {"extra"} | {"variant"}
+        try:
+            deltas = _object("per-class deltas", data.get("per_class_delta_points") or {})
+            rewrites = _optional(data.get("graph_rewrites"), partial(_object, "graph rewrites"))
+            return cls(
+                setting=_optional(data.get("setting", data.get("variant")), str),
+                method=_optional(data.get("method"), str),
+                max_accuracy_drop=_optional(data.get("max_accuracy_drop"), _number),
+                val_drop_points=_optional(data.get("val_drop_points"), _number),
+                budget_metric=str(data.get("budget_metric") or "accuracy"),
+                per_class_delta_points={
+                    str(name): ClassDelta.from_dict(delta) for name, delta in deltas.items()
+                },
+                kept_float=_optional(data.get("kept_float"), _names),
+                attempts=[dict(_object("attempt", a)) for a in data.get("attempts") or []],
+                val_drop_interval=_optional(data.get("val_drop_interval"), DropInterval.from_dict),
+                budget_resolution=_optional(data.get("budget_resolution"), str),
+                confirmation=_optional(data.get("confirmation"), Confirmation.from_dict),
+                model_type=_optional(data.get("model_type"), str),
+                speed=_optional(data.get("speed"), Int8Speed.from_dict),
+                unlabelled=_optional(data.get("unlabelled"), Fp32Agreement.from_dict),
+                graph_rewrites=None
+                if rewrites is None
+                else {str(k): int(v) for k, v in rewrites.items()},
+                exact_arithmetic=_optional(data.get("exact_arithmetic"), bool),
+                calibration=_optional(data.get("calibration"), partial(_object, "calibration")),
+                extra={k: v for k, v in data.items() if k not in known},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"manifest int8 details are malformed ({exc!r})") from exc
+
+
+# Int8Details keys stored even when empty or null (null confirmation: no confirmation slice).
+_ALWAYS_STORED = ("budget_metric", "per_class_delta_points", "attempts", "confirmation", "speed")
+
+
+def _names(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise TypeError(f"{value!r} is not a list")
+    return [str(name) for name in value]
+
+
+@dataclass(frozen=True)
+class BestCandidate:
+    """The candidate that came closest for an engine and scheme that got no int8 model: its
+    setting, how many layers it kept in float, its drop in points and its headline ``scores``
+    (stored beside them: ``accuracy``, ``macro_f1``, ``agreement``)."""
+
+    setting: str
+    float_layers: int
+    drop: float
+    scores: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        best = {"setting": self.setting, "float_layers": self.float_layers, "drop": self.drop}
+        return best | self.scores
+
+    @classmethod
+    def from_dict(cls, data: Any) -> BestCandidate:
+        rest = dict(_object("best candidate", data))
+        setting = rest.pop("setting") if "setting" in rest else rest.pop("variant")  # before 3
+        return cls(str(setting), int(rest.pop("float_layers")), _number(rest.pop("drop")), rest)
+
+
+@dataclass(frozen=True)
+class Int8Failure:
+    """An engine and scheme that got no int8 model (``Manifest.int8_failures``): ``why``
+    (``OVER_BUDGET`` or ``SLOWER``; bundles before it lack it: they were over budget), its
+    ``best`` candidate and the ``edgeft quantize`` ``command`` that would accept that one."""
+
+    engine: str
+    scheme: str  # the scheme's key (``u8s8``, ``u8s7``)
+    command: str
+    targets: list[str] = field(default_factory=list)
+    best: BestCandidate | None = None  # None: every setting failed
+    why: str = OVER_BUDGET
+    reason: str = ""  # the budget's message, naming every attempt
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # keys this edgeft does not know
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine,
+            "scheme": self.scheme,
+            "targets": list(self.targets),
+            "best": _to_dict(self.best),
+            "command": self.command,
+            "why": self.why,
+            "reason": self.reason,
+            "attempts": list(self.attempts),
+        } | self.extra
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Int8Failure:
+        """Parse; a malformed failure is a ``BundleError``."""
+        data = _object("int8 failure", data)
+        known = {f.name for f in fields(cls)} - {"extra"}
+        try:
+            return cls(
+                engine=str(data["engine"]),
+                scheme=str(data["scheme"]),
+                command=str(data["command"]),
+                targets=_names(data.get("targets") or []),
+                best=_optional(data.get("best"), BestCandidate.from_dict),
+                why=str(data.get("why", OVER_BUDGET)),
+                reason=str(data.get("reason", "")),
+                attempts=[dict(_object("attempt", a)) for a in data.get("attempts") or []],
+                extra={k: v for k, v in data.items() if k not in known},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"manifest int8 failure is malformed ({exc!r})") from exc
 
 
 @dataclass(frozen=True)
@@ -107,6 +425,12 @@ class ModelEntry:
     @property
     def int8_scheme(self) -> QuantizationScheme | None:
         return QuantizationScheme.from_dict(self.scheme) if self.scheme else None
+
+    @property
+    def int8(self) -> Int8Details | None:
+        """``details`` read as what ``quantize`` recorded, for an int8 model; None for fp32.
+        (``details`` stays the stored dict: it is what the manifest holds, byte for byte.)"""
+        return Int8Details.from_dict(self.details) if self.precision == "int8" else None
 
     @property
     def label(self) -> str:
@@ -190,6 +514,15 @@ class Manifest:
             acceptance=acceptance,
             reference=reference,
         )
+
+    @property
+    def int8_failures(self) -> list[Int8Failure]:
+        """The engines and schemes ``quantize`` made no int8 model for (``provenance``'s
+        ``int8_failures``), with why and the command that would accept the best candidate."""
+        failures = self.provenance.get("int8_failures") or []
+        if not isinstance(failures, list):
+            raise BundleError("manifest provenance int8_failures must be a list")
+        return [Int8Failure.from_dict(failure) for failure in failures]
 
     def output(self, name: str) -> int | None:
         """The position of the graph output ``name`` (``embedding``), None if it has none."""

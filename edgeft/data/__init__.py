@@ -9,7 +9,7 @@ from edgeft.data.elpv import VARIANTS as ELPV_VARIANTS
 from edgeft.data.elpv import elpv_recipe, materialise_elpv
 from edgeft.data.extension import DatasetExtension, labelled_examples
 from edgeft.data.image_folder import load_image_folder
-from edgeft.data.inspect import DatasetReport, inspect_dataset
+from edgeft.data.inspection import DatasetReport, inspect_dataset
 from edgeft.data.rotten_tomatoes import NAME as ROTTEN_TOMATOES
 from edgeft.data.rotten_tomatoes import materialise_rotten_tomatoes, split_recipe
 from edgeft.data.splits import SPLITS, stratified_split

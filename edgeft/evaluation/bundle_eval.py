@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rich.progress import Progress
 
 from edgeft.bundle import Bundle, ModelEntry
-from edgeft.data import ClassificationDataset, load_dataset
+from edgeft.data import SPLITS, ClassificationDataset, load_dataset
 from edgeft.errors import EdgeftError
 from edgeft.evaluation.encoded_splits import encode_split
 from edgeft.evaluation.slices import dataset_slices, slice_accuracy
@@ -105,6 +106,35 @@ def evaluate_bundle(
             scores["slices"] = slice_accuracy(logits[entry.path], data.labels, slices)
         results.append(ModelScores(entry, bundle.size_of(entry), scores))
     return results
+
+
+@dataclass
+class BundleEvaluation:
+    """``edgeft eval``'s result: each chosen model's scores on one split of ``dataset``."""
+
+    bundle: Bundle
+    dataset: ClassificationDataset
+    split: str
+    results: list[ModelScores]
+
+
+def evaluate_recorded(
+    bundle_path: str | Path,
+    data: str | None = None,
+    split: str = "test",
+    precision: str = "all",
+    progress: Progress | None = None,
+) -> BundleEvaluation:
+    """Score the bundle's models on ``split`` of ``data``, else of the dataset it records."""
+    if split not in SPLITS:
+        raise EdgeftError(f"--split must be one of {', '.join(SPLITS)}")
+    bundle = Bundle.load(bundle_path)
+    dataset = recorded_dataset(bundle, data)
+    if dataset is None:
+        raise EdgeftError(f"{bundle_path} records no dataset; pass --data")
+    return BundleEvaluation(
+        bundle, dataset, split, evaluate_bundle(bundle, dataset, split, precision, progress)
+    )
 
 
 def _fp32_of(bundle: Bundle, entry: ModelEntry) -> ModelEntry | None:

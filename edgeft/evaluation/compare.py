@@ -192,3 +192,36 @@ def _headline(scores: dict[str, Any]) -> dict[str, Any]:
 
 def _points(difference: float) -> float:
     return round(100.0 * difference, 2)
+
+
+@dataclass(frozen=True)
+class CandidateReview:
+    """``edgeft compare``'s result: the comparison, and the version pushed (when asked)."""
+
+    comparison: Comparison
+    pushed: ModelVersion | None = None
+    repository: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        summary = self.comparison.to_dict()
+        if self.pushed is not None:
+            summary["pushed"] = {"model": self.pushed.model, "version": self.pushed.version}
+        return summary
+
+
+def review_candidate(
+    candidate: str | Path,
+    production: str | Path,
+    data: Sequence[str | Path] = (),
+    precision: str = "auto",
+    progress: Progress | None = None,
+    push: Path | None = None,
+    name: str | None = None,
+) -> CandidateReview:
+    """Compare the candidate with production, then (with ``push``) put it into that repository
+    as the model ``name``'s next version under the ``candidate`` alias."""
+    if name is not None and push is None:
+        raise EdgeftError("--name names the model in --push's repository; pass --push too")
+    comparison = compare_bundles(candidate, production, data, precision, progress)
+    pushed = push_candidate(candidate, push, name) if push is not None else None
+    return CandidateReview(comparison, pushed, push)

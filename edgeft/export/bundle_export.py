@@ -43,7 +43,7 @@ from edgeft.export.model_inputs import model_inputs
 from edgeft.export.onnx_export import export_onnx
 from edgeft.export.openvino_export import export_openvino
 from edgeft.export.qat_export import export_qat_onnx
-from edgeft.export.reference_profile import build_reference_profile
+from edgeft.export.reference_statistics import build_reference_statistics
 from edgeft.targets import QuantizationScheme
 from edgeft.train.checkpoint import load_weights
 from edgeft.train.qat import restore_qat_model
@@ -167,7 +167,7 @@ def export_bundle(
         )
         projection = None
         if dataset is not None:
-            profile, projection = build_reference_profile(staging, manifest, ONNX_FILE, dataset)
+            profile, projection = build_reference_statistics(staging, manifest, ONNX_FILE, dataset)
             project_features_output(str(staging / ONNX_FILE), projection)
             manifest.reference = profile.write(staging)
             sketch = TensorSpec(EMBEDDING, (-1, projection.width), "float32")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from html import escape
 
+from edgeft.monitor.analysis import MonitorReport, VersionReport
 from edgeft.monitor.charts import band_chart
-from edgeft.monitor.report import MonitorReport, VersionReport
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }

@@ -108,6 +108,7 @@ def _quantized_layers(qdq: onnx.ModelProto) -> list[_QuantizedLayer]:
         if (
             bias is not None
             and bias.op_type == "DequantizeLinear"
+            and dequantize is not None
             and dequantize.op_type == "DequantizeLinear"
             and quantize is not None
             and quantize.op_type == "QuantizeLinear"

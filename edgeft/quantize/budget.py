@@ -11,23 +11,32 @@ too, nothing is written and the error lists every attempt.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from edgeft.bundle.manifest import Int8Speed
 from edgeft.errors import EdgeftError
 from edgeft.quantize.backends.base import Int8Quantizer
 from edgeft.quantize.float_fallback import FloatFallback
-from edgeft.quantize.judging import Ranker, Validator
-from edgeft.runtime.scoring import headline
-
-# A candidate file -> its speed on this host against fp32 (``speedup``: fp32 p50 over int8 p50).
-Timer = Callable[[Path], dict[str, Any]]
+from edgeft.quantize.judging import CandidateScores, Judges
 
 MAX_FLOAT_SHARE = 0.5  # by default, keeping more than half the layers in float defeats int8
+
+
+@dataclass(frozen=True)
+class BudgetOptions:
+    """What the budget loop tries and what it accepts: the settings of ``method`` (a calibration
+    method, or ``auto`` for the engine's own list), within ``max_drop`` points, keeping at most
+    ``max_float_layers`` layers in float (None: up to ``MAX_FLOAT_SHARE`` of them), and whether
+    an int8 model slower than fp32 on this host may ship (``allow_slower``)."""
+
+    method: str
+    max_drop: float
+    max_float_layers: int | None = None
+    allow_slower: bool = False
 
 
 @dataclass
@@ -35,22 +44,29 @@ class Attempt:
     setting: str
     keep_float: list[str]
     drop: float  # inf when the engine could not quantize with this setting (``error`` says why)
-    scores: dict[str, Any] = field(repr=False)
+    scores: CandidateScores = field(repr=False)
     error: str | None = None
-    speed: dict[str, Any] | None = None  # timed only where within budget and this host runs it
+    speed: Int8Speed | None = None  # timed only where within budget and this host runs it
 
     @property
     def speedup(self) -> float | None:
         """fp32's p50 over this candidate's on this host, where timed."""
-        return None if self.speed is None else float(self.speed["speedup"])
+        return None if self.speed is None else self.speed.speedup
 
     @property
     def slower_than_fp32(self) -> bool:
         return self.speedup is not None and self.speedup < 1.0
 
     def summary(self) -> dict[str, Any]:
-        summary = asdict(self) | {"scores": headline(self.scores)}
-        return summary | ({"drop": None} if self.error else {"drop": round(self.drop, 3)})
+        """The attempt as the manifest lists it (``attempts``): headline scores only."""
+        return {
+            "setting": self.setting,
+            "keep_float": list(self.keep_float),
+            "drop": None if self.error else round(self.drop, 3),
+            "scores": self.scores.headline(),
+            "error": self.error,
+            "speed": None if self.speed is None else self.speed.to_dict(),
+        }
 
 
 @dataclass
@@ -87,8 +103,8 @@ class SlowerThanFp32(BudgetExceeded):
         EdgeftError.__init__(
             self,
             f"{engine}: every int8 candidate within the budget runs slower than fp32 on this host "
-            f"(the fastest, {fastest.setting}: {fastest.speed['int8_p50_ms']:.3f} ms against "
-            f"{fastest.speed['fp32_p50_ms']:.3f} ms at batch 1, {fastest.speedup:.2f}x); fp32 "
+            f"(the fastest, {fastest.setting}: {fastest.speed.int8_p50_ms:.3f} ms against "
+            f"{fastest.speed.fp32_p50_ms:.3f} ms at batch 1, {fastest.speedup:.2f}x); fp32 "
             "serves instead. --allow-slower-int8 ships it anyway (for its size)",
         )
         self.attempts = attempts
@@ -97,30 +113,26 @@ class SlowerThanFp32(BudgetExceeded):
 
 def quantize_within_budget(
     quantizer: Int8Quantizer,
-    method: str,
     out: Path,
-    validate: Validator,
-    max_drop: float,
+    options: BudgetOptions,
+    judges: Judges,
     console: Console,
-    max_float_layers: int | None = None,
     ready: dict[str, Path] | None = None,
-    rank: Ranker | None = None,
-    time: Timer | None = None,
-    allow_slower: bool = False,
 ) -> BudgetResult:
     """Try ``ready`` int8 models (a QAT export), then the settings, then the float fallback; on
     success the chosen model's files sit at ``out``.
 
-    With ``time`` (this host runs the scheme's kernels), a candidate within budget is timed
-    against fp32: the first that is also faster is taken; one that is slower does not end the
-    search. If none is faster, ``SlowerThanFp32`` is raised, or with ``allow_slower`` the fastest
-    within budget is taken (still marked slower, so the caller says so)."""
+    With ``judges.time`` (this host runs the scheme's kernels), a candidate within budget is
+    timed against fp32: the first that is also faster is taken; one that is slower does not end
+    the search. If none is faster, ``SlowerThanFp32`` is raised, or with ``options.allow_slower``
+    the fastest within budget is taken (still marked slower, so the caller says so)."""
+    validate, time, max_drop = judges.validate, judges.time, options.max_drop
     attempts: list[Attempt] = []
     within: list[tuple[Attempt, Path]] = []
     engine = quantizer.engine
     candidates = [(name, path) for name, path in (ready or {}).items()] + [
         (v, quantizer.workdir / f"{engine}-{v}" / Path(quantizer.int8_file).name)
-        for v in quantizer.settings(method)
+        for v in quantizer.settings(options.method)
     ]
     for setting, candidate in candidates:
         with console.status(f"{engine}: quantizing ({setting})"):
@@ -128,7 +140,9 @@ def quantize_within_budget(
                 if setting not in (ready or {}):
                     quantizer.quantize(setting, candidate)
             except EdgeftError as exc:  # one calibration method failing leaves the others
-                attempts.append(Attempt(setting, [], float("inf"), {}, error=str(exc)))
+                attempts.append(
+                    Attempt(setting, [], float("inf"), CandidateScores(), error=str(exc))
+                )
                 console.print(f"{engine} int8 ({setting}): [yellow]failed[/]: {exc}")
                 continue
             drop, scores = validate(candidate)
@@ -143,7 +157,7 @@ def quantize_within_budget(
             within.append((attempt, candidate))
     if within:
         fastest, candidate = max(within, key=lambda pair: pair[0].speedup or 0.0)
-        if not allow_slower:
+        if not options.allow_slower:
             raise SlowerThanFp32(engine, fastest, attempts)
         return _accept(quantizer, fastest, candidate, out, attempts)
     tried = [a for a in attempts if a.setting not in (ready or {}) and a.error is None]
@@ -157,19 +171,19 @@ def quantize_within_budget(
     candidate = quantizer.workdir / f"{engine}-restored" / Path(quantizer.int8_file).name
     limit = (
         int(len(quantizer.layers()) * MAX_FLOAT_SHARE)
-        if max_float_layers is None
-        else max_float_layers
+        if options.max_float_layers is None
+        else options.max_float_layers
     )
     kept = (
         quantizer.restore_accuracy(
-            FloatFallback(best.setting, candidate, validate, max_drop, limit, rank)
+            FloatFallback(best.setting, candidate, validate, max_drop, limit, judges.rank)
         )
         if limit > 0
         else None
     )
     if kept is None:
         failure = f"keeping up to {limit} of the most sensitive layers in float did not fit"
-        attempts.append(Attempt(best.setting, [], float("inf"), {}, error=failure))
+        attempts.append(Attempt(best.setting, [], float("inf"), CandidateScores(), error=failure))
         raise BudgetExceeded(engine, max_drop, attempts)
     drop, scores = validate(candidate)
     restored = Attempt(best.setting, kept, drop, scores)
@@ -181,7 +195,7 @@ def quantize_within_budget(
     console.print(
         f"{engine} int8 ({best.setting} + {len(kept)} float layers): {_describe(restored)}"
     )
-    if restored.slower_than_fp32 and not allow_slower:
+    if restored.slower_than_fp32 and not options.allow_slower:
         raise SlowerThanFp32(engine, restored, attempts)
     return _accept(quantizer, restored, candidate, out, attempts)
 
@@ -197,7 +211,7 @@ def _accept(
 
 
 def _describe(attempt: Attempt) -> str:
-    parts = [f"{k} {v:.4f}" for k, v in headline(attempt.scores).items()]
+    parts = [f"{k} {v:.4f}" for k, v in attempt.scores.headline().items()]
     text = (
         f"{', '.join(parts)}; drop {attempt.drop:.2f} pt"
         if parts

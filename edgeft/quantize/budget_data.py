@@ -8,8 +8,8 @@
 - ``unlabelled``: training items the calibration did not use, where damage is measured without
   labels to rank the layers kept in float.
 
-Each judged role carries fp32's logits per engine, and makes the validator and ranker the budget
-loop (``edgeft.quantize.budget``) calls.
+Each judged role carries fp32's logits per engine; bound to one engine (``Fp32Logits.for_engine``)
+it makes the validator and ranker the budget loop (``edgeft.quantize.budget``) calls.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from rich.console import Console
 from rich.progress import Progress
 
 from edgeft.bundle import Bundle
+from edgeft.bundle.manifest import DropInterval, Fp32Agreement
 from edgeft.data import ClassificationDataset, stratified_split
 from edgeft.evaluation.encoded_splits import encode_split
-from edgeft.quantize.judging import Ranker, Validator
+from edgeft.quantize.judging import CandidateScores, Ranker, Validator
 from edgeft.runtime.budget_metrics import metric_value, paired_drop, resolves
 from edgeft.runtime.predictor import softmax
 from edgeft.runtime.scoring import (
@@ -48,71 +49,94 @@ def deviation(logits: np.ndarray, fp32_logits: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
-class Reference:
+class Fp32Logits:
     """Items encoded once, and fp32's logits on them for each planned engine: what that engine's
-    int8 candidates are compared with."""
+    int8 candidates are compared with (``for_engine``)."""
 
     data: EncodedSplit
     fp32: dict[str, np.ndarray]
 
     @classmethod
-    def of(cls, bundle: Bundle, data: EncodedSplit, engines: set[str]) -> Reference:
+    def of(cls, bundle: Bundle, data: EncodedSplit, engines: set[str]) -> Fp32Logits:
         return cls(
             data, {e: entry_logits(bundle, bundle.manifest.model(e, "fp32"), data) for e in engines}
         )
 
-    def validator(self, engine: str, metric: str = "accuracy", exact: bool = False) -> Validator:
+    def for_engine(self, engine: str, exact: bool = False) -> EngineFp32Logits:
+        """These items and ``engine``'s fp32 logits, its int8 candidates run as ``exact`` says."""
+        return EngineFp32Logits(self.data, engine, self.fp32[engine], exact)
+
+
+@dataclass(frozen=True)
+class EngineFp32Logits:
+    """One engine's fp32 logits on a role's items, and how that engine's int8 candidates are
+    judged against them: run through ``edgeft.runtime`` as the box runs them, or in exact int8
+    arithmetic (``exact``) for a scheme whose kernels would saturate on this host."""
+
+    data: EncodedSplit
+    engine: str
+    fp32: np.ndarray
+    exact: bool = False
+
+    def logits(self, path: Path) -> np.ndarray:
+        """The int8 model at ``path`` on these items."""
+        return model_logits(self.engine, path, "int8", self.data, exact=self.exact)
+
+    def scores(self) -> dict[str, Any]:
+        """fp32's own scores on these items."""
+        return score_logits(self.fp32, self.data)
+
+    def validator(self, metric: str = "accuracy") -> Validator:
         """Drop in points of ``metric`` against fp32; without labels, top-1 disagreement with
         fp32 in points. Scores carry ``deviation`` (mean L1 distance of the probabilities) and
-        ``predicted`` (for the paired interval). ``exact`` runs int8 in exact arithmetic, for a
-        scheme whose kernels would saturate on this host."""
-        fp32_logits = self.fp32[engine]
-        reference = score_logits(fp32_logits, self.data)
+        ``predicted`` (for the paired interval)."""
+        reference = self.scores()
 
-        def validate(path: Path) -> tuple[float, dict[str, Any]]:
-            logits = model_logits(engine, path, "int8", self.data, exact=exact)
-            scores = score_logits(logits, self.data, reference=fp32_logits)
-            scores["deviation"] = deviation(logits, fp32_logits)
-            scores["predicted"] = logits.argmax(axis=1)
+        def validate(path: Path) -> tuple[float, CandidateScores]:
+            logits = self.logits(path)
+            metrics = score_logits(logits, self.data, reference=self.fp32)
+            scores = CandidateScores(metrics, deviation(logits, self.fp32), logits.argmax(axis=1))
             if self.data.labels is not None:
-                drop = 100.0 * (metric_value(reference, metric) - metric_value(scores, metric))
+                drop = 100.0 * (metric_value(reference, metric) - metric_value(metrics, metric))
             else:
-                drop = 100.0 * (1.0 - scores["agreement"])
+                drop = 100.0 * (1.0 - metrics["agreement"])
             return drop, scores
 
         return validate
 
-    def ranker(self, engine: str, exact: bool = False) -> Ranker:
+    def ranker(self) -> Ranker:
         """A candidate's ``deviation`` from fp32 on these items (no labels needed)."""
 
         def distance(path: Path) -> float:
-            logits = model_logits(engine, path, "int8", self.data, exact=exact)
-            return deviation(logits, self.fp32[engine])
+            return deviation(self.logits(path), self.fp32)
 
         return distance
 
-    def agreement(self, engine: str, path: Path, exact: bool = False) -> dict[str, Any]:
+    def agreement(self, path: Path) -> Fp32Agreement:
         """Top-1 agreement and deviation of an int8 model with fp32 on these items."""
-        logits = model_logits(engine, path, "int8", self.data, exact)
-        fp32 = self.fp32[engine]
-        return {
-            "items": len(self.data),
-            "agreement": float((logits.argmax(1) == fp32.argmax(1)).mean()),
-            "deviation": deviation(logits, fp32),
-        }
+        logits = self.logits(path)
+        return Fp32Agreement(
+            items=len(self.data),
+            agreement=float((logits.argmax(1) == self.fp32.argmax(1)).mean()),
+            deviation=deviation(logits, self.fp32),
+        )
 
-    def drop_interval(self, engine: str, predicted: np.ndarray, metric: str) -> dict[str, float]:
-        """The paired drop of int8 ``predicted`` against this engine's fp32, with its interval."""
-        fp32 = self.fp32[engine].argmax(axis=1)
-        return paired_drop(self.data.labels, fp32, predicted, self.data.classes, metric)
+    def drop_interval(self, predicted: np.ndarray, metric: str) -> DropInterval:
+        """The paired drop of int8 ``predicted`` against fp32, with its interval (these items
+        must be labelled)."""
+        if self.data.labels is None:
+            raise ValueError("a paired drop interval needs labelled items")
+        fp32 = self.fp32.argmax(axis=1)
+        interval = paired_drop(self.data.labels, fp32, predicted, self.data.classes, metric)
+        return DropInterval.from_dict(interval)
 
 
 @dataclass(frozen=True)
 class BudgetData:
     calibration: EncodedSplit
-    search: Reference
-    confirmation: Reference | None
-    unlabelled: Reference | None
+    search: Fp32Logits
+    confirmation: Fp32Logits | None
+    unlabelled: Fp32Logits | None
 
     @classmethod
     def prepare(
@@ -155,12 +179,12 @@ class BudgetData:
                 else None
             )
 
-        def judged(data: EncodedSplit | None) -> Reference | None:
-            return None if data is None else Reference.of(bundle, data, engines)
+        def judged(data: EncodedSplit | None) -> Fp32Logits | None:
+            return None if data is None else Fp32Logits.of(bundle, data, engines)
 
         return cls(
             calibration,
-            Reference.of(bundle, search, engines),
+            Fp32Logits.of(bundle, search, engines),
             judged(confirmation),
             judged(unlabelled),
         )

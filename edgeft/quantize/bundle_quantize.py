@@ -19,7 +19,6 @@ from typing import Any
 
 from rich.console import Console
 
-from edgeft.backend_registry import ENGINES
 from edgeft.bundle import (
     Bundle,
     ModelEntry,
@@ -28,6 +27,17 @@ from edgeft.bundle import (
     stage_bundle,
     write_manifest,
 )
+from edgeft.bundle.manifest import (
+    OVER_BUDGET,
+    SLOWER,
+    BestCandidate,
+    ClassDelta,
+    Confirmation,
+    DropInterval,
+    Int8Details,
+    Int8Failure,
+)
+from edgeft.engine_registry import ENGINES
 from edgeft.errors import EdgeftError
 from edgeft.evaluation.bundle_eval import per_class_deltas, recorded_dataset
 from edgeft.export.acceptance import record_outputs
@@ -39,21 +49,19 @@ from edgeft.quantize.backends.base import (
 from edgeft.quantize.budget import (
     Attempt,
     BudgetExceeded,
+    BudgetOptions,
     BudgetResult,
     SlowerThanFp32,
     quantize_within_budget,
 )
-from edgeft.quantize.budget_data import BudgetData, Reference
+from edgeft.quantize.budget_data import BudgetData, EngineFp32Logits
 from edgeft.quantize.calibration import METHODS, resolve_recipe, select_calibration
+from edgeft.quantize.judging import Judges
 from edgeft.quantize.model_family import graph_model_type
 from edgeft.quantize.plan import Int8Plan, plan_int8_models
 from edgeft.quantize.speed import int8_speed
 from edgeft.runtime.budget_metrics import check_metric, resolution_note
-from edgeft.runtime.scoring import (
-    HEADLINE,
-    headline,
-    score_logits,
-)
+from edgeft.runtime.scoring import HEADLINE, headline
 from edgeft.targets import QuantizationScheme, host_fingerprint
 
 _SHOWN = ("examples", *HEADLINE)
@@ -95,6 +103,29 @@ class QuantizeConfig:
         classes = {e: quantizer_class(e) for e in self.engines}
         return plan_int8_models(self.engines, self.targets, self.scheme, engine_scheme=classes)
 
+    def budget(self) -> BudgetOptions:
+        return BudgetOptions(
+            self.method, self.max_accuracy_drop, self.max_float_layers, self.allow_slower_int8
+        )
+
+
+@dataclass(frozen=True)
+class QuantizeRun:
+    """What every engine and scheme of one ``quantize_bundle`` call shares: the fp32 bundle
+    and its graph's model type, the config, each role's data, the int8 models being replaced
+    (QAT candidates among them), the calibration set's record, and where candidates and the
+    staged bundle are written."""
+
+    bundle: Bundle
+    model_type: ModelType
+    config: QuantizeConfig
+    data: BudgetData
+    replaced: list[ModelEntry]
+    calibration: dict[str, Any]
+    work: Path
+    staging: Path
+    console: Console
+
 
 def quantize_bundle(
     source: str | Path,
@@ -118,72 +149,77 @@ def quantize_bundle(
     )
     replaced = [m for m in manifest.models if m.precision == "int8" and m.engine in planned]
     entries = [m for m in manifest.models if m not in replaced]
-    failures: list[dict[str, Any]] = []
+    failures: list[Int8Failure] = []
     host = host_fingerprint()
     with (
         tempfile.TemporaryDirectory(prefix="edgeft-quantize-") as work,
         stage_bundle(out, overwrite=overwrite) as staging,
     ):
         copy_bundle_files(bundle, staging, keep=entries)
-        model_type = graph_model_type(bundle.path_of(manifest.model("onnxruntime", "fp32")))
+        run = QuantizeRun(
+            bundle,
+            graph_model_type(bundle.path_of(manifest.model("onnxruntime", "fp32"))),
+            config,
+            data,
+            replaced,
+            calibration.describe(),
+            Path(work),
+            staging,
+            console,
+        )
         made = 0
         for plan in plans:
             try:
-                entry = _quantize_one(
-                    bundle, plan, model_type, config, data, replaced, Path(work), staging, console
-                )
+                entry = _quantize_one(run, plan)
             except BudgetExceeded as exc:
                 console.print(f"[red]{plan.scheme.key}:[/] {exc}", highlight=False)
                 failures.append(_failure(source, plan, exc, config))
                 continue
-            details = entry.details | {"calibration": calibration.describe()}
-            entries.append(replace(entry, validated_on=host, details=details))
+            entries.append(replace(entry, validated_on=host))
             made += 1
         if not made:
             raise NoInt8Model(failures)
+        recorded = [failure.to_dict() for failure in failures]
         new_manifest = replace(
             manifest,
             models=entries,
             provenance=manifest.provenance
-            | {"quantized_from": str(source), "int8_failures": failures},
+            | {"quantized_from": str(source), "int8_failures": recorded},
         )
         write_manifest(staging, record_outputs(staging, new_manifest))
     return Bundle.load(out)
 
 
-# Why an engine and scheme got no int8 model (``int8_failures[].why``; older bundles lack it).
-OVER_BUDGET = "over the accuracy budget"
-SLOWER = "slower than fp32 on this host"
-
-
 class NoInt8Model(EdgeftError):
-    """Every planned int8 model broke the budget or ran slower than fp32: nothing was written."""
+    """Every planned int8 model broke the budget or ran slower than fp32: nothing was written.
 
-    def __init__(self, failures: list[dict[str, Any]]) -> None:
+    ``int8_failures`` says why for each; ``failures`` holds the same as the manifest would
+    store them."""
+
+    def __init__(self, failures: list[Int8Failure]) -> None:
         lines = [
-            f"{f['reason']}\n    best: {_best_text(f['best'])}; to accept it: {f['command']}"
+            f"{f.reason}\n    best: {_best_text(f.best)}; to accept it: {f.command}"
             for f in failures
         ]
         super().__init__(
             "no int8 model was accepted; nothing was written.\n  " + "\n  ".join(lines)
         )
-        self.failures = failures
+        self.int8_failures = failures
+        self.failures = [failure.to_dict() for failure in failures]
 
 
 def _confirm(
     quantizer: Int8Quantizer,
-    staging: Path,
+    path: Path,
     accepted: Attempt,
     config: QuantizeConfig,
-    confirmation: Reference,
-) -> dict[str, Any]:
-    """The accepted model on the confirmation slice; over budget there, it is removed and the
-    engine and scheme count as failed."""
-    engine = quantizer.engine
-    validate = confirmation.validator(engine, config.budget_metric, quantizer.exact)
-    path = staging / quantizer.int8_file
-    drop, scores = validate(path)
-    interval = confirmation.drop_interval(engine, scores["predicted"], config.budget_metric)
+    confirmation: EngineFp32Logits,
+) -> Confirmation:
+    """The accepted model (at ``path``) on the confirmation slice; over budget there, it is
+    removed and the engine and scheme count as failed."""
+    drop, scores = confirmation.validator(config.budget_metric)(path)
+    assert scores.predicted is not None
+    interval = confirmation.drop_interval(scores.predicted, config.budget_metric)
     if drop > config.max_accuracy_drop:
         for file in quantizer.files_of(path):
             file.unlink(missing_ok=True)
@@ -193,45 +229,31 @@ def _confirm(
             config.max_accuracy_drop,
             [Attempt(name, accepted.keep_float, drop, scores)],
         )
-    return {
-        "items": len(confirmation.data),
-        "drop_points": round(drop, 3),
-        "drop_interval": interval,
-    }
+    return Confirmation(len(confirmation.data), round(drop, 3), interval)
 
 
-def _best_text(best: dict[str, Any] | None) -> str:
+def _best_text(best: BestCandidate | None) -> str:
     if best is None:
         return "none (every setting failed)"
-    floats = f" + {best['float_layers']} float layers" if best["float_layers"] else ""
-    return f"{best['setting']}{floats}, drop {best['drop']:.2f} pt"
+    floats = f" + {best.float_layers} float layers" if best.float_layers else ""
+    return f"{best.setting}{floats}, drop {best.drop:.2f} pt"
 
 
-def _quantize_one(
-    bundle: Bundle,
-    plan: Int8Plan,
-    model_type: ModelType,
-    config: QuantizeConfig,
-    data: BudgetData,
-    replaced: list[ModelEntry],
-    work: Path,
-    staging: Path,
-    console: Console,
-) -> ModelEntry:
-    """One engine and scheme through the budget loop, its model written into ``staging``: the
-    search ranks the layers kept in float on ``data.unlabelled`` where it exists, and
-    ``data.confirmation`` has the last word on the model the search accepted."""
-    validation, unlabelled, confirmation = data.search, data.unlabelled, data.confirmation
+def _quantize_one(run: QuantizeRun, plan: Int8Plan) -> ModelEntry:
+    """One engine and scheme through the budget loop, its model written into ``run.staging``:
+    the search ranks the layers kept in float on ``run.data.unlabelled`` where it exists, and
+    ``run.data.confirmation`` has the last word on the model the search accepted."""
+    bundle, config, console = run.bundle, run.config, run.console
     engine, scheme = plan.engine, plan.scheme
-    folder = work / f"{engine}-{scheme.key}"
+    folder = run.work / f"{engine}-{scheme.key}"
     folder.mkdir()
     quantizer = quantizer_class(engine)(
         bundle.path_of(bundle.manifest.model(engine, "fp32")),
-        data.calibration,
+        run.data.calibration,
         scheme,
         folder,
-        validation.data,
-        model_type,
+        run.data.search.data,
+        run.model_type,
         budget_metric=config.budget_metric,
         exact=scheme.saturates_on() is not None,
     )
@@ -241,59 +263,82 @@ def _quantize_one(
             f"{engine} {scheme.key}: this host's int8 kernels would saturate on it; the budget is "
             "checked in exact int8 arithmetic (run `edgeft validate` on the box)"
         )
+    # each role's fp32 reference for this engine, its int8 candidates run as the budget runs them
+    validation = run.data.search.for_engine(engine, exact)
+    unlabelled, confirmation = (
+        None if role is None else role.for_engine(engine, exact)
+        for role in (run.data.unlabelled, run.data.confirmation)
+    )
     qat = [
         m
-        for m in replaced
+        for m in run.replaced
         if m.engine == engine and m.candidate and m.int8_scheme in (None, scheme)
     ]
     ready = {"qat": _copy_model(bundle, qat[0], folder / "qat")} if qat and config.use_qat else {}
-    rank = unlabelled.ranker(engine, exact) if unlabelled is not None else None
-    fp32_logits = validation.fp32[engine]
     first = {name: array[:1] for name, array in validation.data.batches[0].items()}
-    result = quantize_within_budget(
-        quantizer,
-        config.method,
-        staging / quantizer.int8_file,
-        validation.validator(engine, config.budget_metric, exact),
-        config.max_accuracy_drop,
-        console,
-        config.max_float_layers,
-        ready,
-        rank,
+    judges = Judges(
+        validation.validator(config.budget_metric),
+        unlabelled.ranker() if unlabelled is not None else None,
         # not timed where this host does not run the scheme's kernels
         None if exact else partial(int8_speed, engine, fp32_path=quantizer.fp32_path, inputs=first),
-        config.allow_slower_int8,
     )
+    out = run.staging / quantizer.int8_file
+    result = quantize_within_budget(quantizer, out, config.budget(), judges, console, ready)
     accepted = result.accepted
-    fp32_scores = score_logits(fp32_logits, validation.data)
+    fp32_scores = validation.scores()
     rewrites = {} if accepted.setting in ready else quantizer.rewrites
-    details = _details(result, fp32_scores, validation, config, engine)
-    details["confirmation"] = None
-    details["model_type"] = quantizer.model_type
-    if confirmation is not None:
-        details["confirmation"] = _confirm(quantizer, staging, accepted, config, confirmation)
-    details["speed"] = accepted.speed
+    interval = _drop_interval(result, validation, config)
+    note = (
+        None
+        if interval is None
+        else resolution_note(len(validation.data), config.max_accuracy_drop, interval.to_dict())
+    )
+    confirmed = (
+        None if confirmation is None else _confirm(quantizer, out, accepted, config, confirmation)
+    )
     if accepted.slower_than_fp32:
         assert accepted.speed is not None
         console.print(
             f"[yellow]warning:[/] {engine} int8 {scheme.key} runs slower than its fp32 on this "
-            f"host ({accepted.speed['int8_p50_ms']:.3f} ms vs "
-            f"{accepted.speed['fp32_p50_ms']:.3f} ms at batch 1), the fastest of the candidates "
+            f"host ({accepted.speed.int8_p50_ms:.3f} ms vs "
+            f"{accepted.speed.fp32_p50_ms:.3f} ms at batch 1), the fastest of the candidates "
             "within budget; shipped as --allow-slower-int8 asked"
         )
-    if unlabelled is not None:
-        details["unlabelled"] = unlabelled.agreement(engine, staging / quantizer.int8_file, exact)
-    if note := details.get("budget_resolution"):
+    agreement = unlabelled.agreement(out) if unlabelled is not None else None
+    if note:
         console.print(f"[yellow]{engine} {scheme.key}:[/] {note}")
+    labelled = validation.data.labels is not None
+    details = Int8Details(
+        setting=accepted.setting,
+        method=config.method,
+        max_accuracy_drop=config.max_accuracy_drop,
+        val_drop_points=round(accepted.drop, 3),
+        budget_metric=config.budget_metric if labelled else "agreement",
+        per_class_delta_points={
+            name: ClassDelta(**delta)
+            for name, delta in per_class_deltas(fp32_scores, accepted.scores.metrics).items()
+        },
+        kept_float=accepted.keep_float,
+        attempts=[a.summary() for a in result.attempts],
+        val_drop_interval=interval,
+        budget_resolution=note,
+        confirmation=confirmed,
+        model_type=quantizer.model_type,
+        speed=accepted.speed,
+        unlabelled=agreement,
+        graph_rewrites=rewrites,
+        exact_arithmetic=exact,
+        calibration=run.calibration,
+    )
     return ModelEntry(
         quantizer.int8_file,
         engine,
         "int8",
         metrics={
-            "val": headline(accepted.scores, _SHOWN),
+            "val": accepted.scores.headline(_SHOWN),
             "val_fp32": headline(fp32_scores, _SHOWN),
         },
-        details=details | {"graph_rewrites": rewrites, "exact_arithmetic": exact},
+        details=details.to_dict(),
         scheme=scheme.to_dict(),
         targets=list(plan.targets),
     )
@@ -301,7 +346,7 @@ def _quantize_one(
 
 def _failure(
     source: str | Path, plan: Int8Plan, exc: BudgetExceeded, config: QuantizeConfig
-) -> dict[str, Any]:
+) -> Int8Failure:
     """What the manifest and the error say about an engine and scheme that did not fit: the
     best candidate's figures and the ``edgeft quantize`` line that would accept it."""
     best = exc.best
@@ -322,23 +367,20 @@ def _failure(
             parts.append(f"--max-float-layers {len(best.keep_float)}")
     if config.budget_metric != "accuracy":
         parts.append(f"--budget-metric {config.budget_metric}")
-    return {
-        "engine": plan.engine,
-        "scheme": plan.scheme.key,
-        "targets": list(plan.targets),
-        "best": None
+    return Int8Failure(
+        engine=plan.engine,
+        scheme=plan.scheme.key,
+        command=" ".join(parts),
+        targets=list(plan.targets),
+        best=None
         if best is None
-        else {
-            "setting": best.setting,
-            "float_layers": len(best.keep_float),
-            "drop": round(best.drop, 3),
-        }
-        | headline(best.scores),
-        "command": " ".join(parts),
-        "why": SLOWER if isinstance(exc, SlowerThanFp32) else OVER_BUDGET,
-        "reason": f"{plan.scheme.key} {exc}",
-        "attempts": [a.summary() for a in exc.attempts],
-    }
+        else BestCandidate(
+            best.setting, len(best.keep_float), round(best.drop, 3), best.scores.headline()
+        ),
+        why=SLOWER if isinstance(exc, SlowerThanFp32) else OVER_BUDGET,
+        reason=f"{plan.scheme.key} {exc}",
+        attempts=[a.summary() for a in exc.attempts],
+    )
 
 
 def _method_of(setting: str, method: str) -> str:
@@ -356,31 +398,11 @@ def _copy_model(bundle: Bundle, entry: ModelEntry, folder: Path) -> Path:
     return folder / source.name
 
 
-def _details(
-    result: BudgetResult,
-    fp32_scores: dict[str, Any],
-    validation: Reference,
-    config: QuantizeConfig,
-    engine: str,
-) -> dict[str, Any]:
-    labelled = validation.data.labels is not None
-    accepted = result.accepted
-    details: dict[str, Any] = {
-        "setting": accepted.setting,
-        "method": config.method,
-        "max_accuracy_drop": config.max_accuracy_drop,
-        "val_drop_points": round(accepted.drop, 3),
-        "budget_metric": config.budget_metric if labelled else "agreement",
-        "per_class_delta_points": per_class_deltas(fp32_scores, accepted.scores),
-        "kept_float": accepted.keep_float,
-        "attempts": [a.summary() for a in result.attempts],
-    }
-    if labelled and "predicted" in accepted.scores:
-        interval = validation.drop_interval(
-            engine, accepted.scores["predicted"], config.budget_metric
-        )
-        details["val_drop_interval"] = interval
-        note = resolution_note(len(validation.data), config.max_accuracy_drop, interval)
-        if note:
-            details["budget_resolution"] = note
-    return details
+def _drop_interval(
+    result: BudgetResult, validation: EngineFp32Logits, config: QuantizeConfig
+) -> DropInterval | None:
+    """The accepted model's paired drop on the search's labelled items; None without labels."""
+    predicted = result.accepted.scores.predicted
+    if validation.data.labels is None or predicted is None:
+        return None
+    return validation.drop_interval(predicted, config.budget_metric)

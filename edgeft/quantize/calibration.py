@@ -142,8 +142,8 @@ def select_calibration(
         warnings.append(
             f"left out {len(pool) - len(clean)} {recipe.split} item(s) duplicated in test"
         )
-    chosen = _choose(clean, recipe)
-    return _finish([e.item for e in chosen], recipe, source.kind, warnings)
+    picked = _choose(clean, recipe)
+    return _finish([e.item for e in picked], recipe, source.kind, warnings)
 
 
 def _finish(

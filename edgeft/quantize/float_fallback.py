@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -53,7 +54,7 @@ def fewest_float_layers(quantizer: LayerQuantizer, search: FloatFallback) -> lis
     max_drop, max_float_layers = search.max_drop, search.max_float_layers
     layers = quantizer.layers()
     probe = quantizer.workdir / "probe" / Path(quantizer.int8_file).name
-    distance = search.rank or (lambda path: validate(path)[1]["deviation"])
+    distance = search.rank or partial(_deviation, validate)
     deviation: dict[str, float] = {}
     for layer in layers:
         quantizer.quantize(setting, probe, keep_float=[layer])
@@ -79,3 +80,11 @@ def fewest_float_layers(quantizer: LayerQuantizer, search: FloatFallback) -> lis
     if last != fitting:  # the last model written did not fit: write the one that does
         fits(fitting)
     return ranking[:fitting]
+
+
+def _deviation(validate: Validator, path: Path) -> float:
+    """The validator's own distance from fp32, where no ranker was given."""
+    deviation = validate(path)[1].deviation
+    if deviation is None:
+        raise ValueError("the float fallback needs a ranker or a validator that measures deviation")
+    return deviation

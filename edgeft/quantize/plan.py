@@ -4,8 +4,9 @@ scheme. Targets that share a scheme (as an engine sees it) share a file.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from edgeft.errors import EdgeftError
 from edgeft.targets import Host, QuantizationScheme, TargetProfile, load_targets, this_host
@@ -22,6 +23,13 @@ class Int8Plan:
     targets: tuple[str, ...]
 
 
+class SchemeView(Protocol):
+    """A quantizer class, as far as planning needs it: which part of a scheme its engine
+    follows (``Int8Quantizer.engine_scheme``)."""
+
+    def engine_scheme(self, scheme: QuantizationScheme) -> QuantizationScheme: ...
+
+
 def is_cpu_target(profile: TargetProfile) -> bool:
     """A profile that needs no accelerator: CPU device and CPU execution provider only."""
     need = profile.requires
@@ -33,7 +41,7 @@ def plan_int8_models(
     targets: Sequence[str] = (),
     scheme: QuantizationScheme | None = None,
     host: Host | None = None,
-    engine_scheme: dict[str, type] | None = None,
+    engine_scheme: Mapping[str, SchemeView] | None = None,
 ) -> list[Int8Plan]:
     """The models for ``targets`` (names, or ``all-cpu``); without targets, one model per engine
     in ``scheme`` (default: this host's), for the profiles this host matches.
@@ -81,7 +89,7 @@ def _scheme_of(profile: TargetProfile) -> QuantizationScheme:
 
 
 def _engine_view(
-    engine: str, scheme: QuantizationScheme, engine_scheme: dict[str, type] | None
+    engine: str, scheme: QuantizationScheme, engine_scheme: Mapping[str, SchemeView] | None
 ) -> QuantizationScheme:
     quantizer = (engine_scheme or {}).get(engine)
     return quantizer.engine_scheme(scheme) if quantizer else scheme

@@ -60,6 +60,16 @@ class ModelVersion:
         return sha256_file(self.path / MANIFEST_NAME)
 
 
+@dataclass(frozen=True)
+class VersionListing:
+    """One row of ``edgeft repo list``: a version, the aliases on it and its content hash."""
+
+    model: str
+    version: int
+    aliases: list[str]
+    manifest_sha256: str
+
+
 class ModelRepository:
     """A folder of models, each a set of numbered bundle versions, with aliases. Every method
     taking a model name or a version checks it (``edgeft.repository.names``) before it becomes
@@ -90,6 +100,20 @@ class ModelRepository:
             if (number := version_of_folder(p.name)) is not None and (p / MANIFEST_NAME).is_file()
         ]
         return sorted(found, key=lambda v: v.version)
+
+    def listing(self) -> list[VersionListing]:
+        """Every version of every model, with the aliases pointing at it."""
+        aliases = self.aliases.aliases()
+        return [
+            VersionListing(
+                model=name,
+                version=v.version,
+                aliases=sorted(a for a, n in aliases.get(name, {}).items() if n == v.version),
+                manifest_sha256=v.manifest_sha256,
+            )
+            for name in self.models()
+            for v in self.versions(name)
+        ]
 
     def version(self, model: str, version: int) -> ModelVersion:
         """The version, refused unless its manifest's sha256 is the one its push recorded (the

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgeft.errors import EdgeftError
-from edgeft.runtime.metrics import classification_metrics
+from edgeft.runtime.classification_metrics import classification_metrics
 
 METRICS = ("accuracy", "macro-f1", "recall:CLASS")
 RESAMPLES = 2000

@@ -40,6 +40,13 @@ class Prediction:
     confidence: float
     top_k: list[tuple[str, float]]
 
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "label": self.label,
+            "confidence": self.confidence,
+            "top_k": [{"label": label, "probability": p} for label, p in self.top_k],
+        }
+
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
@@ -88,9 +95,9 @@ class Predictor:
         self.encoder = encoder_for(self.bundle)
         self.temperature = 1.0
         if calibrated:
-            from edgeft.bundle.reference_profile import ReferenceProfile
+            from edgeft.bundle.reference_statistics import ReferenceStatistics
 
-            self.temperature = ReferenceProfile.of(self.bundle).temperature
+            self.temperature = ReferenceStatistics.of(self.bundle).temperature
         self._embedding_output = manifest.output(EMBEDDING_OUTPUT)
         settings = target.session_settings(self.model.engine) if target else {}
         if threads:  # an explicit count overrides the target's
@@ -124,6 +131,12 @@ class Predictor:
     def predict(self, items: Sequence[ImageInput | str], top_k: int = 5) -> list[Prediction]:
         """Images (paths, bytes, PIL, uint8 arrays) or texts, as the bundle's task takes."""
         return self.rank(self.probabilities(self.encoder.encode(items)), top_k)
+
+    def predict_arguments(self, arguments: Sequence[str], top_k: int = 5) -> list[Prediction]:
+        """Command-line arguments: image file paths for an image model, the texts themselves for
+        a text model."""
+        is_text = self.bundle.manifest.task == "text-classification"
+        return self.predict(arguments if is_text else [Path(a) for a in arguments], top_k)
 
     def rank(self, probabilities: np.ndarray, top_k: int = 5) -> list[Prediction]:
         """Class probabilities (N, classes) -> the best label and the top ``top_k`` of each row."""

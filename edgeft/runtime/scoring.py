@@ -13,9 +13,9 @@ import numpy as np
 from rich.progress import Progress
 
 from edgeft.bundle import Bundle, ModelEntry
+from edgeft.runtime.classification_metrics import classification_metrics
 from edgeft.runtime.encoders import encoder_for
 from edgeft.runtime.engines import EngineSession, open_session
-from edgeft.runtime.metrics import classification_metrics
 
 BATCH = 32
 

@@ -29,7 +29,7 @@ from edgeft.bundle import MANIFEST_NAME, Bundle, ModelEntry
 from edgeft.bundle.acceptance import load_acceptance_set, load_outputs
 from edgeft.errors import EdgeftError
 from edgeft.runtime.budget_metrics import accuracy_interval, drop_points, paired_drop
-from edgeft.runtime.metrics import classification_metrics
+from edgeft.runtime.classification_metrics import classification_metrics
 from edgeft.runtime.model_choice import engine_installed, int8_mismatch
 from edgeft.runtime.scoring import EncodedSplit, encode_items, entry_logits
 from edgeft.targets import Host, host_fingerprint, this_host
@@ -166,8 +166,9 @@ def _hold_to_budget(
     fp32_logits, built_int8, built_fp32 = references
     reference, predicted = fp32_logits.argmax(axis=1), logits.argmax(axis=1)
     result.agreement_with_fp32 = float((reference == predicted).mean())
-    metric = str(entry.details.get("budget_metric", "accuracy"))
-    budget = entry.details.get("max_accuracy_drop")
+    details = entry.int8
+    assert details is not None  # held to the budget: an int8 model
+    metric, budget = details.budget_metric, details.max_accuracy_drop
     result.budget_metric, result.budget_points = metric, budget
 
     # against agreement, fp32's own answers are the truth: the drop is the disagreement
@@ -268,3 +269,12 @@ def write_validation_record(report: ValidationReport, path: Path | None = None) 
     text = json.dumps({"records": [*records, mine]}, indent=2) + "\n"
     write_text_atomically(path, text)
     return path
+
+
+def validate_and_record(
+    bundle: str | Path, data: LabelledItems | None = None, record: Path | None = None
+) -> tuple[ValidationReport, Path]:
+    """``edgeft validate``: validate the bundle on this host and add the result to its record
+    (default: beside the bundle); the report and where it was recorded."""
+    report = validate_bundle(Bundle.load(bundle), data)
+    return report, write_validation_record(report, record)

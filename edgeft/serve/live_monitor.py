@@ -17,12 +17,12 @@ import numpy as np
 from prometheus_client import Gauge
 from starlette.concurrency import run_in_threadpool
 
-from edgeft.bundle.reference_profile import ReferenceProfile
+from edgeft.bundle.reference_statistics import ReferenceStatistics
 from edgeft.errors import EdgeftError
+from edgeft.monitor.analysis import VersionAnalysis, WindowReport
 from edgeft.monitor.prediction_log import PredictionLog, read_log
-from edgeft.monitor.report import VersionAnalysis, WindowReport
-from edgeft.serve.metrics import ServerMetrics
 from edgeft.serve.models import LoadedModel, ServedModels
+from edgeft.serve.prometheus import ServerMetrics
 
 log = logging.getLogger("edgeft.serve")
 
@@ -98,7 +98,7 @@ class LiveMonitor:
         logged = read_log(self.log.path, model.name, model.version, last=self.window_items)
         if not logged:
             return
-        reference = ReferenceProfile.of(model.predictor.bundle)
+        reference = ReferenceStatistics.of(model.predictor.bundle)
         analysis = VersionAnalysis(reference, logged[0])
         window = analysis.window(np.arange(len(logged[0])))
         for figure in window.figures:

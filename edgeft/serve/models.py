@@ -30,7 +30,7 @@ from edgeft.runtime.predictor import ModelOutputs
 from edgeft.serve.batching import BatcherHooks, DynamicBatcher
 from edgeft.serve.config import ServerConfig
 from edgeft.serve.errors import BatcherStopped, NotFound, NotReady, Overloaded
-from edgeft.serve.metrics import ServerMetrics
+from edgeft.serve.prometheus import ServerMetrics
 from edgeft.serve.protocol import (
     BYTES,
     InferRequest,

@@ -21,8 +21,8 @@ from edgeft.monitor.charts import band_chart
 from edgeft.monitor.drift import DriftFigure
 from edgeft.monitor.prediction_log import KeptInput, PredictionLog, latest_kept
 from edgeft.serve.live_monitor import LiveMonitor
-from edgeft.serve.metrics import ServerMetrics
 from edgeft.serve.models import ServedModels
+from edgeft.serve.prometheus import ServerMetrics
 
 UNRELIABLE = " <span class=alert>(the inputs drifted: the estimate is unreliable)</span>"
 THUMBNAILS = 8

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeft.backend_registry import ENGINES
+from edgeft.engine_registry import ENGINES
 from edgeft.errors import EdgeftError
 from edgeft.targets.host import (
     NVIDIA_DRIVER_GPUS,
@@ -93,6 +93,19 @@ class TargetProfile:
         if extra := [f for f in need.absent_files if Path(f).exists()]:
             reasons.append(f"{', '.join(extra)} marks a different box")
         return reasons
+
+    def status(self, host: Host | None = None) -> dict[str, Any]:
+        """What ``edgeft targets`` lists: engines, int8 scheme and whether ``host`` runs it."""
+        why_not = self.mismatches(host)
+        return {
+            "name": self.name,
+            "description": self.description,
+            "engines": list(self.engines),
+            "int8_scheme": self.quantization,
+            "runs_here": not why_not,
+            "why_not": why_not,
+            "file": str(self.path),
+        }
 
     def session_settings(self, engine: str) -> dict[str, Any]:
         """Settings for ``open_session``; providers the host lacks are dropped, in order."""

@@ -32,7 +32,7 @@ from edgeft.data import ClassificationDataset, DatasetExtension, load_dataset
 from edgeft.data.extension import EXTENSION_FILE
 from edgeft.data.transforms import eval_transform, train_transform
 from edgeft.errors import EdgeftError
-from edgeft.evaluation import classification_metrics
+from edgeft.runtime.classification_metrics import classification_metrics
 from edgeft.runtime.encoders import TextEncoder
 from edgeft.train.distributed import ProcessGroup
 from edgeft.train.image_data import ImageExamples, drop_unreadable
@@ -124,7 +124,9 @@ class _Trainer:
     def place(self, model: nn.Module) -> nn.Module:
         """The model on the device, its conv weights channels-last: oneDNN's native layout,
         which trained MobileNetV2 about a quarter faster on two CPU cores here."""
-        return model.to(self.device, memory_format=torch.channels_last)
+        # Module.to takes a device and memory_format together (as Tensor.to does); torch's stubs
+        # list memory_format only on its own.
+        return model.to(self.device, memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def inputs(self, x: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         """A batch's model inputs on the device: one image tensor (channels-last, as the
@@ -227,18 +229,19 @@ def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: 
     recipe, run_dir = trainer.recipe, trainer.run_dir
     skipped: list[str] = []
     splits = dict(dataset.splits)
+    spec: ImagePreprocessing | TextPreprocessing
     if dataset.kind == "image":
-        spec: ImagePreprocessing | TextPreprocessing = resized_spec(
-            entry.preprocessing, recipe.image_size, recipe.crop_fraction
-        )
+        image_spec = resized_spec(entry.preprocessing, recipe.image_size, recipe.crop_fraction)
+        spec = image_spec
         for split in ("train", "val", "test"):
             splits[split], bad = drop_unreadable(dataset.splits[split], recipe.skip_bad)
             skipped += bad
         if skipped:
             trainer.say(f"skipped {len(skipped)} unreadable image(s) (--skip-bad)")
-        loader = _image_loaders(spec, recipe, trainer.group)
+        loader = _image_loaders(image_spec, recipe, trainer.group)
     else:
-        spec = entry.preprocessing
+        text_spec: TextPreprocessing = entry.preprocessing
+        spec = text_spec
     torch.manual_seed(recipe.seed)
     model = entry.create(len(dataset.classes), recipe.pretrained and not recipe.init_from)
     if not resume and trainer.group.is_main:
@@ -267,7 +270,7 @@ def _run(trainer: _Trainer, entry: Any, dataset: ClassificationDataset, resume: 
         write_text_atomically(run_dir / RUN, json.dumps(run_info, indent=2))
     trainer.group.barrier()  # the others read the tokenizer rank 0 copied
     if dataset.kind == "text":
-        encoder = TextEncoder(spec, run_dir / TOKENIZER_FILE, INPUT_NAMES)
+        encoder = TextEncoder(text_spec, run_dir / TOKENIZER_FILE, INPUT_NAMES)
         loader = _text_loaders(encoder, recipe, trainer.group)
     if recipe.init_from:
         checkpoint.load_weights(model, Path(recipe.init_from) / MODEL)
@@ -394,16 +397,18 @@ def _cached_features(
         lambda _m, args: captured.append(args[0].detach().float().cpu())
     )
     loaders = []
+    sizes: list[int] = []
     try:
         for split in ("train", "val"):
             captured.clear()
             examples = splits[split]
             trainer.predict(model, loader(examples))
             features = TensorDataset(torch.cat(captured), torch.tensor([e.label for e in examples]))
+            sizes.append(len(features))
             loaders.append(_batches(features, trainer.recipe, split == "train", trainer.group))
     finally:
         hook.remove()
-    trainer.say(f"cached {len(loaders[0].dataset)} train features of size {captured[0].shape[1]}")
+    trainer.say(f"cached {sizes[0]} train features of size {captured[0].shape[1]}")
     return head, loaders[0], loaders[1], [LayerGroup("head", (head,))]
 
 

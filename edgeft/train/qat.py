@@ -28,8 +28,8 @@ from torch.utils.data import DataLoader
 
 import edgeft.train.checkpoint as checkpoint
 from edgeft.atomic import write_text_atomically
-from edgeft.evaluation import classification_metrics
 from edgeft.library_noise import quiet_nncf_torch
+from edgeft.runtime.classification_metrics import classification_metrics
 from edgeft.train.run_folder import QAT_CONFIG, QAT_MODEL
 
 CALIBRATION_IMAGES = 128

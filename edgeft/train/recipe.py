@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,20 @@ class Recipe:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], given: Collection[str] = ()) -> Recipe:
+        """A recipe from command-line knobs (unknown names are ignored). A new run takes them all;
+        a run continued with ``init_from`` keeps its own recipe, changed only by the knobs named
+        in ``given`` (the ones the user typed), and needs ``data``: the newly labelled items."""
+        knobs = {f.name: options[f.name] for f in fields(cls) if f.name in options}
+        init_from = knobs.pop("init_from", None)
+        if init_from is None:
+            return cls(**knobs)
+        changes = {k: v for k, v in knobs.items() if k in given}
+        if "data" not in changes:
+            raise EdgeftError("--init-from needs --data: the newly labelled items")
+        return cls.from_run(init_from, **changes)
 
     @classmethod
     def from_run(cls, run_dir: str | Path, data: str | Path, **changes: Any) -> Recipe:

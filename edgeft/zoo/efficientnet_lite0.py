@@ -6,6 +6,8 @@ one, in order, with timm's, which reproduces the original outputs exactly.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import timm
 from torch import nn
 
@@ -16,6 +18,9 @@ from edgeft.zoo.imagenet import imagenet_labels
 from edgeft.zoo.network import LayerGroup
 from edgeft.zoo.packaged_weights import EFFICIENTNET_LITE0_IMAGENET
 from edgeft.zoo.state_dict_files import load_state_dict
+
+if TYPE_CHECKING:
+    from timm.models.efficientnet import EfficientNet
 
 _TIMM_ARCH = "tf_efficientnet_lite0"
 
@@ -36,7 +41,10 @@ class EfficientNetLite0(ZooModel):
 
     @property
     def preprocessing(self) -> ImagePreprocessing:
-        cfg = timm.get_pretrained_cfg(_TIMM_ARCH).to_dict()
+        pretrained_cfg = timm.get_pretrained_cfg(_TIMM_ARCH)
+        if pretrained_cfg is None:
+            raise EdgeftError(f"timm {timm.__version__} has no pretrained config for {_TIMM_ARCH}")
+        cfg = pretrained_cfg.to_dict()
         size = cfg["input_size"][1]
         return ImagePreprocessing(
             crop=(size, size),
@@ -70,10 +78,11 @@ class EfficientNetLite0(ZooModel):
         )
 
     def replace_head(self, model: nn.Module, num_classes: int) -> nn.Module:
-        model.reset_classifier(num_classes)
+        cast("EfficientNet", model).reset_classifier(num_classes)
         return model
 
     def layer_groups(self, model: nn.Module) -> list[LayerGroup]:
+        model = cast("EfficientNet", model)  # what create() built
         stem = LayerGroup("stem", (model.conv_stem, model.bn1))
         blocks = [LayerGroup(f"blocks.{i}", (block,)) for i, block in enumerate(model.blocks)]
         top = LayerGroup("conv_head", (model.conv_head, model.bn2))

@@ -9,25 +9,30 @@ replaced by one with the dataset's classes. The preprocessing comes from the fol
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForImageClassification
 
 from edgeft.bundle import ImagePreprocessing
+from edgeft.errors import EdgeftError
 from edgeft.library_noise import quiet_transformers
 from edgeft.zoo.huggingface_folder import HuggingFaceFolderModel
 from edgeft.zoo.network import replace_last_linear
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
 PREPROCESSOR_FILE = "preprocessor_config.json"
 # PIL's resampling codes, as image processors record them.
-_RESAMPLE = {2: "bilinear", 3: "bicubic"}
+_RESAMPLE: dict[int, Literal["bilinear", "bicubic"]] = {2: "bilinear", 3: "bicubic"}
 
 
 class LogitsOnly(nn.Module):
     """transformers' classifier with a plain tensor out, as ``torch.onnx`` and the budget want."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: PreTrainedModel) -> None:
         super().__init__()
         self.model = model
 
@@ -41,11 +46,13 @@ class HuggingFaceImageModel(HuggingFaceFolderModel):
     @property
     def preprocessing(self) -> ImagePreprocessing:
         file = self.path() / PREPROCESSOR_FILE
-        config = json.loads(file.read_text()) if file.is_file() else {}
+        config: dict[str, Any] = json.loads(file.read_text()) if file.is_file() else {}
         size = config.get("size", {"height": 224, "width": 224})
         side = size.get("shortest_edge") or size.get("height") if isinstance(size, dict) else size
         crop = config.get("crop_size", side) if config.get("do_center_crop") else side
         crop = crop.get("height") if isinstance(crop, dict) else crop
+        if side is None or crop is None:
+            raise EdgeftError(f"{file}: its size or crop_size has no shortest_edge or height")
         return ImagePreprocessing(
             crop=(int(crop), int(crop)),
             resize=int(side),
@@ -68,5 +75,5 @@ class HuggingFaceImageModel(HuggingFaceFolderModel):
         return self.replace_head(wrapped, num_classes) if num_classes else wrapped
 
     def replace_head(self, model: nn.Module, num_classes: int) -> nn.Module:
-        model.model.config.num_labels = num_classes
+        cast(LogitsOnly, model).model.config.num_labels = num_classes
         return replace_last_linear(model, num_classes)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
@@ -23,6 +24,9 @@ from edgeft.library_noise import quiet_transformers
 from edgeft.packaged import PackagedFile
 from edgeft.zoo.huggingface_folder import HuggingFaceFolderModel, read_config
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
 TOKENIZER_FILE = "tokenizer.json"
 INPUT_NAMES = ("input_ids", "attention_mask")
 
@@ -30,7 +34,7 @@ INPUT_NAMES = ("input_ids", "attention_mask")
 class MeanPooledClassifier(nn.Module):
     """Token ids and attention mask -> class logits."""
 
-    def __init__(self, encoder: nn.Module, num_classes: int, dropout: float = 0.1) -> None:
+    def __init__(self, encoder: PreTrainedModel, num_classes: int, dropout: float = 0.1) -> None:
         super().__init__()
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
@@ -93,5 +97,6 @@ class HuggingFaceTextModel(HuggingFaceFolderModel):
         return encoder if num_classes is None else MeanPooledClassifier(encoder, num_classes)
 
     def replace_head(self, model: nn.Module, num_classes: int) -> nn.Module:
-        model.classifier = nn.Linear(model.classifier.in_features, num_classes)
+        classifier = cast(MeanPooledClassifier, model)  # what create() built with num_classes
+        classifier.classifier = nn.Linear(classifier.classifier.in_features, num_classes)
         return model

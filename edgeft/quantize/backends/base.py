@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from edgeft.backend_registry import import_backend
 from edgeft.bundle import model_files
 from edgeft.bundle.manifest import int8_file
+from edgeft.engine_registry import import_backend
 from edgeft.quantize.float_fallback import FloatFallback, fewest_float_layers
 from edgeft.runtime.scoring import EncodedSplit
 from edgeft.targets.int8_scheme import QuantizationScheme

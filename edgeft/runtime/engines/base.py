@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeft.backend_registry import import_backend
+from edgeft.engine_registry import import_backend
 
 
 class EngineSession(ABC):
@@ -43,8 +43,8 @@ class EngineSession(ABC):
 
 
 _BACKENDS = {
-    "onnxruntime": "edgeft.runtime.engines.onnxruntime_backend:OnnxRuntimeSession",
-    "openvino": "edgeft.runtime.engines.openvino_backend:OpenVINOSession",
+    "onnxruntime": "edgeft.runtime.engines.onnxruntime_session:OnnxRuntimeSession",
+    "openvino": "edgeft.runtime.engines.openvino_session:OpenVINOSession",
 }
 
 

@@ -1,4 +1,4 @@
-"""A KServe ``InferenceService`` that runs the exported repository on Triton or OVMS (both
+"""A KServe ``InferenceService`` that runs the laid-out repository on Triton or OVMS (both
 speak the same v2 protocol as ``edgeft serve``, so clients do not change)."""
 
 from __future__ import annotations

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from edgeft.bundle import Bundle, Manifest
-from edgeft.bundle.reference_profile import ReferenceProfile
+from edgeft.bundle.reference_statistics import ReferenceStatistics
 from edgeft.data import ClassificationDataset, Example
 from edgeft.export.embedding_sketch import SketchProjection
-from edgeft.monitor.calibration import (
+from edgeft.monitor.temperature_scaling import (
     apply_temperature,
     expected_calibration_error,
     fit_temperature,
@@ -31,9 +31,9 @@ MAX_ITEMS = 3000  # enough windows to learn bands from; the profile stays a few 
 SEED = 0
 
 
-def build_reference_profile(
+def build_reference_statistics(
     staging: Path, manifest: Manifest, onnx_file: str, dataset: ClassificationDataset
-) -> tuple[ReferenceProfile, SketchProjection]:
+) -> tuple[ReferenceStatistics, SketchProjection]:
     """The profile of the validation split, the projection fitted on the training split (each
     at most ``MAX_ITEMS``, a seeded sample)."""
     staged = Bundle(root=staging, manifest=manifest)  # not yet hashed: read, never verified
@@ -46,7 +46,7 @@ def build_reference_profile(
     temperature = fit_temperature(all_logits, truth)
     calibrated = apply_temperature(all_logits, temperature)
     raw = apply_temperature(all_logits, 1.0)
-    profile = ReferenceProfile(
+    profile = ReferenceStatistics(
         temperature=temperature,
         labels=list(manifest.labels),
         truth=truth,

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edgeft.repository.export.exported_model import ExportedModel
+from edgeft.repository.layouts.served_model import ServedModel
 
-MOUNT = "/models"  # where the exported folder is mounted in the OVMS container
+MOUNT = "/models"  # where the laid-out folder is mounted in the OVMS container
 
 
-def write(root: Path, models: list[ExportedModel]) -> None:
+def write(root: Path, models: list[ServedModel]) -> None:
     config = {
         "model_config_list": [
             {

@@ -27,6 +27,14 @@ class DatasetReport:
     duplicates: list[tuple[str, str, str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, object]:
+        """The dataset's description with the counts and problems (``data inspect --json``)."""
+        return self.dataset.describe() | {
+            "counts": self.counts,
+            "warnings": self.warnings,
+            "unreadable": self.unreadable,
+        }
+
 
 def inspect_dataset(dataset: ClassificationDataset, check_files: bool = True) -> DatasetReport:
     """Count, then (with ``check_files``) decode every image and hash every item across splits."""

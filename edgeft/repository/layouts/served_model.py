@@ -1,4 +1,4 @@
-"""What each serving engine's writer is given: the models as exported."""
+"""What each serving engine's writer is given: the models laid out."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from edgeft.bundle import Manifest, ModelEntry
 
 
 @dataclass(frozen=True)
-class ExportedModel:
-    """One model as exported: its name, version, the bundle entry shipped and its manifest."""
+class ServedModel:
+    """One model as laid out: its name, version, the bundle entry shipped and its manifest."""
 
     name: str
     version: int
@@ -19,4 +19,4 @@ class ExportedModel:
     manifest: Manifest
 
 
-Writer = Callable[[Path, list[ExportedModel]], None]
+Writer = Callable[[Path, list[ServedModel]], None]

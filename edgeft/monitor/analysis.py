@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 
 from edgeft.bundle import Bundle
-from edgeft.bundle.reference_profile import ReferenceProfile
+from edgeft.bundle.reference_statistics import ReferenceStatistics
 from edgeft.errors import EdgeftError, shown
-from edgeft.monitor.calibration import recalibrate
 from edgeft.monitor.cbpe import AccuracyEstimate, estimate_accuracy, realized_accuracy
 from edgeft.monitor.drift import (
     Band,
@@ -33,6 +32,7 @@ from edgeft.monitor.drift import (
     ks_distance,
 )
 from edgeft.monitor.prediction_log import LoggedVersion, read_log, read_notes
+from edgeft.monitor.temperature_scaling import recalibrate
 
 _SPAN_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 CONFIDENCE_DECIMALS = 4
@@ -176,7 +176,7 @@ def monitor_log(
         if not len(logged):
             report.skipped = "no readable rows"
             continue
-        analysis = VersionAnalysis(ReferenceProfile.of(bundle), logged)
+        analysis = VersionAnalysis(ReferenceStatistics.of(bundle), logged)
         report.bundle = str(bundle.root)
         for rows in windows.split(logged.times):
             if since is not None and logged.times[rows[-1]] < since:
@@ -188,7 +188,7 @@ def monitor_log(
 class VersionAnalysis:
     """One version's log against its reference; bands are learned once per window size."""
 
-    def __init__(self, reference: ReferenceProfile, logged: LoggedVersion) -> None:
+    def __init__(self, reference: ReferenceStatistics, logged: LoggedVersion) -> None:
         title = f"{shown(logged.model)} version {shown(logged.version)}"
         if not len(logged):
             first = f" (first: {logged.damage[0]})" if logged.damage else ""

@@ -1,4 +1,4 @@
-"""Scale-out on existing engines: the exported Triton repository parses with Triton's own
+"""Scale-out on existing engines: the Triton repository laid out parses with Triton's own
 protobuf schema (it ships in tritonclient) and says what the bundle says; the OVMS and KServe
 files are well-formed and point at the production version."""
 
@@ -14,7 +14,7 @@ from tritonclient.grpc import model_config_pb2
 from edgeft.bundle import Bundle
 from edgeft.errors import EdgeftError
 from edgeft.repository import ModelRepository
-from edgeft.repository.export import export_repository
+from edgeft.repository.layouts import write_layout
 
 TYPES = {"float32": model_config_pb2.TYPE_FP32, "int64": model_config_pb2.TYPE_INT64}
 
@@ -36,7 +36,7 @@ def test_triton_config_parses_and_matches_each_bundle(
     repo: ModelRepository, tmp_path: Path, engine: str
 ) -> None:
     out = tmp_path / "triton"
-    export_repository(repo, "triton", out, engine=engine)
+    write_layout(repo, "triton", out, engine=engine)
     for name, version in (("cats", 2), ("tickets", 1)):
         manifest = Bundle.load(repo.version(name, version).path).manifest
         config = text_format.Parse(
@@ -69,7 +69,7 @@ def test_triton_config_parses_and_matches_each_bundle(
 
 def test_ovms_config_pins_the_production_version(repo: ModelRepository, tmp_path: Path) -> None:
     out = tmp_path / "ovms"
-    export_repository(repo, "ovms", out, engine="openvino")
+    write_layout(repo, "ovms", out, engine="openvino")
     config = json.loads((out / "config.json").read_text())
     entries = {c["config"]["name"]: c["config"] for c in config["model_config_list"]}
     assert entries["cats"]["model_version_policy"] == {"specific": {"versions": [2]}}
@@ -79,6 +79,6 @@ def test_ovms_config_pins_the_production_version(repo: ModelRepository, tmp_path
     ).is_file()
     assert "kserve-ovms" in (out / "inferenceservice.yaml").read_text()
     with pytest.raises(EdgeftError, match="already exists"):
-        export_repository(repo, "ovms", out)
-    with pytest.raises(EdgeftError, match="unknown export format"):
-        export_repository(repo, "torchserve", tmp_path / "x")
+        write_layout(repo, "ovms", out)
+    with pytest.raises(EdgeftError, match="unknown layout format"):
+        write_layout(repo, "torchserve", tmp_path / "x")

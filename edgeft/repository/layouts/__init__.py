@@ -3,7 +3,7 @@ scale: a Triton model repository or an OpenVINO Model Server configuration, each
 ``InferenceService`` manifest. Preprocessing stays with the client there (``edgeft.runtime``'s
 encoder does it in a few lines)."""
 
-from edgeft.repository.export.exported_model import ExportedModel
-from edgeft.repository.export.layout import export_repository
+from edgeft.repository.layouts.served_model import ServedModel
+from edgeft.repository.layouts.writer import write_layout
 
-__all__ = ["ExportedModel", "export_repository"]
+__all__ = ["ServedModel", "write_layout"]

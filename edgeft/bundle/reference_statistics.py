@@ -22,7 +22,7 @@ PROFILE_FILE = "reference/profile.json"
 
 
 @dataclass
-class ReferenceProfile:
+class ReferenceStatistics:
     temperature: float
     labels: list[str]
     truth: np.ndarray  # (N,) class index
@@ -51,7 +51,7 @@ class ReferenceProfile:
         }
 
     @classmethod
-    def from_dict(cls, data: Any) -> ReferenceProfile:
+    def from_dict(cls, data: Any) -> ReferenceStatistics:
         """Parse and check shapes; a malformed profile is a ``BundleError`` saying what."""
         try:
             labels = [str(label) for label in data["labels"]]
@@ -95,7 +95,7 @@ class ReferenceProfile:
         return PROFILE_FILE
 
     @classmethod
-    def of(cls, bundle: Bundle) -> ReferenceProfile:
+    def of(cls, bundle: Bundle) -> ReferenceStatistics:
         """The bundle's profile (its hash was checked when the bundle loaded)."""
         rel = bundle.manifest.reference
         if rel is None:

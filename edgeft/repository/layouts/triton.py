@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgeft.bundle import TensorSpec
-from edgeft.repository.export.exported_model import ExportedModel
+from edgeft.repository.layouts.served_model import ServedModel
 
 MAX_BATCH = 8
 _TYPES = {
@@ -19,14 +19,14 @@ _TYPES = {
 }
 
 
-def write(root: Path, models: list[ExportedModel]) -> None:
+def write(root: Path, models: list[ServedModel]) -> None:
     for model in models:
         (root / model.name / "config.pbtxt").write_text(config_pbtxt(model), encoding="utf-8")
         (root / model.name / "labels.txt").write_text("\n".join(model.manifest.labels) + "\n")
 
 
-def config_pbtxt(model: ExportedModel) -> str:
-    """Triton's text-format ``ModelConfig`` for one exported model."""
+def config_pbtxt(model: ServedModel) -> str:
+    """Triton's text-format ``ModelConfig`` for one laid-out model."""
     backend = (
         'platform: "onnxruntime_onnx"\ndefault_model_filename: "model.onnx"'
         if model.entry.engine == "onnxruntime"
