@@ -1,0 +1,190 @@
+"""Anomaly detection's core on a small MVTec-layout folder made here: good textures, synthetic
+scratches with masks. The folder's checks, the chunked search, the coreset and a fitted model
+that finds the scratches (image scores and the defect map's peak)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from PIL import Image, ImageDraw, ImageFilter
+
+from edgeft.anomaly import PatchCoreSettings, fit_patchcore, read_inspection_folder
+from edgeft.anomaly.coreset import greedy_coreset
+from edgeft.anomaly.detection_metrics import (
+    auroc,
+    f1_best_threshold,
+    pixel_auroc,
+    pro_auc,
+    threshold_at_false_reject,
+)
+from edgeft.anomaly.nearest import nearest_distances
+from edgeft.errors import DatasetError, EdgeftError
+from edgeft.zoo import get_model
+
+SIZE = 96
+
+
+def texture(seed: int) -> Image.Image:
+    """A woven-looking grey texture: a fixed pattern with per-image noise, blurred."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:SIZE, 0:SIZE]
+    base = 128 + 40 * np.sin(x / 3.0) * np.cos(y / 4.0) + rng.normal(0, 12, (SIZE, SIZE))
+    image = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)).convert("RGB")
+    return image.filter(ImageFilter.GaussianBlur(0.6))
+
+
+def scratched(seed: int) -> tuple[Image.Image, Image.Image]:
+    """A texture with a bright scratch, and its mask (white where the scratch is)."""
+    rng = np.random.default_rng(1000 + seed)
+    image, mask = texture(1000 + seed), Image.new("L", (SIZE, SIZE))
+    x0, y0 = (int(v) for v in rng.integers(10, SIZE // 2, 2))
+    line = [(x0, y0), (x0 + int(rng.integers(20, 40)), y0 + int(rng.integers(10, 30)))]
+    ImageDraw.Draw(image).line(line, fill=(250, 250, 250), width=3)
+    ImageDraw.Draw(mask).line(line, fill=255, width=3)
+    return image, mask
+
+
+def make_folder(root: Path, good: int = 24, test_good: int = 6, defects: int = 6) -> Path:
+    for folder in ("train/good", "test/good", "test/scratch", "ground_truth/scratch"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    for i in range(good):
+        texture(i).save(root / "train" / "good" / f"{i:03d}.png")
+    for i in range(test_good):
+        texture(500 + i).save(root / "test" / "good" / f"{i:03d}.png")
+    for i in range(defects):
+        image, mask = scratched(i)
+        image.save(root / "test" / "scratch" / f"{i:03d}.png")
+        mask.save(root / "ground_truth" / "scratch" / f"{i:03d}_mask.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_folder(tmp_path_factory.mktemp("parts"))
+
+
+def test_the_folder_reads_as_mvtec_lays_it_out(parts: Path) -> None:
+    folder = read_inspection_folder(parts, val_share=0.25)
+    assert len(folder.train) == 18 and len(folder.val) == 6  # a recorded share of train/good
+    assert not any(i.is_defective for i in folder.val)
+    assert folder.val_recipe["val_share"] == 0.25 and folder.defects == ["scratch"]
+    scratches = [i for i in folder.test if i.is_defective]
+    assert len(scratches) == 6 and all(i.mask is not None for i in scratches)
+    assert folder.size == (SIZE, SIZE) and folder.mode == "RGB"
+    again = read_inspection_folder(parts, val_share=0.25)
+    assert again.val == folder.val  # the same split from the same seed
+    with_defects = read_inspection_folder(parts, val_share=0.25, defects_to_val=0.5)
+    assert sum(i.is_defective for i in with_defects.val) == 3
+    assert sum(i.is_defective for i in with_defects.test) == 3
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda r: (r / "train" / "crack").mkdir(), "holds crack beside good"),
+        (lambda r: [p.unlink() for p in (r / "train" / "good").iterdir()], "no good images"),
+        (lambda r: Image.new("L", (SIZE, SIZE)).save(r / "ground_truth/scratch/999_mask.png"),
+         "no image test/scratch/999"),
+        (lambda r: Image.new("L", (SIZE, 50)).save(r / "ground_truth/scratch/000_mask.png"),
+         "000_mask.png: 96x50, but its image 000.png"),
+        (lambda r: texture(0).resize((80, 80)).save(r / "test/good/000.png"), "every image"),
+        (lambda r: texture(0).convert("L").save(r / "test/good/000.png"), "share one size and mode"),
+        (lambda r: (r / "test/good/000.png").write_bytes(b"not a png"), "not a readable image"),
+        (lambda r: texture(0).save(r / "train" / "loose.png"), "images go in"),
+    ],
+)  # fmt: skip
+def test_a_bad_folder_is_refused_naming_the_file(tmp_path: Path, damage, message: str) -> None:
+    root = make_folder(tmp_path / "parts", good=4, test_good=1, defects=1)
+    damage(root)
+    with pytest.raises(DatasetError, match=message):
+        read_inspection_folder(root)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    arrays(np.float32, st.tuples(st.integers(1, 30), st.integers(1, 8)), elements=st.floats(-9, 9, width=32)),
+    arrays(np.float32, st.tuples(st.integers(1, 50), st.integers(1, 8)), elements=st.floats(-9, 9, width=32)),
+    st.integers(4, 4096),
+)  # fmt: skip
+def test_the_chunked_search_is_the_brute_force_one(
+    queries: np.ndarray, bank: np.ndarray, max_bytes: int
+) -> None:
+    width = min(queries.shape[1], bank.shape[1])
+    queries, bank = queries[:, :width], bank[:, :width]
+    brute = np.sqrt(((queries[:, None, :] - bank[None]) ** 2).sum(-1)).min(axis=1)
+    found = nearest_distances(queries, bank, max_bytes=max_bytes)
+    np.testing.assert_allclose(found, brute, rtol=1e-3, atol=2e-2)
+
+
+def test_the_coreset_covers_better_than_a_random_subset() -> None:
+    rng = np.random.default_rng(0)
+    blobs = np.concatenate([rng.normal(c, 0.1, (400, 16)) for c in range(10)]).astype(np.float32)
+    points = torch.from_numpy(blobs)
+    chosen = greedy_coreset(points, 10)
+    assert len(set(chosen.tolist())) == 10
+    covered = nearest_distances(blobs, blobs[chosen.numpy()]).max()
+    random_subset = rng.choice(len(blobs), 10, replace=False)
+    assert covered < nearest_distances(blobs, blobs[random_subset]).max()
+    assert {round(float(blobs[i].mean())) for i in chosen} == set(range(10))  # one per blob
+
+
+def test_a_fitted_model_finds_the_scratches_and_where_they_are(parts: Path) -> None:
+    folder = read_inspection_folder(parts)
+    backbone = get_model("mobilenet_v2").create(num_classes=None)
+    tuned = PatchCoreSettings(image_size=SIZE, bank_size=500, sample=20_000)
+    model = fit_patchcore(backbone, folder.train, tuned)
+    assert model.bank.shape[0] == 500 and model.embeddings.shape[0] == len(folder.train)
+    scores = model.score([i.path for i in folder.test])
+    defective = np.array([i.is_defective for i in folder.test])
+    assert scores.patch[defective].min() > scores.patch[~defective].max()
+    for item, defect_map in zip(folder.test, scores.maps, strict=True):
+        if item.mask is None:
+            continue
+        mask = np.asarray(Image.open(item.mask).resize(defect_map.shape[::-1], Image.BILINEAR))
+        peak = np.unravel_index(defect_map.argmax(), defect_map.shape)
+        assert (
+            mask[peak] > 0
+            or mask[max(0, peak[0] - 1) : peak[0] + 2, max(0, peak[1] - 1) : peak[1] + 2].any()
+        )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 20), st.booleans()), min_size=2, max_size=60))
+def test_auroc_is_sklearns_and_the_f1_threshold_is_the_best_cut(rows: list) -> None:
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    scores = np.array([float(s) for s, _ in rows])
+    defective = np.array([d for _, d in rows])
+    if defective.all() or not defective.any():
+        with pytest.raises(EdgeftError, match="both defective and good"):
+            auroc(scores, defective)
+        return
+    assert auroc(scores, defective) == pytest.approx(roc_auc_score(defective, scores))
+    cut = f1_best_threshold(scores, defective)
+    cuts = np.unique(np.concatenate([scores - 0.5, scores + 0.5]))
+    best = max(f1_score(defective, scores > c, zero_division=0) for c in cuts)
+    assert f1_score(defective, scores > cut, zero_division=0) == pytest.approx(best)
+
+
+def test_pixel_figures_reward_a_map_on_the_defect() -> None:
+    masks = np.zeros((4, 32, 32), dtype=bool)
+    masks[0, 4:8, 4:8] = masks[1, 20:30, 2:4] = True  # a small and a long region
+    rng = np.random.default_rng(0)
+    exact = masks + rng.uniform(0, 0.1, masks.shape)
+    assert pixel_auroc(exact, masks) == 1.0 and pro_auc(exact, masks) == pytest.approx(
+        1.0, abs=0.02
+    )
+    noise = rng.uniform(0, 1, masks.shape)
+    assert abs(pixel_auroc(noise, masks) - 0.5) < 0.1 and pro_auc(noise, masks) < 0.3
+    big_only = masks.astype(float)
+    big_only[0] = 0  # misses the small region: it counts as much as the long one in PRO
+    assert 0.5 < pro_auc(big_only + rng.uniform(0, 0.1, masks.shape), masks) < 0.7
+    good_parts = rng.uniform(0, 1, 50)
+    threshold = threshold_at_false_reject(good_parts, 0.1)
+    assert (good_parts > threshold).mean() == pytest.approx(0.1, abs=0.02)
