@@ -30,9 +30,14 @@ class SavedRun:
     json_problem: str | None = None
 
 
+def run_json(run: BenchmarkRun, run_id: int | None) -> str:
+    """The run as JSON, naming its id in the database (null until the database has it)."""
+    return json.dumps(run.to_dict() | {"run_id": run_id}, indent=2)
+
+
 def write_run_json(path: Path, run: BenchmarkRun, run_id: int | None) -> None:
-    """Replace ``path`` atomically with the run (``run_id`` null until the database has it)."""
-    write_text_atomically(path, json.dumps(run.to_dict() | {"run_id": run_id}, indent=2) + "\n")
+    """Replace ``path`` atomically with the run."""
+    write_text_atomically(path, run_json(run, run_id) + "\n")
 
 
 def save_run(run: BenchmarkRun, json_out: Path | None = None, db: Path | None = None) -> SavedRun:

@@ -72,7 +72,7 @@ def bench(
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from edgeft.bench.save import benchmark_and_save
+    from edgeft.bench.save import benchmark_and_save, run_json
 
     columns = (TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
@@ -80,7 +80,7 @@ def bench(
             bundle, target, parse_batches(batch), duration, cold_start, json_out, db, progress
         )
     if as_json:
-        print(json.dumps(result.run.to_dict() | {"run_id": result.saved.run_id}, indent=2))
+        print(run_json(result.run, result.saved.run_id))
     render.benchmark(console, bundle, result, as_json)
 
 

@@ -29,7 +29,7 @@ MB = 1024 * 1024
 @dataclass(frozen=True)
 class ServeOptions:
     """What to serve (a bundle or a repository folder), where, and within which limits; the
-    defaults are ``edgeft serve``'s."""
+    limits' defaults are the server's and the log's own (``ServerConfig``, ``LogLimits``)."""
 
     source: Path
     host: str = "127.0.0.1"
@@ -42,25 +42,25 @@ class ServeOptions:
     allow_mismatch: bool = False
     validate: bool = False
     model_name: str | None = None
-    max_batch: int = 8
-    max_wait_ms: float = 0.0
-    max_request_mb: float = 16
-    max_queue: int = 64
-    queue_timeout_s: float = 10.0
-    max_connections: int = 64
-    body_timeout_s: float = 30.0
+    max_batch: int = ServerConfig.max_batch
+    max_wait_ms: float = ServerConfig.max_wait_ms
+    max_request_mb: float = ServerConfig.max_request_bytes / MB
+    max_queue: int = ServerConfig.max_queue
+    queue_timeout_s: float = ServerConfig.queue_timeout_s
+    max_connections: int = ServerConfig.max_connections
+    body_timeout_s: float = ServerConfig.body_timeout_s
     threads: int | None = None
     target: str | None = None
     token_env: str | None = None
     calibrated: bool = False
     log: Path | None = None
-    log_max_rows: int = 1_000_000
-    log_max_mb: float = 2048
-    keep_below: float = 0.7
-    keep_share: float = 0.02
-    keep_max_mb: float = 1024
-    monitor_window: int = 500
-    monitor_interval_s: float = 60.0
+    log_max_rows: int = LogLimits.max_rows
+    log_max_mb: float = LogLimits.max_bytes / MB
+    keep_below: float = LogLimits.keep_below
+    keep_share: float = LogLimits.keep_share
+    keep_max_mb: float = LogLimits.max_input_bytes / MB
+    monitor_window: int = ServerConfig.monitor_window
+    monitor_interval_s: float = ServerConfig.monitor_interval_s
 
 
 def token_from_env(name: str | None) -> str | None:

@@ -75,12 +75,7 @@ def register(app: FastAPI, state: ServeState) -> None:
                 "model_name": name,
                 "model_version": model.version,
                 "predictions": [
-                    {
-                        "label": p.label,
-                        "confidence": p.confidence,
-                        "top_k": [{"label": label, "probability": q} for label, q in p.top_k],
-                    }
-                    | ({"id": row_id} if row_id else {})
+                    p.to_dict() | ({"id": row_id} if row_id else {})
                     for p, row_id in zip(
                         predictor.rank(answer.probabilities, top_k), ids, strict=True
                     )
