@@ -22,8 +22,8 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
-from scipy.stats import mannwhitneyu
 
+from edgeft.anomaly.detection_metrics import auroc
 from edgeft.anomaly.patchcore import PatchCoreSettings, fit_patchcore
 from edgeft.data.elpv import materialise_elpv
 from edgeft.targets import host_fingerprint
@@ -50,12 +50,6 @@ SETTINGS = [
     Setting("320 px", PatchCoreSettings(image_size=320)),
     Setting("bank 10k", PatchCoreSettings(bank_size=10_000)),
 ]
-
-
-def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve: the chance a defective cell scores above a good one."""
-    u = mannwhitneyu(scores[positive], scores[~positive]).statistic
-    return float(u / (positive.sum() * (~positive).sum()))
 
 
 def run(setting: Setting, root: Path) -> dict[str, object]:
