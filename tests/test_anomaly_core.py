@@ -12,7 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image
 
 from edgeft.anomaly import PatchCoreSettings, fit_patchcore, read_inspection_folder
 from edgeft.anomaly.coreset import greedy_coreset
@@ -21,47 +21,12 @@ from edgeft.anomaly.detection_metrics import (
     f1_best_threshold,
     pixel_auroc,
     pro_auc,
-    threshold_at_false_reject,
 )
-from edgeft.anomaly.nearest import nearest_distances
 from edgeft.errors import DatasetError, EdgeftError
+from edgeft.runtime.anomaly.nearest import nearest_distances
+from edgeft.runtime.anomaly.threshold import threshold_at_false_reject
 from edgeft.zoo import get_model
-
-SIZE = 96
-
-
-def texture(seed: int) -> Image.Image:
-    """A woven-looking grey texture: a fixed pattern with per-image noise, blurred."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:SIZE, 0:SIZE]
-    base = 128 + 40 * np.sin(x / 3.0) * np.cos(y / 4.0) + rng.normal(0, 12, (SIZE, SIZE))
-    image = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)).convert("RGB")
-    return image.filter(ImageFilter.GaussianBlur(0.6))
-
-
-def scratched(seed: int) -> tuple[Image.Image, Image.Image]:
-    """A texture with a bright scratch, and its mask (white where the scratch is)."""
-    rng = np.random.default_rng(1000 + seed)
-    image, mask = texture(1000 + seed), Image.new("L", (SIZE, SIZE))
-    x0, y0 = (int(v) for v in rng.integers(10, SIZE // 2, 2))
-    line = [(x0, y0), (x0 + int(rng.integers(20, 40)), y0 + int(rng.integers(10, 30)))]
-    ImageDraw.Draw(image).line(line, fill=(250, 250, 250), width=3)
-    ImageDraw.Draw(mask).line(line, fill=255, width=3)
-    return image, mask
-
-
-def make_folder(root: Path, good: int = 24, test_good: int = 6, defects: int = 6) -> Path:
-    for folder in ("train/good", "test/good", "test/scratch", "ground_truth/scratch"):
-        (root / folder).mkdir(parents=True, exist_ok=True)
-    for i in range(good):
-        texture(i).save(root / "train" / "good" / f"{i:03d}.png")
-    for i in range(test_good):
-        texture(500 + i).save(root / "test" / "good" / f"{i:03d}.png")
-    for i in range(defects):
-        image, mask = scratched(i)
-        image.save(root / "test" / "scratch" / f"{i:03d}.png")
-        mask.save(root / "ground_truth" / "scratch" / f"{i:03d}_mask.png")
-    return root
+from tests.inspection_parts import SIZE, make_folder, texture
 
 
 @pytest.fixture(scope="module")

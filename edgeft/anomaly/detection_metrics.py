@@ -48,13 +48,6 @@ def pro_auc(maps: np.ndarray, masks: np.ndarray, max_fpr: float = 0.3, steps: in
     return float(np.trapezoid(pro, fpr) / max_fpr)
 
 
-def threshold_at_false_reject(good: np.ndarray, rate: float) -> float:
-    """The score above which ``rate`` of good items fall (good parts only: no defects known)."""
-    if not 0 <= rate < 1:
-        raise EdgeftError(f"false-reject rate {rate}: give a share from 0 up to 1")
-    return float(np.quantile(np.asarray(good, dtype=np.float64), 1.0 - rate))
-
-
 def f1_best_threshold(scores: np.ndarray, defective: np.ndarray) -> float:
     """The threshold with the best F1 for flagging defects (labelled defects in validation):
     midway between the scores on either side of the best cut."""

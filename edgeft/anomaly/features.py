@@ -44,6 +44,10 @@ class PatchFeatures(nn.Module):
         self.aggregate = aggregate
         with torch.no_grad():
             maps = self.body(torch.zeros(1, 3, 64, 64))
+        # Taps coarser than the first are brought to its grid (decided here, not per call, so
+        # the exported graph has no shape test in it).
+        first = maps[self.taps[0]].shape[-2:]
+        self.coarser = [maps[t].shape[-2:] != first for t in self.taps]
         width = sum(int(m.shape[1]) for m in maps.values())
         self.projection: nn.Conv2d | None = None
         if channels is not None and channels < width:
@@ -61,8 +65,8 @@ class PatchFeatures(nn.Module):
         pad = self.aggregate // 2
         local = [F.avg_pool2d(m, self.aggregate, 1, pad, count_include_pad=False) for m in maps]
         grid = [
-            m if m.shape[-2:] == size else F.interpolate(m, size=size, mode="bilinear")
-            for m in local
+            F.interpolate(m, size=size, mode="bilinear") if coarser else m
+            for m, coarser in zip(local, self.coarser, strict=True)
         ]
         patches = torch.cat(grid, dim=1)
         if self.projection is not None:

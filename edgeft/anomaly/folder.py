@@ -162,8 +162,12 @@ def read_inspection_folder(
                 moved += rng.sample(of_defect, round(defects_to_val * len(of_defect)))
             test = [i for i in test if i not in moved]
             val += moved
-        recipe = {"val": "share of train/good", "val_share": val_share, "seed": seed,
-                  "defects_to_val": defects_to_val}  # fmt: skip
+        recipe = {
+            "val": "share of train/good",
+            "val_share": val_share,
+            "seed": seed,
+            "defects_to_val": defects_to_val,
+        }
     everything = [*train, *(i.path for i in [*val, *test])]
     masks = [(i.path, i.mask) for i in [*val, *test] if i.mask is not None]
     size, mode = _check_images(everything, masks)

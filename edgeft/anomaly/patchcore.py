@@ -10,7 +10,7 @@ a crack); the distance of the image embedding to its nearest good image is the e
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +20,8 @@ from torch import nn
 
 from edgeft.anomaly.coreset import greedy_coreset
 from edgeft.anomaly.features import PatchFeatures
-from edgeft.anomaly.nearest import nearest_distances
 from edgeft.bundle.manifest import ImagePreprocessing
+from edgeft.runtime.anomaly.nearest import nearest_distances
 from edgeft.runtime.preprocess import ImagePreprocessor
 
 BATCH = 16
@@ -75,9 +75,12 @@ class PatchCoreModel:
         )
 
 
-def preprocessing_for(size: int) -> ImagePreprocessing:
-    """The whole image at ``size`` x ``size`` (no crop: a defect at the edge still counts)."""
-    return ImagePreprocessing(crop=(size, size), resize=size)
+def preprocessing_for(size: int, backbone: ImagePreprocessing | None = None) -> ImagePreprocessing:
+    """The whole image at ``size`` x ``size`` (no crop: a defect at the edge still counts),
+    normalised as the backbone's pretrained weights expect."""
+    return replace(
+        backbone or ImagePreprocessing((size, size), size), crop=(size, size), resize=size
+    )
 
 
 def extract(
@@ -108,14 +111,16 @@ def fit_patchcore(
     train: Sequence[Path],
     settings: PatchCoreSettings | None = None,
     progress: Progress | None = None,
+    preprocessing: ImagePreprocessing | None = None,
 ) -> PatchCoreModel:
-    """The memory bank of ``train`` (good images) under ``settings``."""
+    """The memory bank of ``train`` (good images) under ``settings``; ``preprocessing`` is the
+    backbone's own (its normalisation), resized to ``settings.image_size``."""
     settings = settings or PatchCoreSettings()
     torch.manual_seed(settings.seed)
     network = PatchFeatures(
         backbone.eval(), settings.taps, settings.aggregate, settings.channels, settings.seed
     ).eval()
-    preprocessing = preprocessing_for(settings.image_size)
+    preprocessing = preprocessing_for(settings.image_size, preprocessing)
     patches, embeddings = extract(network, preprocessing, train, progress, "good parts")
     flat = torch.from_numpy(patches.reshape(-1, patches.shape[-1]))
     generator = torch.Generator().manual_seed(settings.seed)

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from typing import Any, Literal, Protocol, TypeVar
 
+from edgeft.bundle.anomaly_spec import AnomalySpec
 from edgeft.engine_registry import ENGINES
 from edgeft.errors import BundleError, EdgeftError
 from edgeft.targets.int8_scheme import QuantizationScheme
@@ -17,12 +18,14 @@ from edgeft.targets.int8_scheme import QuantizationScheme
 # 2: per int8 model its scheme, targets, validating host and build-time acceptance outputs;
 # int8 candidates (a QAT export) apart from budget-checked models; the acceptance set.
 # 3: the reference profile for monitoring, and the graph's embedding sketch output.
-SCHEMA_VERSION = 3
-READABLE_SCHEMAS = (1, 2, 3)
+# 4: the anomaly-detection task and its ``anomaly`` section (bank files, scoring, threshold).
+SCHEMA_VERSION = 4
+READABLE_SCHEMAS = (1, 2, 3, 4)
 MANIFEST_NAME = "edgeft.json"
 
-Task = Literal["image-classification", "text-classification"]
-TASKS: tuple[str, ...] = ("image-classification", "text-classification")
+Task = Literal["image-classification", "text-classification", "anomaly-detection"]
+ANOMALY_TASK = "anomaly-detection"
+TASKS: tuple[str, ...] = ("image-classification", "text-classification", ANOMALY_TASK)
 PRECISIONS: tuple[str, ...] = ("fp32", "int8")
 # Where each engine's fp32 model sits inside a bundle; int8 models are named by their scheme
 # (``int8_file``) and QAT exports, candidates until the budget accepts them, by ``qat_file``.
@@ -458,6 +461,7 @@ class Manifest:
     metrics: dict[str, Any] = field(default_factory=dict)
     acceptance: str | None = None  # the acceptance set's index file (``acceptance/set.json``)
     reference: str | None = None  # the monitoring reference profile (``reference/profile.json``)
+    anomaly: AnomalySpec | None = None  # an anomaly-detection bundle's bank, scoring, threshold
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -498,6 +502,10 @@ class Manifest:
         preprocessing = preprocessing_from_dict(_require(data, "preprocessing", dict))
         if isinstance(preprocessing, TextPreprocessing):
             named.append((preprocessing.tokenizer, "tokenizer"))
+        anomaly = None
+        if task == ANOMALY_TASK:
+            anomaly = AnomalySpec.from_dict(_require(data, "anomaly", dict))
+            named += list(anomaly.files.items())
         for rel, what in named:
             if confined_path(rel, what) not in files:
                 raise BundleError(f"{what} file {rel!r} is not listed in manifest files")
@@ -513,6 +521,7 @@ class Manifest:
             metrics=dict(data.get("metrics") or {}),
             acceptance=acceptance,
             reference=reference,
+            anomaly=anomaly,
         )
 
     @property

@@ -10,6 +10,7 @@ import typer
 
 from edgeft.cli import render
 from edgeft.cli.app import JsonFlag, app, console, data_app
+from edgeft.errors import EdgeftError
 
 
 @app.command()
@@ -101,11 +102,43 @@ def finetune(
             "(newly labelled items join train and val; its test split stays as it was)."
         ),
     ] = None,
+    task: Annotated[
+        str,
+        typer.Option(
+            help="classification (class folders or a text table) or anomaly (good parts "
+            "only: an MVTec AD-layout folder, train/good/ and optional val/, test/, "
+            "ground_truth/)."
+        ),
+    ] = "classification",
+    layers: Annotated[
+        str | None,
+        typer.Option(help="anomaly: backbone layers, comma-separated (default: 1/8 and 1/16)."),
+    ] = None,
+    bank_size: Annotated[
+        int, typer.Option(help="anomaly: patches kept in the memory bank.")
+    ] = 3000,
+    scoring: Annotated[
+        str, typer.Option(help="anomaly: patch, embedding, mixed or auto (best on val).")
+    ] = "auto",
+    false_reject: Annotated[
+        float,
+        typer.Option(
+            help="anomaly: share of good val parts the threshold may flag (no defects in val)."
+        ),
+    ] = 0.01,
+    val_share: Annotated[
+        float, typer.Option(help="anomaly, without val/: share of train/good held out.")
+    ] = 0.1,
+    defects_to_val: Annotated[
+        float, typer.Option(help="anomaly, without val/: share of each test defect moved to val.")
+    ] = 0.0,
 ) -> None:
-    """Fine-tune a pretrained backbone on an image or text dataset (transfer learning), then QAT.
+    """Fine-tune a pretrained backbone on an image or text dataset (transfer learning), then QAT;
+    or, with --task anomaly, fit an anomaly model on good parts (no training loop).
 
     Retrain: edgeft finetune --init-from runs/elpv --data new-labels --out runs/elpv-2
     Data-parallel: torchrun --nproc-per-node 2 -m edgeft finetune --data elpv --out runs/elpv
+    Anomaly: edgeft finetune --task anomaly --data parts/ --out runs/parts
     """
     from edgeft.train import Recipe
     from edgeft.train import finetune as run_finetune
@@ -114,6 +147,19 @@ def finetune(
     typed = {
         k for k in ctx.params if getattr(ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"
     }
+    if task == "anomaly":
+        from edgeft.anomaly import AnomalyRecipe, fit_anomaly
+
+        render.anomaly_fit(console, fit_anomaly(AnomalyRecipe.from_options(ctx.params, typed), out))
+        return
+    if task != "classification":
+        raise EdgeftError(f"--task {task!r}: choose classification or anomaly")
+    anomaly_only = sorted(
+        typed & {"layers", "bank_size", "scoring", "false_reject", "val_share", "defects_to_val"}
+    )
+    if anomaly_only:
+        flags = ", ".join("--" + name.replace("_", "-") for name in anomaly_only)
+        raise EdgeftError(f"{flags}: only used with --task anomaly")
     result = run_finetune(
         Recipe.from_options(ctx.params, typed), out, resume=resume, console=console
     )
@@ -136,7 +182,8 @@ def export(
     ] = 256,
 ) -> None:
     """Export fp32 ONNX (checked against torch) and OpenVINO IR into a bundle, with an
-    acceptance set from the run's validation split.
+    acceptance set from the run's validation split (an anomaly run: with its memory bank,
+    held to the fitted model on its validation items).
 
     Example: edgeft export runs/elpv --out bundles/elpv
     """

@@ -61,20 +61,63 @@ def evaluate(
     model: Annotated[str, typer.Option("--model", help="fp32, int8 or all.")] = "all",
     as_json: JsonFlag = False,
 ) -> None:
-    """Accuracy, macro-F1, per-class scores, confusion matrix and fp32/int8 agreement.
+    """Accuracy, macro-F1, per-class scores, confusion matrix and fp32/int8 agreement; for an
+    anomaly bundle image AUROC, pixel AUROC and PRO (with masks), F1, false-reject and escape
+    rates at its threshold, per defect type and slice.
 
     Example: edgeft eval bundles/elpv-int8 --split test
     """
     from rich.progress import Progress
 
+    from edgeft.evaluation.anomaly_eval import evaluate_anomaly_bundle
     from edgeft.evaluation.bundle_eval import evaluate_recorded
 
+    anomaly = is_anomaly_bundle(bundle)
     with Progress(console=console, transient=True) as progress:
-        evaluated = evaluate_recorded(bundle, data, split, model, progress)
+        run = evaluate_anomaly_bundle if anomaly else evaluate_recorded
+        evaluated = run(bundle, data, split, model, progress)
     if as_json:
         print(json.dumps([r.row() for r in evaluated.results], indent=2))
+    elif anomaly:
+        render.anomaly_evaluation(console, evaluated)  # type: ignore[arg-type]
     else:
-        render.evaluation(console, evaluated)
+        render.evaluation(console, evaluated)  # type: ignore[arg-type]
+
+
+def is_anomaly_bundle(bundle: Path) -> bool:
+    """Which task's command body runs (the full load, with hashes, comes in that body)."""
+    from edgeft.bundle import Bundle
+    from edgeft.bundle.manifest import ANOMALY_TASK
+
+    return Bundle.load(bundle, verify=False).manifest.task == ANOMALY_TASK
+
+
+@app.command()
+def threshold(
+    bundle: Annotated[Path, typer.Argument(help="An anomaly bundle.")],
+    out: Annotated[Path, typer.Option("--out", help="The new bundle version to write.")],
+    value: Annotated[
+        float | None,
+        typer.Option(help="The new threshold on the 0..1 score (0.5: the one chosen at fit)."),
+    ] = None,
+    false_reject: Annotated[
+        float | None,
+        typer.Option(help="Or: the share of the --good parts the threshold may flag."),
+    ] = None,
+    good: Annotated[
+        Path | None, typer.Option(help="A folder of good parts, scored here, for --false-reject.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing bundle at --out.")] = False,
+) -> None:
+    """Move an anomaly bundle's threshold without re-exporting: a new bundle version with the
+    same files and the new threshold (the old one and the rule recorded beside it).
+
+    Example: edgeft threshold bundles/parts --false-reject 0.005 --good line3/good --out bundles/parts-2
+    """
+    from edgeft.runtime.anomaly.threshold import rethreshold_bundle
+
+    written = rethreshold_bundle(bundle, out, value, false_reject, good, overwrite=overwrite)
+    render.threshold_change(console, written)
 
 
 @app.command()
@@ -128,14 +171,37 @@ def predict(
     engine: EngineOption = "auto",
     precision: PrecisionOption = "auto",
     allow_mismatch: AllowMismatchFlag = False,
+    overlay: Annotated[
+        Path | None,
+        typer.Option(help="Anomaly bundles: write each image's defect map over it here (PNG)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Label, confidence and top-k for each input, run as the edge box runs it.
+    """Label, confidence and top-k for each input, run as the edge box runs it; for an anomaly
+    bundle the score (0..1), the verdict at its threshold and, with --overlay, the defect map.
 
     Example: edgeft predict runs/elpv-int8 cell_0001.png cell_0002.png --json
     """
     from edgeft.runtime import Predictor
 
+    if is_anomaly_bundle(bundle):
+        from edgeft.runtime.anomaly.detector import AnomalyDetector
+
+        detector = AnomalyDetector(
+            bundle, engine=engine, precision=precision, allow_mismatch=allow_mismatch
+        )
+        render.model_choice(detector.choice)
+        found = detector.detect_files([Path(i) for i in inputs], overlay)
+        if as_json:
+            print(
+                json.dumps(
+                    [{"input": i} | r.to_dict() for i, r in zip(inputs, found, strict=True)],
+                    indent=2,
+                )
+            )
+        else:
+            render.anomaly_results(console, inputs, found)
+        return
     predictor = Predictor(bundle, engine=engine, precision=precision, allow_mismatch=allow_mismatch)
     render.model_choice(predictor.choice)
     results = predictor.predict_arguments(inputs, top_k=top_k)

@@ -14,13 +14,16 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from edgeft.anomaly import AnomalyRun
     from edgeft.bench.save import SavedBenchmark
     from edgeft.bundle import Bundle
     from edgeft.data.inspection import DatasetReport
+    from edgeft.evaluation.anomaly_eval import AnomalyEvaluation
     from edgeft.evaluation.bundle_eval import BundleEvaluation
     from edgeft.evaluation.compare import CandidateReview
     from edgeft.monitor.log_review import LogReview
     from edgeft.repository.store import VersionListing
+    from edgeft.runtime.anomaly.detector import AnomalyResult
     from edgeft.runtime.model_choice import ModelChoice
     from edgeft.runtime.predictor import Prediction
     from edgeft.runtime.validation import ValidationReport
@@ -200,6 +203,83 @@ def evaluation(console: Console, evaluated: BundleEvaluation) -> None:
     )
     if sliced is not None:
         console.print(sliced)
+
+
+def anomaly_fit(console: Console, run: AnomalyRun) -> None:
+    r = run.report
+    found = (
+        f"val AUROC {r['val_auroc'][r['scoring']]:.4f}, escape {r['val_escape']:.3f}"
+        if r.get("val_auroc")
+        else "no defects in val"
+    )
+    console.print(
+        f"fitted in {r['fit_seconds']:.1f} s: bank of {r['bank_rows']} patches; scoring "
+        f"{r['scoring']}, threshold by {run.spec.threshold_rule['rule']} (val false-reject "
+        f"{r['val_false_reject']:.3f}, {found}); run written to {run.run_dir}",
+        highlight=False,
+    )
+
+
+def _figure(scores: dict[str, Any], key: str) -> str:
+    value = scores.get(key)
+    return "" if value is None else f"{value:.4f}"
+
+
+def anomaly_evaluation(console: Console, evaluated: AnomalyEvaluation) -> None:
+    """Each model's detection figures, then per defect type and per slice (first model)."""
+    first = evaluated.results[0].scores
+    keys = ("image_auroc", "pixel_auroc", "pro", "f1", "false_reject", "escape")
+    columns = ("model", "size MB", "image AUROC", "pixel AUROC", "PRO", "F1", "false-reject",
+               "escape")  # fmt: skip
+    made = table(
+        f"{evaluated.bundle.root} on {evaluated.source} {evaluated.split} ({first['items']} "
+        f"items, {first['defects']} defective; threshold {first['threshold']:.3f})",
+        columns,
+        columns[1:],
+    )
+    for r in evaluated.results:
+        made.add_row(
+            r.entry.label, f"{r.size_bytes / 1e6:.2f}", *(_figure(r.scores, k) for k in keys)
+        )
+    console.print(made)
+    for title, groups in (("per defect type", "per_defect"), ("per slice", "slices")):
+        if not first[groups]:
+            continue
+        grouped = table(
+            f"{title} ({evaluated.results[0].entry.label})",
+            ("group", "items", "defects", "image AUROC", "false-reject", "escape"),
+            ("items", "defects", "image AUROC", "false-reject", "escape"),
+        )
+        for name, row in first[groups].items():
+            grouped.add_row(
+                escape(name), str(row["items"]), str(row["defects"]),
+                *(_figure(row, k) for k in ("image_auroc", "false_reject", "escape")),
+            )  # fmt: skip
+        console.print(grouped)
+
+
+def anomaly_results(
+    console: Console, inputs: Sequence[str], results: Sequence[AnomalyResult]
+) -> None:
+    for item, result in zip(inputs, results, strict=True):
+        colour = "red" if result.defective else "green"
+        drawn = f"  overlay: {result.overlay}" if result.overlay else ""
+        console.print(
+            f"{escape(item)}: [{colour}]{result.verdict}[/] score {result.score:.3f} "
+            f"(threshold {result.threshold:.3f}){escape(drawn)}",
+            highlight=False,
+        )
+
+
+def threshold_change(console: Console, bundle: Bundle) -> None:
+    spec = bundle.manifest.anomaly
+    assert spec is not None
+    previous = spec.threshold_rule.get("previous", {})
+    console.print(
+        f"threshold {previous.get('threshold', 0.5):.3f} -> {spec.threshold:.3f} "
+        f"({spec.threshold_rule['rule']}); bundle written to {bundle.root}",
+        highlight=False,
+    )
 
 
 def candidate_review(console: Console, review: CandidateReview) -> None:

@@ -26,13 +26,20 @@ _NOT_SLICES = {"file", "split", "label"}
 
 def dataset_slices(dataset: ClassificationDataset, split: str) -> dict[str, np.ndarray]:
     """``"column=value"`` -> a mask over the split's examples; empty without metadata."""
-    if dataset.root is None or not (dataset.root / METADATA_FILE).is_file():
+    if dataset.root is None:
         return {}
-    root = dataset.root.resolve()
+    return folder_slices(dataset.root, [e.item for e in dataset.splits[split]])
+
+
+def folder_slices(root: Path, items: Sequence[str | Path]) -> dict[str, np.ndarray]:
+    """``"column=value"`` -> a mask over ``items`` (files under ``root``), from the folder's
+    ``metadata.csv``; empty without one."""
+    if not (root / METADATA_FILE).is_file():
+        return {}
+    root = root.resolve()
     with open(root / METADATA_FILE, newline="", encoding="utf-8") as handle:
         rows = {row.get("file", ""): row for row in csv.DictReader(handle)}
-    examples = dataset.splits[split]
-    cells = [rows.get(_relative(e.item, root), {}) for e in examples]
+    cells = [rows.get(_relative(str(item), root), {}) for item in items]
     columns = sorted({key for row in cells for key in row} - _NOT_SLICES)
     slices = {}
     for column in columns:

@@ -133,7 +133,13 @@ def export_bundle(
     ``ExportSource``) to the bundle ``out``. Where the provenance names a dataset, its
     validation split gives the monitoring reference profile (and the graph an embedding sketch
     output), and a stratified sample of ``acceptance_size`` validation items travels in the
-    bundle (0: none), with every model's outputs on it."""
+    bundle (0: none), with every model's outputs on it. An anomaly run (``edgeft finetune
+    --task anomaly``) goes to ``edgeft.anomaly.export``."""
+    if not isinstance(source, ExportSource):
+        from edgeft.anomaly.export import export_anomaly_bundle, is_anomaly_run
+
+        if is_anomaly_run(source):
+            return export_anomaly_bundle(source, out, overwrite=overwrite)
     loaded = source if isinstance(source, ExportSource) else load_source(source)
     # Labels become class folders downstream (monitor --export-uncertain, retraining data).
     check_class_names(loaded.labels, "labels" if source is loaded else source)

@@ -13,9 +13,10 @@ import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from edgeft.bundle import Manifest, ModelEntry
+from edgeft.bundle import Bundle, Manifest, ModelEntry
 from edgeft.errors import EdgeftError
-from edgeft.targets import Host, QuantizationScheme, load_targets, this_host
+from edgeft.runtime.engines import EngineSession, open_session, session_class
+from edgeft.targets import Host, QuantizationScheme, TargetProfile, load_targets, this_host
 
 PRECISION_CHOICES = ("auto", "int8", "fp32")
 
@@ -89,6 +90,47 @@ def choose_model(
             + _hosts_for(int8)
         )
     return ModelChoice(fp32[0], notes)
+
+
+def open_chosen_model(
+    bundle: Bundle,
+    engine: str = "auto",
+    precision: str = "auto",
+    threads: int | None = None,
+    target: TargetProfile | None = None,
+    allow_mismatch: bool = False,
+    host: Host | None = None,
+    entry: ModelEntry | None = None,
+) -> tuple[ModelChoice, EngineSession]:
+    """``choose_model``'s model of ``bundle`` (or the given ``entry``: an evaluation of each
+    model in turn), opened with the target's engine settings (``threads`` overrides the
+    target's count): what every task's runtime starts from."""
+    if engine != "auto":
+        session_class(engine)  # an unknown or missing engine is named before anything loads
+    if target and engine not in ("auto", *target.engines):
+        raise EdgeftError(f"target {target.name} does not run {engine}")
+    choice = (
+        ModelChoice(entry)
+        if entry is not None
+        else choose_model(
+            bundle.manifest,
+            engine,
+            precision,
+            host=host,
+            allow_mismatch=allow_mismatch,
+            engines=list(target.engines) if target else None,
+        )
+    )
+    settings = target.session_settings(choice.entry.engine) if target else {}
+    if threads:
+        settings["threads"] = threads
+    session = open_session(
+        choice.entry.engine,
+        bundle.path_of(choice.entry),
+        precision=choice.entry.precision,
+        **settings,
+    )
+    return choice, session
 
 
 def _best_for(fitting: list[ModelEntry], host: Host) -> ModelEntry:

@@ -10,10 +10,8 @@ import numpy as np
 
 from edgeft.bundle import Bundle
 from edgeft.bundle.manifest import EMBEDDING_OUTPUT
-from edgeft.errors import EdgeftError
 from edgeft.runtime.encoders import encoder_for
-from edgeft.runtime.engines import open_session, session_class
-from edgeft.runtime.model_choice import choose_model
+from edgeft.runtime.model_choice import open_chosen_model
 from edgeft.runtime.preprocess import ImageInput
 from edgeft.targets import Host, TargetProfile
 
@@ -76,19 +74,10 @@ class Predictor:
         host: Host | None = None,
         calibrated: bool = False,
     ) -> None:
-        if engine != "auto":
-            session_class(engine)  # an unknown or missing engine is named before anything loads
-        if target and engine not in ("auto", *target.engines):
-            raise EdgeftError(f"target {target.name} does not run {engine}")
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
         manifest = self.bundle.manifest
-        self.choice = choose_model(
-            manifest,
-            engine,
-            precision,
-            host=host,
-            allow_mismatch=allow_mismatch,
-            engines=list(target.engines) if target else None,
+        self.choice, self.session = open_chosen_model(
+            self.bundle, engine, precision, threads, target, allow_mismatch, host
         )
         self.model = self.choice.entry
         self.labels = manifest.labels
@@ -99,15 +88,6 @@ class Predictor:
 
             self.temperature = ReferenceStatistics.of(self.bundle).temperature
         self._embedding_output = manifest.output(EMBEDDING_OUTPUT)
-        settings = target.session_settings(self.model.engine) if target else {}
-        if threads:  # an explicit count overrides the target's
-            settings["threads"] = threads
-        self.session = open_session(
-            self.model.engine,
-            self.bundle.path_of(self.model),
-            precision=self.model.precision,
-            **settings,
-        )
 
     def warm_up(self, batch_sizes: Sequence[int] = (1,)) -> None:
         """One inference per batch size on a neutral input, so the first real request does not

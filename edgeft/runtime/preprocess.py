@@ -60,6 +60,15 @@ class ImagePreprocessor:
             self(source, out=row)
         return out
 
+    def seen_region(self, source: ImageInput) -> Image.Image:
+        """The part of ``source`` the model sees (its crop), in RGB at the source's own
+        resolution: where a defect map belongs."""
+        image = self._as_pixels(source).convert("RGB")
+        scale = self.spec.resize / min(image.size)
+        box = self._crop_box(*self._resized_size(*image.size))
+        left, top, right, bottom = (round(v / scale) for v in box)
+        return image.crop((left, top, right, bottom))
+
     @staticmethod
     def _as_pixels(source: ImageInput) -> Image.Image:
         """An 8-bit "L" (grey) or "RGB" image."""

@@ -1,0 +1,104 @@
+"""Choosing, on validation, how an anomaly model scores and where it draws the line.
+
+The distances are put in units of their spread over good validation parts (so patch and
+embedding distances can be averaged, and the threshold reads the same for every model); with
+labelled defects in validation the scoring with the best AUROC is taken and the threshold is
+the F1-best cut, with good parts only it is the cut at the stated false-reject rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from edgeft.anomaly.detection_metrics import auroc, f1_best_threshold
+from edgeft.bundle.anomaly_spec import SCORINGS, AnomalySpec, ScoreScale
+from edgeft.errors import EdgeftError
+from edgeft.runtime.anomaly.scores import raw_scores
+from edgeft.runtime.anomaly.threshold import threshold_at_false_reject
+
+AUTO = "auto"
+# With good parts only, nothing says which scoring is best: the mix (best on ELPV, see
+# benchmarks/results/anomaly_elpv.md) sees both small defects and whole-part ones.
+GOOD_ONLY_SCORING = "mixed"
+
+
+@dataclass(frozen=True)
+class ValidationDistances:
+    """Each validation item's patch distances ``[N, h, w]``, embedding distance and whether it
+    is defective."""
+
+    grids: np.ndarray
+    embedding: np.ndarray
+    defective: np.ndarray
+
+    @property
+    def patch(self) -> np.ndarray:
+        return self.grids.reshape(len(self.grids), -1).max(axis=1)
+
+    @property
+    def has_defects(self) -> bool:
+        return bool(self.defective.any())
+
+
+def scale_of(distances: np.ndarray) -> ScoreScale:
+    """Mean and standard deviation (a floor keeps one or identical items usable)."""
+    centre = float(np.mean(distances))
+    spread = float(np.std(distances))
+    return ScoreScale(centre, max(spread, 1e-6 * max(abs(centre), 1.0)))
+
+
+def calibrate(
+    val: ValidationDistances, scoring: str = AUTO, false_reject: float = 0.01, **spec: Any
+) -> tuple[AnomalySpec, dict[str, Any]]:
+    """The spec (scales, scoring, normaliser, threshold 0.5) and what was measured choosing
+    it; ``spec`` passes the other ``AnomalySpec`` fields (map smoothing, search chunk)."""
+    if scoring not in (AUTO, *SCORINGS):
+        raise EdgeftError(f"scoring {scoring!r}: choose {AUTO} or one of {', '.join(SCORINGS)}")
+    good = ~val.defective
+    if not good.any():
+        raise EdgeftError("validation holds no good parts: the scores have no scale")
+    placeholder = ScoreScale(0.0, 1.0)
+    base = AnomalySpec(
+        scoring=GOOD_ONLY_SCORING if scoring == AUTO else scoring,
+        patch_scale=scale_of(val.patch[good]),
+        embedding_scale=scale_of(val.embedding[good]),
+        normaliser=placeholder,
+        map_spread=scale_of(val.grids[good].ravel()).spread,
+        **spec,
+    )
+
+    def raw(candidate: str) -> np.ndarray:
+        return raw_scores(replace(base, scoring=candidate), val.patch, val.embedding)
+
+    report: dict[str, Any] = {
+        "val_items": len(val.defective),
+        "val_defects": int(val.defective.sum()),
+    }
+    if val.has_defects:
+        report["val_auroc"] = {s: auroc(raw(s), val.defective) for s in SCORINGS}
+        if scoring == AUTO:  # ties go to the mix, then patch
+            best = max(report["val_auroc"].values())
+            base = replace(
+                base,
+                scoring=next(
+                    s for s in ("mixed", "patch", "embedding") if report["val_auroc"][s] == best
+                ),
+            )
+        scores = raw(base.scoring)
+        cut = f1_best_threshold(scores, val.defective)
+        rule: dict[str, Any] = {"rule": "f1-best"}
+    else:
+        scores = raw(base.scoring)
+        cut = threshold_at_false_reject(scores, false_reject)
+        rule = {"rule": "false-reject", "rate": false_reject}
+    flagged = scores > cut
+    report |= {
+        "scoring": base.scoring,
+        "val_false_reject": float(flagged[good].mean()),
+        "val_escape": float((~flagged[val.defective]).mean()) if val.has_defects else None,
+    }
+    normaliser = ScoreScale(cut, scale_of(scores[good]).spread)
+    return replace(base, normaliser=normaliser, threshold_rule=rule), report

@@ -1,0 +1,182 @@
+"""An anomaly run folder -> a bundle: the feature network as fp32 ONNX and OpenVINO IR, the
+distance graph, the memory banks as hashed ``.npy`` files, and the scoring and threshold in
+the manifest.
+
+Before the bundle replaces anything, each engine scores the run's validation items as the box
+will (``AnomalyDetector``) and is held to the fitted model: the same verdict on every item, and
+defect maps within ``MAP_TOLERANCE`` (on the normalised 0..1 scale). A disagreement refuses the
+export, naming how many items moved: an exported model that flags everything is not shipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgeft.anomaly.distance_graph import write_distance_graph
+from edgeft.anomaly.features import PatchFeatures
+from edgeft.anomaly.fit import (
+    BANK,
+    EMBEDDINGS,
+    FEATURES,
+    SCORING,
+    VALIDATION,
+    VALIDATION_GRIDS,
+    AnomalyRecipe,
+)
+from edgeft.bundle import (
+    MODEL_FILES,
+    Bundle,
+    Manifest,
+    ModelEntry,
+    TensorSpec,
+    preprocessing_from_dict,
+    stage_bundle,
+    write_manifest,
+)
+from edgeft.bundle.anomaly_spec import VERDICTS, AnomalySpec
+from edgeft.bundle.manifest import ANOMALY_TASK, ImagePreprocessing
+from edgeft.errors import EdgeftError
+from edgeft.export.model_inputs import model_inputs
+from edgeft.export.onnx_export import export_onnx
+from edgeft.export.openvino_export import export_openvino
+from edgeft.runtime.anomaly.detector import EMBEDDING, PATCHES, AnomalyDetector
+from edgeft.runtime.anomaly.maps import defect_maps
+from edgeft.runtime.anomaly.scores import normalise, normalise_map, raw_scores
+from edgeft.train.checkpoint import load_weights
+from edgeft.train.run_folder import METRICS, RECIPE, RUN
+from edgeft.zoo import rebuild
+
+log = logging.getLogger("edgeft.export")
+
+MAP_TOLERANCE = 0.01
+
+
+def is_anomaly_run(source: str | Path) -> bool:
+    run = Path(source) / RUN
+    return run.is_file() and json.loads(run.read_text()).get("task") == ANOMALY_TASK
+
+
+def _feature_network(run_dir: Path, run: dict[str, Any]) -> PatchFeatures:
+    recipe = AnomalyRecipe(**json.loads((run_dir / RECIPE).read_text()))
+    settings = recipe.settings(tuple(run["layers"]))
+    entry = rebuild(run["architecture"], run_dir)
+    network = PatchFeatures(
+        entry.create(pretrained=False),
+        settings.taps,
+        settings.aggregate,
+        settings.channels,
+        settings.seed,
+    )
+    load_weights(network, run_dir / FEATURES)
+    return network.eval()
+
+
+def export_anomaly_bundle(source: str | Path, out: str | Path, overwrite: bool = False) -> Bundle:
+    """Export the anomaly run ``source`` to the bundle ``out``, checked on both engines."""
+    run_dir = Path(source)
+    run = json.loads((run_dir / RUN).read_text())
+    spec = AnomalySpec.from_dict(json.loads((run_dir / SCORING).read_text()))
+    preprocessing = preprocessing_from_dict(run["preprocessing"])
+    assert isinstance(preprocessing, ImagePreprocessing)
+    network = _feature_network(run_dir, run)
+    inputs = model_inputs(preprocessing, network)
+    with torch.no_grad():
+        patches, embedding = network(next(iter(inputs.example.values())))
+    axes = {name: {0: "batch"} for name in (*inputs.example, PATCHES, EMBEDDING)}
+    onnx_file, openvino_file = MODEL_FILES["onnxruntime"], MODEL_FILES["openvino"]
+    with stage_bundle(out, overwrite=overwrite) as staging:
+        deviation = export_onnx(
+            network, inputs.example, [PATCHES, EMBEDDING], staging / onnx_file, axes
+        )
+        export_openvino(staging / onnx_file, staging / openvino_file)
+        write_distance_graph(staging / spec.distance)
+        for name, rel in ((BANK, spec.bank), (EMBEDDINGS, spec.embeddings)):
+            (staging / rel).write_bytes((run_dir / name).read_bytes())
+        manifest = Manifest(
+            task=ANOMALY_TASK,
+            labels=list(VERDICTS),
+            preprocessing=preprocessing,
+            inputs=inputs.specs,
+            outputs=[
+                TensorSpec(PATCHES, (-1, *patches.shape[1:]), "float32"),
+                TensorSpec(EMBEDDING, (-1, int(embedding.shape[1])), "float32"),
+            ],
+            models=[
+                ModelEntry(
+                    onnx_file,
+                    "onnxruntime",
+                    "fp32",
+                    details={"max_relative_deviation_vs_torch": deviation},
+                ),
+                ModelEntry(openvino_file, "openvino", "fp32"),
+            ],
+            provenance={
+                "base_model": run["model"],
+                "architecture": run["architecture"],
+                "layers": run["layers"],
+                "fine_tuned": False,
+                "run": str(run_dir),
+                "dataset": run["dataset"],
+                "recipe": json.loads((run_dir / RECIPE).read_text()),
+                "versions": {p: version(p) for p in ("edgeft", "torch", "onnx", "openvino")},
+            },
+            metrics={"validation": json.loads((run_dir / METRICS).read_text())},
+            anomaly=spec,
+        )
+        write_manifest(staging, manifest)
+        checked = agreement_with_fit(Bundle.load(staging), run_dir)
+        if checked:
+            manifest.models = [
+                replace(m, details=m.details | {"agreement_with_fit": checked[m.engine]})
+                for m in manifest.models
+            ]
+            write_manifest(staging, manifest)
+    return Bundle.load(out)
+
+
+def agreement_with_fit(bundle: Bundle, run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Each fp32 model's verdicts and maps on the run's validation items against the fitted
+    model's; refuses on any verdict that moved or a map beyond ``MAP_TOLERANCE``. Items that
+    cannot be read any more (the data moved) leave the check out, with a warning."""
+    fitted = json.loads((run_dir / VALIDATION).read_text())["items"]
+    paths = [Path(item["path"]) for item in fitted]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        log.warning("exported without the agreement check: %s is gone", missing[0])
+        return {}
+    spec = bundle.manifest.anomaly
+    assert spec is not None
+    patch = np.array([item["patch"] for item in fitted])
+    embedding = np.array([item["embedding"] for item in fitted])
+    expected_scores = normalise(spec, raw_scores(spec, patch, embedding))
+    grids = np.load(run_dir / VALIDATION_GRIDS, allow_pickle=False)
+    checked = {}
+    for entry in bundle.manifest.models:
+        detector = AnomalyDetector(bundle, entry=entry)
+        outputs = detector.outputs_of(paths)
+        scores, maps = outputs.scores, outputs.maps
+        size = detector.map_size
+        expected_maps = normalise_map(spec, defect_maps(grids, size, spec.map_sigma))
+        moved = int(((scores > spec.threshold) != (expected_scores > spec.threshold)).sum())
+        map_deviation = float(np.abs(maps - expected_maps).max())
+        if moved or map_deviation > MAP_TOLERANCE:
+            raise EdgeftError(
+                f"{entry.label} disagrees with the fitted model on the validation items: "
+                f"{moved} of {len(paths)} verdicts moved, maps differ by up to "
+                f"{map_deviation:.4f} (tolerance {MAP_TOLERANCE}); nothing was written"
+            )
+        checked[entry.engine] = {
+            "items": len(paths),
+            "verdicts_agree": 1.0,
+            "max_score_deviation": float(np.abs(scores - expected_scores).max()),
+            "max_map_deviation": map_deviation,
+        }
+    return checked

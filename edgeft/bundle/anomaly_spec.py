@@ -1,0 +1,121 @@
+"""What an anomaly bundle adds to the manifest: its memory bank files, how raw distances become
+one score, and the threshold on it.
+
+A raw score is a distance, on a scale that differs per backbone and per line. Each part (the
+worst patch, the image embedding) is first put in units of its spread over good validation
+parts, ``z = (distance - centre) / spread``; ``scoring`` says which parts count (``mixed``: their
+mean). That raw score then goes through a logistic placed so the threshold chosen at fit reads
+0.5 (``normaliser``): every model's score is in (0, 1), higher is more anomalous, and a
+threshold of 0.5 means the same thing (the chosen operating point) for every model. Moving the
+threshold (``edgeft threshold``) changes only ``threshold``; the normaliser stays, so scores
+already logged keep their meaning.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from edgeft.errors import BundleError
+
+SCORINGS = ("patch", "embedding", "mixed")
+# Bundle files of an anomaly model beside its feature network.
+BANK_FILE = "anomaly/bank.npy"
+EMBEDDINGS_FILE = "anomaly/embeddings.npy"
+DISTANCE_FILE = "anomaly/distance.onnx"
+VERDICTS = ["good", "defect"]  # the bundle's labels: what a score above the threshold means
+
+
+@dataclass(frozen=True)
+class ScoreScale:
+    """Centre and spread of a distance on good validation parts."""
+
+    centre: float
+    spread: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.centre) and math.isfinite(self.spread) and self.spread > 0):
+            raise BundleError(f"score scale {self.centre}, {self.spread}: needs a spread > 0")
+
+    @classmethod
+    def from_dict(cls, data: Any, what: str) -> ScoreScale:
+        try:
+            return cls(float(data["centre"]), float(data["spread"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"manifest anomaly {what} is malformed ({exc!r})") from None
+
+
+@dataclass(frozen=True)
+class AnomalySpec:
+    """The anomaly part of ``edgeft.json`` (``Manifest.anomaly``)."""
+
+    scoring: str
+    patch_scale: ScoreScale
+    embedding_scale: ScoreScale
+    normaliser: ScoreScale
+    threshold: float = 0.5
+    threshold_rule: dict[str, Any] = field(default_factory=dict)
+    map_spread: float = 1.0  # spread of single patch distances on good parts: the map's scale
+    map_sigma: float = 4.0  # Gaussian smoothing of the defect map, in model-input pixels
+    search_rows: int = 1024  # bank rows per engine call: bounds the search's memory
+    bank: str = BANK_FILE
+    embeddings: str = EMBEDDINGS_FILE
+    distance: str = DISTANCE_FILE
+
+    def __post_init__(self) -> None:
+        if self.scoring not in SCORINGS:
+            raise BundleError(
+                f"manifest anomaly scoring {self.scoring!r} is not one of {', '.join(SCORINGS)}"
+            )
+        check_threshold(self.threshold)
+        if self.search_rows < 1 or self.map_sigma < 0 or not self.map_spread > 0:
+            raise BundleError(
+                "manifest anomaly search_rows must be >= 1, map_sigma >= 0 and map_spread > 0"
+            )
+
+    @property
+    def files(self) -> dict[str, str]:
+        return {
+            self.bank: "memory bank",
+            self.embeddings: "embedding bank",
+            self.distance: "distance graph",
+        }
+
+    def with_threshold(self, threshold: float, rule: dict[str, Any]) -> AnomalySpec:
+        return replace(self, threshold=check_threshold(threshold), threshold_rule=rule)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> AnomalySpec:
+        if not isinstance(data, dict):
+            raise BundleError("manifest anomaly is not an object")
+        try:
+            return cls(
+                scoring=str(data["scoring"]),
+                patch_scale=ScoreScale.from_dict(data["patch_scale"], "patch_scale"),
+                embedding_scale=ScoreScale.from_dict(data["embedding_scale"], "embedding_scale"),
+                normaliser=ScoreScale.from_dict(data["normaliser"], "normaliser"),
+                threshold=float(data["threshold"]),
+                threshold_rule=dict(data.get("threshold_rule") or {}),
+                map_spread=float(data["map_spread"]),
+                map_sigma=float(data.get("map_sigma", 4.0)),
+                search_rows=int(data.get("search_rows", 1024)),
+                bank=str(data.get("bank", BANK_FILE)),
+                embeddings=str(data.get("embeddings", EMBEDDINGS_FILE)),
+                distance=str(data.get("distance", DISTANCE_FILE)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"manifest anomaly is malformed ({exc!r})") from None
+
+
+def check_threshold(threshold: float) -> float:
+    """A threshold on the normalised score: strictly between 0 and 1 (the score's range)."""
+    if not (isinstance(threshold, int | float) and 0.0 < threshold < 1.0):
+        raise BundleError(
+            f"threshold {threshold!r} is outside the score range: give a value between 0 and 1 "
+            "(0.5 is the operating point chosen at fit)"
+        )
+    return float(threshold)

@@ -1,0 +1,210 @@
+"""``AnomalyDetector``: an anomaly bundle on the edge box, from images to a score, a verdict
+and a defect map. The feature network runs on the chosen engine (int8 where it fits the host,
+as for classification); the nearest-neighbour step runs on the same engine, in chunks
+(``NearestSearch``); the rest is a few numpy lines."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from edgeft.atomic import replace_atomically
+from edgeft.bundle import Bundle, ModelEntry
+from edgeft.bundle.anomaly_spec import AnomalySpec
+from edgeft.errors import BundleError, EdgeftError
+from edgeft.runtime.anomaly.maps import defect_maps
+from edgeft.runtime.anomaly.overlay import overlay_png
+from edgeft.runtime.anomaly.scores import normalise, normalise_map, raw_scores
+from edgeft.runtime.anomaly.search import NearestSearch
+from edgeft.runtime.encoders import ImageEncoder
+from edgeft.runtime.engines import open_session
+from edgeft.runtime.model_choice import open_chosen_model
+from edgeft.runtime.preprocess import ImageInput
+from edgeft.targets import Host, TargetProfile
+
+PATCHES, EMBEDDING = "patches", "embedding"  # the feature graph's outputs
+
+
+@dataclass(frozen=True)
+class AnomalyOutputs:
+    """A batch's scores ``[N]`` (normalised, the verdict's), raw scores ``[N]`` (what AUROC
+    ranks), defect maps ``[N, H, W]`` (normalised) and the raw patch and embedding distances.
+    Sliced by rows, so a batcher hands each request its own."""
+
+    scores: np.ndarray
+    raw: np.ndarray
+    maps: np.ndarray
+    patch: np.ndarray
+    embedding: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[AnomalyOutputs]) -> AnomalyOutputs:
+        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
+
+    def __getitem__(self, rows: slice) -> AnomalyOutputs:
+        return AnomalyOutputs(
+            self.scores[rows],
+            self.raw[rows],
+            self.maps[rows],
+            self.patch[rows],
+            self.embedding[rows],
+        )
+
+
+@dataclass(frozen=True)
+class AnomalyResult:
+    """One image: its score in (0, 1), whether it is above the threshold, and its map."""
+
+    score: float
+    defective: bool
+    threshold: float
+    map: np.ndarray
+    overlay: Path | None = None  # where ``detect_files`` drew the map over the image
+
+    @property
+    def verdict(self) -> str:
+        return "defect" if self.defective else "good"
+
+    def to_dict(self) -> dict[str, object]:
+        shown = {"score": self.score, "verdict": self.verdict, "threshold": self.threshold}
+        return shown | ({"overlay": str(self.overlay)} if self.overlay else {})
+
+
+def load_bank(bundle: Bundle, rel: str, width: int | None = None) -> np.ndarray:
+    """A bank file as a float32 ``[rows, width]`` array; never unpickled (``allow_pickle``
+    off), its dtype and shape checked (its bytes were checked against the manifest's hash)."""
+    try:
+        bank = np.load(bundle.path_of(rel), allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{bundle.root}: {rel} is not a readable .npy array ({exc})") from None
+    if bank.ndim != 2 or len(bank) == 0 or bank.dtype not in (np.float16, np.float32):
+        raise BundleError(
+            f"{bundle.root}: {rel} must be a non-empty 2-D float16/float32 array, "
+            f"got {bank.dtype} {bank.shape}"
+        )
+    if width is not None and bank.shape[1] != width:
+        raise BundleError(
+            f"{bundle.root}: {rel} rows have {bank.shape[1]} values, the model gives {width}"
+        )
+    return bank.astype(np.float32)
+
+
+class AnomalyDetector:
+    """Loads (and verifies) an anomaly bundle, opens its feature network and distance graph on
+    one engine and scores images. Arguments as ``Predictor``'s, and ``entry`` to run one given
+    model of the bundle."""
+
+    def __init__(
+        self,
+        bundle: str | Path | Bundle,
+        engine: str = "auto",
+        precision: str = "auto",
+        threads: int | None = None,
+        target: TargetProfile | None = None,
+        allow_mismatch: bool = False,
+        host: Host | None = None,
+        entry: ModelEntry | None = None,
+    ) -> None:
+        self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
+        manifest = self.bundle.manifest
+        if manifest.anomaly is None:
+            raise EdgeftError(f"{self.bundle.root}: a {manifest.task} bundle, not an anomaly one")
+        self.spec: AnomalySpec = manifest.anomaly
+        self.choice, self.session = open_chosen_model(
+            self.bundle, engine, precision, threads, target, allow_mismatch, host, entry
+        )
+        self.model = self.choice.entry
+        self.labels = manifest.labels
+        self.encoder = ImageEncoder(manifest.preprocessing, manifest.inputs[0].name)  # type: ignore[arg-type]
+        shapes = {t.name: t.shape for t in manifest.outputs}
+        distance = open_session(
+            self.model.engine,
+            self.bundle.path_of(self.spec.distance),
+            threads=threads,
+            precision="fp32",
+        )
+        rows = self.spec.search_rows
+        patch_bank = load_bank(self.bundle, self.spec.bank, int(shapes[PATCHES][1]))
+        embeddings = load_bank(self.bundle, self.spec.embeddings, int(shapes[EMBEDDING][1]))
+        self.patch_search = NearestSearch(distance, patch_bank, rows)
+        self.embedding_search = NearestSearch(distance, embeddings, rows)
+        self.map_size = self.encoder.preprocess.spec.crop
+
+    @property
+    def threshold(self) -> float:
+        return self.spec.threshold
+
+    def warm_up(self, batch_sizes: Sequence[int] = (1,)) -> None:
+        sample = self.encoder.sample()
+        for size in dict.fromkeys(batch_sizes):
+            self.outputs(self.encoder.encode([sample] * size))
+
+    def outputs(self, inputs: Mapping[str, np.ndarray]) -> AnomalyOutputs:
+        """Encoded images -> scores and maps: one feature call, then the chunked searches."""
+        patches, embedding = self.session.run(inputs)[:2]
+        n, c, h, w = patches.shape
+        queries = patches.transpose(0, 2, 3, 1).reshape(-1, c)
+        grids = self.patch_search.distances(queries).reshape(n, h, w)
+        patch = grids.reshape(n, -1).max(axis=1)
+        nearest_good = self.embedding_search.distances(embedding)
+        raw = raw_scores(self.spec, patch, nearest_good)
+        maps = normalise_map(self.spec, defect_maps(grids, self.map_size, self.spec.map_sigma))
+        return AnomalyOutputs(normalise(self.spec, raw), raw, maps, patch, nearest_good)
+
+    def outputs_of(
+        self,
+        items: Sequence[ImageInput],
+        batch: int = 16,
+        advance: Callable[[int], object] | None = None,
+    ) -> AnomalyOutputs:
+        """Outputs for many images, ``batch`` at a time (``advance`` is told each batch's size)."""
+        parts = []
+        for start in range(0, len(items), batch):
+            parts.append(self.outputs(self.encoder.encode(items[start : start + batch])))
+            if advance is not None:
+                advance(len(parts[-1]))
+        return AnomalyOutputs.concatenate(parts)
+
+    def results(self, outputs: AnomalyOutputs) -> list[AnomalyResult]:
+        return [
+            AnomalyResult(float(s), bool(s > self.threshold), self.threshold, m)
+            for s, m in zip(outputs.scores, outputs.maps, strict=True)
+        ]
+
+    def detect(self, items: Sequence[ImageInput]) -> list[AnomalyResult]:
+        """Images (paths, bytes, PIL, uint8 arrays) -> score, verdict and map of each."""
+        return self.results(self.outputs(self.encoder.encode(items)))
+
+    def overlay_png(self, item: ImageInput, result: AnomalyResult) -> bytes:
+        """``result``'s map drawn over the part of ``item`` the model saw, as PNG bytes."""
+        return overlay_png(item, result.map, self.threshold, self.encoder.preprocess)
+
+    def detect_files(
+        self, paths: Sequence[Path], overlay: Path | None = None
+    ) -> list[AnomalyResult]:
+        """``detect`` on image files; with ``overlay``, each map drawn over its image is written
+        there as ``<name>.overlay.png`` (``<name>-2.overlay.png`` for a repeated name)."""
+        results = self.detect(paths)
+        if overlay is None:
+            return results
+        overlay.mkdir(parents=True, exist_ok=True)
+        written, named = [], set()
+        for path, result in zip(paths, results, strict=True):
+            stem, count = path.stem, 1
+            while stem in named:
+                count += 1
+                stem = f"{path.stem}-{count}"
+            named.add(stem)
+            target = overlay / f"{stem}.overlay.png"
+            replace_atomically(
+                target, partial(Path.write_bytes, data=self.overlay_png(path, result))
+            )
+            written.append(replace(result, overlay=target))
+        return written

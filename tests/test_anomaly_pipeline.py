@@ -1,0 +1,241 @@
+"""The anomaly task through the commands, on a small MVTec AD-layout folder made here: fit on
+good parts, export (held to the fit on both engines), eval --json, predict with overlays, a
+threshold moved without re-export, and the bad inputs each refused before anything is written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from edgeft.anomaly.distance_graph import write_distance_graph
+from edgeft.bundle import Bundle
+from edgeft.bundle.anomaly_spec import AnomalySpec, ScoreScale
+from edgeft.errors import BundleError
+from edgeft.runtime.anomaly.detector import AnomalyDetector
+from edgeft.runtime.anomaly.maps import defect_maps
+from edgeft.runtime.anomaly.nearest import nearest_distances
+from edgeft.runtime.anomaly.scores import normalise
+from edgeft.runtime.anomaly.search import NearestSearch
+from edgeft.runtime.engines import open_session
+from tests.inspection_parts import SIZE, make_folder, texture
+from tests.test_cli import run
+
+FIT = ("--image-size", "96", "--bank-size", "200", "--val-share", "0.25")
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("anomaly")
+    data = make_folder(root / "parts")
+    result = run(
+        "finetune", "--task", "anomaly", "--data", str(data), "--out", str(root / "run"), *FIT
+    )
+    assert result.returncode == 0, result.stderr
+    assert "scoring mixed, threshold by false-reject" in result.stdout
+    result = run("export", str(root / "run"), "--out", str(root / "bundle"))
+    assert result.returncode == 0, result.stderr
+    return {"root": root, "data": data, "run": root / "run", "bundle": root / "bundle"}
+
+
+def test_the_exported_model_agrees_with_the_fit_on_both_engines(fitted: dict[str, Path]) -> None:
+    bundle = Bundle.load(fitted["bundle"])
+    manifest = bundle.manifest
+    assert manifest.task == "anomaly-detection" and manifest.labels == ["good", "defect"]
+    assert manifest.anomaly is not None and manifest.anomaly.threshold == 0.5
+    for rel in (manifest.anomaly.bank, manifest.anomaly.embeddings, manifest.anomaly.distance):
+        assert rel in manifest.files  # hashed like every model file
+    assert {m.engine for m in manifest.models} == {"onnxruntime", "openvino"}
+    for entry in manifest.models:
+        agreement = entry.details["agreement_with_fit"]
+        assert agreement["items"] == 6 and agreement["verdicts_agree"] == 1.0
+        assert agreement["max_map_deviation"] <= 0.01
+
+
+def test_eval_reports_image_and_pixel_figures_per_model(fitted: dict[str, Path]) -> None:
+    result = run("eval", str(fitted["bundle"]), "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["engine"] for r in rows] == ["onnxruntime", "openvino"]
+    for row in rows:
+        assert row["items"] == 12 and row["defects"] == 6
+        assert row["image_auroc"] >= 0.95  # bright scratches on a regular texture
+        assert 0.5 < row["pixel_auroc"] <= 1.0 and 0.0 < row["pro"] <= 1.0
+        assert row["escape"] == 0.0 and row["per_defect"]["scratch"]["defects"] == 6
+    assert rows[0]["image_auroc"] == pytest.approx(rows[1]["image_auroc"], abs=0.02)
+
+
+def test_predict_gives_verdicts_and_overlays(fitted: dict[str, Path], tmp_path: Path) -> None:
+    data = fitted["data"]
+    images = [data / "test" / "scratch" / "000.png", data / "test" / "good" / "000.png"]
+    result = run(
+        "predict", str(fitted["bundle"]), *map(str, images), "--overlay", str(tmp_path), "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert rows[0]["verdict"] == "defect" and rows[0]["score"] > rows[1]["score"]
+    for row in rows:
+        assert 0.0 < row["score"] <= 1.0 and row["threshold"] == 0.5
+        with Image.open(row["overlay"]) as drawn:
+            assert drawn.size == (SIZE, SIZE) and drawn.mode == "RGB"
+    # the heat is where the scratch is: redder along its mask than away from it
+    with (
+        Image.open(rows[0]["overlay"]) as drawn,
+        Image.open(data / "ground_truth/scratch/000_mask.png") as mask,
+    ):
+        red = np.asarray(drawn, dtype=float)[..., 0] - np.asarray(drawn, dtype=float)[..., 2]
+        on = np.asarray(mask) > 127
+    assert red[on].mean() > red[~on].mean()
+
+
+def test_the_threshold_moves_without_re_export(fitted: dict[str, Path], tmp_path: Path) -> None:
+    original = Bundle.load(fitted["bundle"])
+    detector = AnomalyDetector(original)
+    good = sorted((fitted["data"] / "test" / "good").iterdir())
+    raw = np.sort(detector.outputs_of(good).raw)
+    # between the two worst good parts: only the worst is flagged
+    value = float(normalise(detector.spec, np.array([(raw[-1] + raw[-2]) / 2]))[0])
+    result = run(
+        "threshold", str(fitted["bundle"]), "--value", str(value), "--out", str(tmp_path / "v2")
+    )
+    assert result.returncode == 0, result.stderr
+    moved = Bundle.load(tmp_path / "v2")
+    assert moved.manifest.anomaly is not None and moved.manifest.anomaly.threshold == value
+    rule = moved.manifest.anomaly.threshold_rule
+    assert rule["rule"] == "set" and rule["previous"]["threshold"] == 0.5
+    assert rule["from_bundle"] == original.fingerprint
+    same = {k: v for k, v in original.manifest.files.items()}
+    assert moved.manifest.files == same  # the same model files, hashes and all
+    assert sum(r.defective for r in AnomalyDetector(moved).detect(good)) == 1
+    assert Bundle.load(fitted["bundle"]).manifest.anomaly.threshold == 0.5  # untouched
+    # by a false-reject rate on the line's own good parts, scored here
+    result = run(
+        "threshold", str(fitted["bundle"]), "--false-reject", "0", "--good",
+        str(fitted["data"] / "test" / "good"), "--out", str(tmp_path / "v3"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    by_rate = AnomalyDetector(tmp_path / "v3")
+    assert not any(r.defective for r in by_rate.detect(good))
+    assert by_rate.spec.threshold_rule["good_parts"] == len(good)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--value", "1.5"), "outside the score range"),
+        (("--value", "0"), "outside the score range"),
+        (("--false-reject", "0.1"), "needs --good"),
+        ((), "--value or as --false-reject"),
+    ],
+)
+def test_a_bad_threshold_is_refused_before_writing(
+    fitted: dict[str, Path], tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    result = run("threshold", str(fitted["bundle"]), *args, "--out", str(tmp_path / "bad"))
+    assert result.returncode == 2 and message in result.stderr
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_tampered_bank_is_refused_naming_it(fitted: dict[str, Path], tmp_path: Path) -> None:
+    copy = tmp_path / "tampered"
+    shutil.copytree(fitted["bundle"], copy)
+    bank = np.load(copy / "anomaly" / "bank.npy")
+    np.save(copy / "anomaly" / "bank.npy", bank * 1.01)
+    with pytest.raises(BundleError, match=r"anomaly/bank\.npy does not match its sha256"):
+        AnomalyDetector(copy)
+    result = run("predict", str(copy), str(fitted["data"] / "test" / "good" / "000.png"))
+    assert result.returncode == 2 and "anomaly/bank.npy" in result.stderr
+
+
+def test_bad_fits_are_refused_before_a_run_folder_exists(
+    fitted: dict[str, Path], tmp_path: Path
+) -> None:
+    mixed = tmp_path / "mixed"
+    shutil.copytree(fitted["data"], mixed)
+    (mixed / "train" / "scratch").mkdir()
+    texture(1).save(mixed / "train" / "scratch" / "x.png")
+    cases = [
+        (("--data", str(mixed)), "holds scratch beside good/"),
+        (("--data", str(fitted["data"]), "--epochs", "3"), "--epochs: not used by --task anomaly"),
+        (("--data", str(fitted["data"]), "--scoring", "best"), "scoring 'best'"),
+        (("--data", str(tmp_path / "nowhere")), "no such folder"),
+    ]
+    for args, message in cases:
+        result = run("finetune", "--task", "anomaly", *args, "--out", str(tmp_path / "run"), *FIT)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert not (tmp_path / "run").exists()
+    result = run(
+        "finetune",
+        "--data",
+        str(fitted["data"]),
+        "--bank-size",
+        "5",
+        "--out",
+        str(tmp_path / "run"),
+    )
+    assert result.returncode == 2 and "only used with --task anomaly" in result.stderr
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    rows=st.integers(1, 300),
+    queries=st.integers(1, 50),
+    chunk=st.integers(1, 64),
+    seed=st.integers(0, 2**16),
+)
+def test_the_engine_search_is_the_brute_force_one(
+    tmp_path_factory, rows, queries, chunk, seed
+) -> None:
+    """Any bank size and chunk, both engines: the nearest distance of every query, with the
+    distance block an engine call holds bounded by the chunk, not by the bank."""
+    graph = tmp_path_factory.getbasetemp() / "distance.onnx"
+    if not graph.exists():
+        write_distance_graph(graph)
+    rng = np.random.default_rng(seed)
+    bank = rng.normal(size=(rows, 8)).astype(np.float32)
+    asked = rng.normal(size=(queries, 8)).astype(np.float32)
+    expected = nearest_distances(asked, bank)
+    for engine in ("onnxruntime", "openvino"):
+        search = NearestSearch(
+            open_session(engine, graph, precision="fp32"), bank, chunk, max_queries=16
+        )
+        np.testing.assert_allclose(search.distances(asked), expected, rtol=1e-4, atol=1e-4)
+        assert search.peak_block_bytes == 4 * 16 * min(chunk, rows)
+
+
+def test_maps_are_torchs_bilinear_upsampling() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    grids = np.random.default_rng(0).uniform(size=(2, 7, 5)).astype(np.float32)
+    expected = F.interpolate(torch.from_numpy(grids)[:, None], size=(56, 40), mode="bilinear")[:, 0]
+    np.testing.assert_allclose(defect_maps(grids, (56, 40), 0.0), expected.numpy(), atol=1e-5)
+    smoothed = defect_maps(grids, (56, 40), 4.0)
+    assert smoothed.shape == (2, 56, 40) and smoothed.std() < expected.numpy().std()
+    flat = defect_maps(np.full((1, 7, 5), 3.0, dtype=np.float32), (56, 40), 4.0)
+    np.testing.assert_allclose(
+        flat, 3.0, rtol=1e-5
+    )  # smoothing keeps a constant (weights sum to 1)
+
+
+@given(
+    threshold=st.floats(0.001, 0.999),
+    scoring=st.sampled_from(["patch", "embedding", "mixed"]),
+    spread=st.floats(1e-6, 1e3),
+)
+def test_the_anomaly_spec_survives_the_manifest(
+    threshold: float, scoring: str, spread: float
+) -> None:
+    spec = AnomalySpec(
+        scoring, ScoreScale(1.0, spread), ScoreScale(-2.0, 0.5), ScoreScale(0.3, 1.0),
+        threshold=threshold, threshold_rule={"rule": "set"}, map_spread=spread,
+    )  # fmt: skip
+    assert AnomalySpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    with pytest.raises(BundleError, match="outside the score range"):
+        spec.with_threshold(1.0, {})
