@@ -4,8 +4,12 @@ threshold moved without re-export, and the bad inputs each refused before anythi
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import shutil
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +30,7 @@ from edgeft.runtime.anomaly.search import NearestSearch
 from edgeft.runtime.engines import open_session
 from tests.inspection_parts import SIZE, make_folder, texture
 from tests.test_cli import run
+from tests.test_serve import Server, _multipart, free_port, stop_server
 
 FIT = ("--image-size", "96", "--bank-size", "200", "--val-share", "0.25")
 
@@ -239,3 +244,141 @@ def test_the_anomaly_spec_survives_the_manifest(
     assert AnomalySpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
     with pytest.raises(BundleError, match="outside the score range"):
         spec.with_threshold(1.0, {})
+
+
+@pytest.fixture(scope="module")
+def anomaly_server(fitted: dict[str, Path]) -> Iterator[tuple[Server, int]]:
+    """The bundle served from a repository (so a new threshold arrives as a new version) with
+    gRPC beside REST and a prediction log."""
+    repo = fitted["root"] / "repo"
+    result = run(
+        "repo", "push", str(fitted["bundle"]), str(repo), "--name", "parts", "--no-validate"
+    )
+    assert result.returncode == 0, result.stderr
+    port = free_port()
+    options = [
+        "--grpc-port",
+        str(port),
+        "--log",
+        str(fitted["root"] / "log.db"),
+        "--max-request-mb",
+        "8",
+    ]
+    running = Server(repo, options).__enter__()
+    yield running, port
+    stop_server(running)
+
+
+def test_serve_answers_scores_verdicts_and_maps_over_v2(
+    anomaly_server: tuple[Server, int], fitted: dict[str, Path]
+) -> None:
+    import tritonclient.grpc as grpcclient
+    import tritonclient.http as httpclient
+
+    server, grpc_port = anomaly_server
+    detector = AnomalyDetector(fitted["bundle"], engine="onnxruntime")
+    data = fitted["data"]
+    images = detector.encoder.encode([data / "test/scratch/001.png", data / "test/good/002.png"])
+    expected = detector.outputs(images)
+    client = httpclient.InferenceServerClient(f"127.0.0.1:{server.port}")
+    assert client.is_model_ready("parts")
+    metadata = client.get_model_metadata("parts")
+    assert metadata["outputs"] == [
+        {"name": "anomaly_score", "datatype": "FP32", "shape": [-1]},
+        {"name": "defective", "datatype": "BOOL", "shape": [-1]},
+        {"name": "anomaly_map", "datatype": "FP32", "shape": [-1, SIZE, SIZE]},
+    ]
+    assert metadata["parameters"]["task"] == "anomaly-detection"
+    for binary in (True, False):
+        tensor = httpclient.InferInput("input", list(images["input"].shape), "FP32")
+        tensor.set_data_from_numpy(images["input"], binary_data=binary)
+        result = client.infer("parts", [tensor])
+        np.testing.assert_allclose(result.as_numpy("anomaly_score"), expected.scores, atol=1e-4)
+        assert result.as_numpy("defective").tolist() == [True, False]
+        got_map = result.as_numpy("anomaly_map")
+        assert got_map.shape == (2, SIZE, SIZE) and np.abs(got_map - expected.maps).max() < 1e-3
+    only = [httpclient.InferRequestedOutput("anomaly_score", binary_data=True)]
+    result = client.infer("parts", [tensor], outputs=only)
+    assert [o["name"] for o in result.get_response()["outputs"]] == ["anomaly_score"]
+    client.close()
+    grpc = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+    tensor = grpcclient.InferInput("input", list(images["input"].shape), "FP32")
+    tensor.set_data_from_numpy(images["input"])
+    result = grpc.infer("parts", [tensor])
+    np.testing.assert_allclose(result.as_numpy("anomaly_score"), expected.scores, atol=1e-4)
+    assert result.as_numpy("defective").tolist() == [True, False]
+    assert result.as_numpy("anomaly_map").shape == (2, SIZE, SIZE)
+    grpc.close()
+
+
+def test_v1_predict_gives_verdicts_overlays_and_takes_feedback(
+    anomaly_server: tuple[Server, int], fitted: dict[str, Path]
+) -> None:
+    server, _ = anomaly_server
+    scratch = (fitted["data"] / "test/scratch/002.png").read_bytes()
+    body, headers = _multipart([("a.png", scratch), ("b.png", scratch)])
+    status, answer = server.json("POST", "/v1/predict?overlay=true", body=body, headers=headers)
+    assert status == 200, answer
+    first = answer["predictions"][0]
+    assert first["verdict"] == "defect" and first["threshold"] == 0.5 and "id" in first
+    with Image.open(io.BytesIO(base64.b64decode(first["overlay_png"]))) as drawn:
+        assert drawn.size == (SIZE, SIZE)
+    status, answer = server.json(
+        "POST", "/v1/feedback", body=json.dumps({"id": first["id"], "label": "good"}).encode(),
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    assert status == 200, answer
+    # hostile or malformed: a 4xx, and the server keeps serving
+    body, headers = _multipart([("bad.png", b"\x89PNG not really")])
+    status, answer = server.json("POST", "/v1/predict", body=body, headers=headers)
+    assert status == 400 and "not a readable image" in answer["error"]
+    wrong = {
+        "inputs": [
+            {"name": "input", "datatype": "FP32", "shape": [1, 3, 8, 8], "data": [0.0] * 192}
+        ]
+    }
+    status, answer = server.json("POST", "/v2/models/parts/infer", body=json.dumps(wrong).encode())
+    assert status == 400 and "does not fit" in answer["error"]
+    status, answer = server.json(
+        "POST", "/v2/models/parts/infer",
+        body=json.dumps(wrong | {"outputs": [{"name": "probabilities"}]}).encode(),
+    )  # fmt: skip
+    assert status == 400 and "unknown output 'probabilities'" in answer["error"]
+    status, _ = server.json(
+        "POST", "/v1/predict", body=scratch, headers={"Content-Type": "image/png"}
+    )
+    assert status == 200
+
+
+def test_a_new_threshold_reaches_the_server_without_re_export(
+    anomaly_server: tuple[Server, int], fitted: dict[str, Path], tmp_path: Path
+) -> None:
+    server, _ = anomaly_server
+    good = (fitted["data"] / "test/good/000.png").read_bytes()
+    status, answer = server.json(
+        "POST", "/v1/predict", body=good, headers={"Content-Type": "image/png"}
+    )
+    score = answer["predictions"][0]["score"]
+    assert status == 200 and answer["model_version"] == "1"
+    lower = max(score / 2, 0.001)  # now this good part is flagged
+    result = run(
+        "threshold", str(fitted["bundle"]), "--value", str(lower), "--out", str(tmp_path / "v2")
+    )
+    assert result.returncode == 0, result.stderr
+    repo = fitted["root"] / "repo"
+    result = run(
+        "repo", "push", str(tmp_path / "v2"), str(repo), "--name", "parts", "--no-validate"
+    )
+    assert result.returncode == 0, result.stderr
+    assert run("repo", "promote", str(repo), "parts", "2").returncode == 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status, answer = server.json(
+            "POST", "/v1/predict", body=good, headers={"Content-Type": "image/png"}
+        )
+        if answer.get("model_version") == "2":
+            break
+        time.sleep(0.5)
+    row = answer["predictions"][0]
+    assert answer["model_version"] == "2" and row["threshold"] == pytest.approx(lower)
+    assert row["score"] == pytest.approx(score, abs=1e-4) and row["verdict"] == "defect"

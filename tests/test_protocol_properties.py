@@ -23,10 +23,10 @@ from edgeft.serve.protocol import (
     parse_infer_request,
 )
 
-IMAGE_MODEL = ModelSignature([TensorSpec("input", (-1, 3, 4, 4), "float32")], "probabilities", 8)
+IMAGE_MODEL = ModelSignature([TensorSpec("input", (-1, 3, 4, 4), "float32")], ("probabilities",), 8)
 TEXT_MODEL = ModelSignature(
     [TensorSpec(n, (-1, -1), "int64") for n in ("input_ids", "attention_mask")],
-    "probabilities",
+    ("probabilities",),
     8,
     text_input="text",
 )

@@ -36,7 +36,7 @@ from PIL import Image
 from edgeft.bundle.labels import name_problem
 from edgeft.errors import EdgeftError, shown
 from edgeft.runtime.input_statistics import Statistics
-from edgeft.runtime.predictor import ModelOutputs
+from edgeft.runtime.task_predictor import TaskOutputs
 
 log = logging.getLogger("edgeft.monitor")
 
@@ -237,7 +237,7 @@ class PredictionLog:
         self,
         model: str,
         version: str,
-        outputs: ModelOutputs,
+        outputs: TaskOutputs,
         statistics: Statistics,
         items: Sequence[Any] | None = None,
     ) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeft.bundle import Bundle
+from edgeft.bundle import Bundle, TensorSpec
 from edgeft.bundle.manifest import EMBEDDING_OUTPUT
 from edgeft.runtime.encoders import encoder_for
 from edgeft.runtime.model_choice import open_chosen_model
@@ -44,6 +44,9 @@ class Prediction:
             "confidence": self.confidence,
             "top_k": [{"label": label, "probability": p} for label, p in self.top_k],
         }
+
+
+PROBABILITIES_OUTPUT = "probabilities"  # what a server answers (v2 output): FP32 [N, classes]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -117,6 +120,17 @@ class Predictor:
         a text model."""
         is_text = self.bundle.manifest.task == "text-classification"
         return self.predict(arguments if is_text else [Path(a) for a in arguments], top_k)
+
+    def output_specs(self) -> list[TensorSpec]:
+        """What ``output_tensors`` serves: the class probabilities."""
+        return [TensorSpec(PROBABILITIES_OUTPUT, (-1, len(self.labels)), "float32")]
+
+    def output_tensors(self, outputs: ModelOutputs) -> dict[str, np.ndarray]:
+        return {PROBABILITIES_OUTPUT: outputs.probabilities}
+
+    def rows(self, outputs: ModelOutputs, top_k: int = 5) -> list[dict[str, object]]:
+        """Each item's label, confidence and top-k, as ``predict --json`` and ``/v1`` show them."""
+        return [p.to_dict() for p in self.rank(outputs.probabilities, top_k)]
 
     def rank(self, probabilities: np.ndarray, top_k: int = 5) -> list[Prediction]:
         """Class probabilities (N, classes) -> the best label and the top ``top_k`` of each row."""

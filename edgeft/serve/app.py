@@ -24,7 +24,7 @@ from edgeft import __version__
 from edgeft.errors import EdgeftError
 from edgeft.monitor.prediction_log import PredictionLog
 from edgeft.repository import ModelRepository
-from edgeft.runtime import Predictor
+from edgeft.runtime.task_predictor import TaskPredictor
 from edgeft.serve.config import ServerConfig
 from edgeft.serve.errors import (
     AccessoryDown,
@@ -47,7 +47,7 @@ log = logging.getLogger("edgeft.serve")
 
 
 def create_app(
-    source: Predictor | ModelRepository,
+    source: TaskPredictor | ModelRepository,
     config: ServerConfig,
     factory: PredictorFactory | None = None,
 ) -> FastAPI:
@@ -82,7 +82,7 @@ def create_app(
 
 
 def _state(
-    source: Predictor | ModelRepository,
+    source: TaskPredictor | ModelRepository,
     config: ServerConfig,
     factory: PredictorFactory | None,
 ) -> ServeState:

@@ -33,7 +33,7 @@ Inputs = Mapping[str, np.ndarray]
 
 class Rows(Protocol):
     """What the engine call returns, cut by rows into each request's share (an array, or the
-    predictor's ``ModelOutputs``)."""
+    predictor's outputs, ``TaskOutputs``)."""
 
     def __getitem__(self, rows: slice) -> Rows: ...
 

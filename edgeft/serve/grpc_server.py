@@ -36,8 +36,8 @@ from edgeft.serve.errors import (
     lookup,
 )
 from edgeft.serve.limits import token_matches
-from edgeft.serve.models import OUTPUT_NAME, PREDICTION_IDS, LoadedModel, ServedModels, on_current
-from edgeft.serve.protocol import ProtocolError, check_datatype
+from edgeft.serve.models import PREDICTION_IDS, LoadedModel, ServedModels, on_current
+from edgeft.serve.protocol import ProtocolError, check_datatype, datatype_of, little_endian_bytes
 
 log = logging.getLogger("edgeft.serve")
 SERVICE = "inference.GRPCInferenceService"
@@ -177,16 +177,17 @@ class InferenceService:
 
         async def on(model: LoadedModel) -> Any:
             parsed, answer = await model.infer(body, header_length)
-            probabilities = answer.probabilities
-            output = service_pb2.ModelInferResponse.InferOutputTensor(
-                name=OUTPUT_NAME, datatype="FP32", shape=list(probabilities.shape)
-            )
+            tensors = model.response_tensors(parsed, answer)
+            tensor = service_pb2.ModelInferResponse.InferOutputTensor
             response = service_pb2.ModelInferResponse(
                 model_name=model.name,
                 model_version=model.version,
                 id=parsed.id or "",
-                outputs=[output],
-                raw_output_contents=[probabilities.astype("<f4").tobytes()],
+                outputs=[
+                    tensor(name=name, datatype=datatype_of(array.dtype), shape=list(array.shape))
+                    for name, array in tensors.items()
+                ],
+                raw_output_contents=[little_endian_bytes(array) for array in tensors.values()],
             )
             if answer.ids is not None:  # comma-separated, one per item, for /v1/feedback
                 response.parameters[PREDICTION_IDS].string_param = ",".join(answer.ids)

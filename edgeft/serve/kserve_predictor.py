@@ -27,7 +27,7 @@ from kserve.errors import InvalidInput
 
 from edgeft.errors import EdgeftError
 from edgeft.runtime import Predictor
-from edgeft.serve.models import OUTPUT_NAME
+from edgeft.runtime.predictor import PROBABILITIES_OUTPUT
 
 
 class EdgeftPredictor(kserve.Model):
@@ -57,7 +57,7 @@ class EdgeftPredictor(kserve.Model):
             probabilities = await asyncio.to_thread(self._probabilities, payload)
         except EdgeftError as exc:
             raise InvalidInput(str(exc)) from exc
-        output = InferOutput(OUTPUT_NAME, list(probabilities.shape), "FP32")
+        output = InferOutput(PROBABILITIES_OUTPUT, list(probabilities.shape), "FP32")
         output.set_data_from_numpy(probabilities.astype(np.float32), binary_data=True)
         return InferResponse(payload.id or "", self.name, [output])
 

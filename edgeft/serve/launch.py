@@ -16,8 +16,8 @@ from pathlib import Path
 from edgeft.errors import EdgeftError
 from edgeft.monitor.prediction_log import LogLimits
 from edgeft.repository import ModelRepository, is_repository
-from edgeft.runtime import Predictor
 from edgeft.runtime.model_choice import ModelChoice
+from edgeft.runtime.task_predictor import TaskPredictor, open_predictor
 from edgeft.serve.config import ServerConfig
 from edgeft.serve.server import default_model_name, serve
 from edgeft.serve.traffic import parse_side_version
@@ -116,8 +116,8 @@ def launch(
     config = server_config(options)
     profile = resolve_target(options.target) if options.target else None
 
-    def open_predictor(path: Path) -> Predictor:
-        predictor = Predictor(
+    def open_chosen(path: Path) -> TaskPredictor:
+        predictor = open_predictor(
             path,
             options.engine,
             options.precision,
@@ -137,11 +137,11 @@ def launch(
             f"serving repository {options.source} ({names}) on {address}  "
             "v2: /v2/models/NAME/infer, following its production aliases"
         )
-        serve(repository, config, options.host, options.port, factory=open_predictor)
+        serve(repository, config, options.host, options.port, factory=open_chosen)
         return
     if config.side_versions:
         raise EdgeftError("--canary and --shadow name versions: serve a repository")
-    predictor = open_predictor(options.source)
+    predictor = open_chosen(options.source)
     announce(
         f"serving {config.model_name} ({predictor.model.label}) on {address}  "
         f"v2: /v2/models/{config.model_name}/infer  upload: /v1/predict"

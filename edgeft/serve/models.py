@@ -25,8 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from edgeft.errors import EdgeftError, shown
 from edgeft.monitor.prediction_log import ModelIdentity, PredictionLog
 from edgeft.repository import ModelRepository
-from edgeft.runtime import Predictor
-from edgeft.runtime.predictor import ModelOutputs
+from edgeft.runtime.task_predictor import TaskOutputs, TaskPredictor
 from edgeft.serve.batching import BatcherHooks, DynamicBatcher
 from edgeft.serve.config import ServerConfig
 from edgeft.serve.errors import BatcherStopped, NotFound, NotReady, Overloaded
@@ -43,23 +42,27 @@ from edgeft.serve.traffic import ShadowComparison, SideVersion
 
 log = logging.getLogger("edgeft.serve")
 
-OUTPUT_NAME = "probabilities"
 PREDICTION_IDS = "prediction_ids"  # response parameter: each item's id in the prediction log
 TEXT_INPUT = "text"
 PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "openvino": "openvino"}
 POLL_S = 1.0
 
-PredictorFactory = Callable[[Path], Predictor]
+PredictorFactory = Callable[[Path], TaskPredictor]
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Answer:
-    """Class probabilities for a request's items, and their ids in the prediction log (None
-    when the server keeps no log)."""
+    """The model's outputs for a request's items (its task's: class probabilities, or scores
+    and defect maps), and their ids in the prediction log (None when the server keeps no log)."""
 
-    probabilities: np.ndarray
+    outputs: TaskOutputs
     ids: list[str] | None = None
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """(N, labels): what the shadow comparison and the log compare, whatever the task."""
+        return self.outputs.probabilities
 
 
 @dataclass
@@ -69,7 +72,7 @@ class LoadedModel:
 
     name: str
     version: str
-    predictor: Predictor
+    predictor: TaskPredictor
     batcher: DynamicBatcher
     signature: ModelSignature
     log: PredictionLog | None = None
@@ -94,9 +97,7 @@ class LoadedModel:
             "versions": [self.version],
             "platform": PLATFORMS[predictor.model.engine],
             "inputs": [tensor_metadata(spec) for spec in manifest.inputs],
-            "outputs": [
-                {"name": OUTPUT_NAME, "datatype": "FP32", "shape": [-1, len(predictor.labels)]}
-            ],
+            "outputs": [tensor_metadata(spec) for spec in predictor.output_specs()],
             "parameters": {
                 "precision": predictor.model.precision,
                 "int8_scheme": scheme.key if scheme else None,
@@ -141,13 +142,18 @@ class LoadedModel:
         """Encoded inputs through this version's batcher, refused when it is not ready; logged
         with their statistics (``items``: the images or texts they were encoded from, if any)."""
         self.require_ready()
-        outputs = cast(ModelOutputs, await self.batcher.submit(inputs, client_gone))
-        probabilities = finite(outputs.probabilities)
+        outputs = cast(TaskOutputs, await self.batcher.submit(inputs, client_gone))
+        finite(outputs.probabilities)
         if self.log is None or not logged:
-            return Answer(probabilities)
+            return Answer(outputs)
         statistics = await run_in_threadpool(self.predictor.encoder.statistics, inputs, items)
         ids = self.log.record(self.name, self.version, outputs, statistics, items)
-        return Answer(probabilities, ids)
+        return Answer(outputs, ids)
+
+    def response_tensors(self, parsed: InferRequest, answer: Answer) -> dict[str, np.ndarray]:
+        """The answer's output tensors, those the client asked for (all when it named none)."""
+        tensors = self.predictor.output_tensors(answer.outputs)
+        return {k: v for k, v in tensors.items() if parsed.outputs is None or k in parsed.outputs}
 
 
 @dataclass
@@ -449,7 +455,7 @@ class ServedModels:
         batcher.start(warm=True)
         signature = ModelSignature(
             inputs=manifest.inputs,
-            output=OUTPUT_NAME,
+            outputs=tuple(spec.name for spec in predictor.output_specs()),
             max_batch=config.max_batch,
             text_input=TEXT_INPUT if manifest.task == "text-classification" else None,
             max_text_chars=config.max_text_chars,
@@ -470,9 +476,12 @@ class ServedModels:
             )
 
 
-def validation_failure(predictor: Predictor) -> str | None:
+def validation_failure(predictor: TaskPredictor) -> str | None:
     """``edgeft validate`` on the served model (recorded beside the bundle); why it failed."""
     from edgeft.runtime.validation import validate_bundle, write_validation_record
+
+    if predictor.bundle.manifest.anomaly is not None:
+        return "serve --validate holds classifiers to their budget; not built for anomaly bundles"
 
     try:
         report = validate_bundle(predictor.bundle, models=[predictor.model])

@@ -50,11 +50,11 @@ def tensor_metadata(spec: TensorSpec) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ModelSignature:
-    """What one model accepts: its input tensors, its output's name, and, for text models, one
+    """What one model accepts: its input tensors, its outputs' names, and, for text models, one
     ``BYTES`` tensor of strings instead (the server tokenizes them)."""
 
     inputs: Sequence[TensorSpec]
-    output: str
+    outputs: tuple[str, ...]
     max_batch: int
     text_input: str | None = None
     max_text_chars: int = 20_000
@@ -68,6 +68,7 @@ class InferRequest:
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
     texts: list[str] | None = None
     binary_outputs: bool = False
+    outputs: tuple[str, ...] | None = None  # the outputs the client asked for (None: all)
 
     @property
     def size(self) -> int:
@@ -111,7 +112,8 @@ def parse_infer_request(
         raise ProtocolError('"id" must be a string')
     parameters = _parameters(document, "request")
     binary_outputs = _flag(parameters, "binary_data_output", "request parameters")
-    binary_outputs |= _requested_outputs(document.get("outputs"), signature.output)
+    wanted, binary_wanted = _requested_outputs(document.get("outputs"), signature.outputs)
+    binary_outputs |= binary_wanted
     arrays: dict[str, np.ndarray] = {}
     texts: list[str] | None = None
     offset = 0
@@ -128,10 +130,14 @@ def parse_infer_request(
     if texts is not None:
         if arrays:
             raise ProtocolError(f"send either {signature.text_input!r} or the token tensors")
-        request = InferRequest(request_id, texts=texts, binary_outputs=binary_outputs)
+        request = InferRequest(
+            request_id, texts=texts, binary_outputs=binary_outputs, outputs=wanted
+        )
     else:
         _check_against_model(arrays, signature.inputs)
-        request = InferRequest(request_id, inputs=arrays, binary_outputs=binary_outputs)
+        request = InferRequest(
+            request_id, inputs=arrays, binary_outputs=binary_outputs, outputs=wanted
+        )
     if request.size > signature.max_batch:
         raise ProtocolError(
             f"batch of {request.size} items is over this server's limit of "
@@ -156,22 +162,24 @@ def _flag(parameters: dict[str, Any], key: str, what: str) -> bool:
     return value
 
 
-def _requested_outputs(outputs: Any, name: str) -> bool:
-    """Check the requested outputs; True when one of them asks for binary data."""
+def _requested_outputs(outputs: Any, names: tuple[str, ...]) -> tuple[tuple[str, ...] | None, bool]:
+    """The outputs the client asked for (None: all), and whether one asks for binary data."""
     if outputs is None:
-        return False
+        return None, False
     if not isinstance(outputs, list):
         raise ProtocolError('"outputs" must be a list of {"name": ...} objects')
-    binary = False
+    binary, wanted = False, []
     for output in outputs:
         if not isinstance(output, dict) or not isinstance(output.get("name"), str):
             raise ProtocolError('each of "outputs" must be an object with a "name"')
-        if output["name"] != name:
+        name = output["name"]
+        if name not in names:
             raise ProtocolError(
-                f"unknown output {shown(output['name'])}; this model has {shown(name)}"
+                f"unknown output {shown(name)}; this model has {', '.join(map(shown, names))}"
             )
+        wanted.append(name)
         binary |= _flag(_parameters(output, "output"), "binary_data", f"output {shown(name)}")
-    return binary
+    return tuple(dict.fromkeys(wanted)) or None, binary
 
 
 def _split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
@@ -355,7 +363,7 @@ def _check_against_model(arrays: Mapping[str, np.ndarray], specs: Sequence[Tenso
             )
 
 
-def _little_endian_bytes(array: np.ndarray) -> bytes:
+def little_endian_bytes(array: np.ndarray) -> bytes:
     """The binary tensor extension's wire format: row-major, little-endian."""
     return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
 
@@ -364,40 +372,45 @@ def encode_infer_response(
     model_name: str,
     model_version: str,
     request_id: str | None,
-    name: str,
-    array: np.ndarray,
+    tensors: Mapping[str, np.ndarray],
     binary: bool,
     parameters: dict[str, Any] | None = None,
 ) -> tuple[bytes, dict[str, str]]:
     """The response body and its extra headers (binary when the client asked for it)."""
-    output: dict[str, Any] = {
-        "name": name,
-        "datatype": datatype_of(array.dtype),
-        "shape": list(array.shape),
-    }
+    outputs: list[dict[str, Any]] = []
+    raw: list[bytes] = []
+    for name, array in tensors.items():
+        output: dict[str, Any] = {
+            "name": name,
+            "datatype": datatype_of(array.dtype),
+            "shape": list(array.shape),
+        }
+        if binary:
+            raw.append(little_endian_bytes(array))
+            output["parameters"] = {"binary_data_size": len(raw[-1])}
+        else:
+            output["data"] = array.reshape(-1).tolist()
+        outputs.append(output)
     document: dict[str, Any] = {
         "model_name": model_name,
         "model_version": model_version,
-        "outputs": [output],
+        "outputs": outputs,
     }
     if request_id is not None:
         document["id"] = request_id
     if parameters:
         document["parameters"] = parameters
     if not binary:
-        output["data"] = array.reshape(-1).tolist()
         return json.dumps(document).encode(), {}
-    raw = _little_endian_bytes(array)
-    output["parameters"] = {"binary_data_size": len(raw)}
     header = json.dumps(document).encode()
-    return header + raw, {"Inference-Header-Content-Length": str(len(header))}
+    return header + b"".join(raw), {"Inference-Header-Content-Length": str(len(header))}
 
 
 def encode_infer_request(inputs: Mapping[str, np.ndarray]) -> tuple[bytes, dict[str, str]]:
     """A binary v2 infer request, for clients without tritonclient (load tests, benchmarks)."""
     tensors, raw = [], []
     for name, array in inputs.items():
-        data = _little_endian_bytes(array)
+        data = little_endian_bytes(array)
         tensors.append(
             {
                 "name": name,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from edgeft.errors import EdgeftError
 from edgeft.repository import ModelRepository
-from edgeft.runtime import Predictor
+from edgeft.runtime.task_predictor import TaskPredictor
 from edgeft.serve.config import ServerConfig
 from edgeft.serve.models import PredictorFactory
 
@@ -25,7 +25,7 @@ def is_loopback(host: str) -> bool:
 
 
 def serve(
-    source: Predictor | ModelRepository,
+    source: TaskPredictor | ModelRepository,
     config: ServerConfig,
     host: str = "127.0.0.1",
     port: int = 8000,

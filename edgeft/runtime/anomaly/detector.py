@@ -5,6 +5,7 @@ as for classification); the nearest-neighbour step runs on the same engine, in c
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from functools import partial
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeft.atomic import replace_atomically
-from edgeft.bundle import Bundle, ModelEntry
+from edgeft.bundle import Bundle, ModelEntry, TensorSpec
 from edgeft.bundle.anomaly_spec import AnomalySpec
 from edgeft.errors import BundleError, EdgeftError
 from edgeft.runtime.anomaly.maps import defect_maps
@@ -27,19 +28,27 @@ from edgeft.runtime.preprocess import ImageInput
 from edgeft.targets import Host, TargetProfile
 
 PATCHES, EMBEDDING = "patches", "embedding"  # the feature graph's outputs
+# What a server answers (v2 outputs): FP32 [N], BOOL [N], FP32 [N, H, W].
+SCORE_OUTPUT, DEFECTIVE_OUTPUT, MAP_OUTPUT = "anomaly_score", "defective", "anomaly_map"
 
 
 @dataclass(frozen=True)
 class AnomalyOutputs:
     """A batch's scores ``[N]`` (normalised, the verdict's), raw scores ``[N]`` (what AUROC
-    ranks), defect maps ``[N, H, W]`` (normalised) and the raw patch and embedding distances.
-    Sliced by rows, so a batcher hands each request its own."""
+    ranks), defect maps ``[N, H, W]`` (normalised), the worst-patch and nearest-good-image
+    distances, and ``probabilities`` ``[N, 2]`` (good, defect): the score re-centred on the
+    threshold, so the more likely label is the verdict. The prediction log, its drift and
+    feedback statistics and the shadow comparison read those, as for a classifier. Sliced by
+    rows, so a batcher hands each request its own."""
 
     scores: np.ndarray
     raw: np.ndarray
     maps: np.ndarray
     patch: np.ndarray
-    embedding: np.ndarray
+    nearest_good: np.ndarray
+    probabilities: np.ndarray
+
+    embedding = None  # no monitoring sketch: the score is what drifts
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -49,13 +58,16 @@ class AnomalyOutputs:
         return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
 
     def __getitem__(self, rows: slice) -> AnomalyOutputs:
-        return AnomalyOutputs(
-            self.scores[rows],
-            self.raw[rows],
-            self.maps[rows],
-            self.patch[rows],
-            self.embedding[rows],
-        )
+        return AnomalyOutputs(*(getattr(self, f.name)[rows] for f in fields(self)))
+
+
+def verdict_probabilities(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """``[N, 2]`` (good, defect) with defect = sigmoid(logit(score) - logit(threshold)): above
+    one half exactly when the score is above the threshold."""
+    clipped = np.clip(np.asarray(scores, dtype=np.float64), 1e-300, 1 - 1e-16)
+    logit = np.log(clipped) - np.log1p(-clipped) - np.log(threshold / (1 - threshold))
+    defect = 1.0 / (1.0 + np.exp(-np.clip(logit, -700.0, 700.0)))
+    return np.stack([1 - defect, defect], axis=1).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -141,6 +153,28 @@ class AnomalyDetector:
     def threshold(self) -> float:
         return self.spec.threshold
 
+    temperature = 1.0  # the prediction log records it; the score is calibrated by its threshold
+
+    def output_specs(self) -> list[TensorSpec]:
+        """What ``output_tensors`` serves: the score, the verdict and the defect map."""
+        height, width = self.map_size
+        return [
+            TensorSpec(SCORE_OUTPUT, (-1,), "float32"),
+            TensorSpec(DEFECTIVE_OUTPUT, (-1,), "bool"),
+            TensorSpec(MAP_OUTPUT, (-1, height, width), "float32"),
+        ]
+
+    def output_tensors(self, outputs: AnomalyOutputs) -> dict[str, np.ndarray]:
+        return {
+            SCORE_OUTPUT: outputs.scores.astype(np.float32),
+            DEFECTIVE_OUTPUT: outputs.scores > self.threshold,
+            MAP_OUTPUT: outputs.maps.astype(np.float32),
+        }
+
+    def rows(self, outputs: AnomalyOutputs, top_k: int = 1) -> list[dict[str, object]]:
+        """Each item's score, verdict and threshold, as ``predict --json`` and ``/v1`` show them."""
+        return [r.to_dict() for r in self.results(outputs)]
+
     def warm_up(self, batch_sizes: Sequence[int] = (1,)) -> None:
         sample = self.encoder.sample()
         for size in dict.fromkeys(batch_sizes):
@@ -156,7 +190,9 @@ class AnomalyDetector:
         nearest_good = self.embedding_search.distances(embedding)
         raw = raw_scores(self.spec, patch, nearest_good)
         maps = normalise_map(self.spec, defect_maps(grids, self.map_size, self.spec.map_sigma))
-        return AnomalyOutputs(normalise(self.spec, raw), raw, maps, patch, nearest_good)
+        scores = normalise(self.spec, raw)
+        probabilities = verdict_probabilities(scores, self.threshold)
+        return AnomalyOutputs(scores, raw, maps, patch, nearest_good, probabilities)
 
     def outputs_of(
         self,
@@ -185,6 +221,13 @@ class AnomalyDetector:
     def overlay_png(self, item: ImageInput, result: AnomalyResult) -> bytes:
         """``result``'s map drawn over the part of ``item`` the model saw, as PNG bytes."""
         return overlay_png(item, result.map, self.threshold, self.encoder.preprocess)
+
+    def overlays_base64(self, items: Sequence[ImageInput], outputs: AnomalyOutputs) -> list[str]:
+        """Each item's map drawn over it, as base64 PNG (for a JSON answer)."""
+        return [
+            base64.b64encode(self.overlay_png(item, result)).decode("ascii")
+            for item, result in zip(items, self.results(outputs), strict=True)
+        ]
 
     def detect_files(
         self, paths: Sequence[Path], overlay: Path | None = None

@@ -2,14 +2,16 @@
 prediction, and a model's shadow comparison.
 
 Simpler than v2 for a person with ``curl``: the bundle's own encoder turns the upload into
-tensors, and the answer is ranked labels rather than raw probabilities.
+tensors, and the answer is ranked labels rather than raw probabilities (an anomaly model's:
+score and verdict, and with ``overlay=true`` the defect map drawn over each image, a base64
+PNG).
 """
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
@@ -18,6 +20,7 @@ from starlette.exceptions import HTTPException
 
 from edgeft.errors import shown
 from edgeft.monitor.prediction_log import UnknownPrediction
+from edgeft.runtime.anomaly.detector import AnomalyDetector, AnomalyOutputs
 from edgeft.serve.config import ServerConfig
 from edgeft.serve.errors import AccessoryDown, NotFound
 from edgeft.serve.models import LoadedModel, on_current
@@ -61,26 +64,31 @@ def register(app: FastAPI, state: ServeState) -> None:
             raise AccessoryDown(f"the prediction log cannot take feedback now ({exc})") from exc
         return {"id": given, "label": label}
 
-    async def predict_with(name: str, request: Request, top_k: int) -> dict[str, Any]:
+    async def predict_with(
+        name: str, request: Request, top_k: int, overlay: bool
+    ) -> dict[str, Any]:
         upload = await Upload.read(request, config)
 
         async def on(model: LoadedModel) -> dict[str, Any]:
             model.require_ready()
             predictor = model.predictor
+            if overlay and not isinstance(predictor, AnomalyDetector):
+                raise ProtocolError("overlay=true draws defect maps: an anomaly model's")
             items = upload.items(predictor.bundle.manifest.task, config)
             inputs = await run_in_threadpool(predictor.encoder.encode, items)
             answer = await model.answer(inputs, items, disconnected(request))
             ids: list[str | None] = [*answer.ids] if answer.ids else [None] * len(items)
-            return {
-                "model_name": name,
-                "model_version": model.version,
-                "predictions": [
-                    p.to_dict() | ({"id": row_id} if row_id else {})
-                    for p, row_id in zip(
-                        predictor.rank(answer.probabilities, top_k), ids, strict=True
-                    )
-                ],
-            }
+            rows = [
+                row | ({"id": row_id} if row_id else {})
+                for row, row_id in zip(predictor.rows(answer.outputs, top_k), ids, strict=True)
+            ]
+            if overlay:
+                assert isinstance(predictor, AnomalyDetector)
+                pictures = await run_in_threadpool(
+                    predictor.overlays_base64, items, cast(AnomalyOutputs, answer.outputs)
+                )
+                rows = [r | {"overlay_png": p} for r, p in zip(rows, pictures, strict=True)]
+            return {"model_name": name, "model_version": model.version, "predictions": rows}
 
         return await on_current(models, name, None, on)
 
@@ -90,13 +98,15 @@ def register(app: FastAPI, state: ServeState) -> None:
         openapi_extra={"requestBody": PREDICT_REQUEST_BODY},
         responses=RESPONSES,
     )
-    async def predict(request: Request, top_k: int = config.top_k) -> dict[str, Any]:
+    async def predict(
+        request: Request, top_k: int = config.top_k, overlay: bool = False
+    ) -> dict[str, Any]:
         if len(models.slots) != 1:
             raise NotFound(
                 "this server has several models: POST /v1/models/NAME/predict, NAME one of "
                 f"{sorted(models.slots)}"
             )
-        return await predict_with(next(iter(models.slots)), request, top_k)
+        return await predict_with(next(iter(models.slots)), request, top_k, overlay)
 
     @app.post(
         "/v1/models/{name}/predict",
@@ -105,9 +115,9 @@ def register(app: FastAPI, state: ServeState) -> None:
         responses=RESPONSES,
     )
     async def predict_named(
-        name: str, request: Request, top_k: int = config.top_k
+        name: str, request: Request, top_k: int = config.top_k, overlay: bool = False
     ) -> dict[str, Any]:
-        return await predict_with(name, request, top_k)
+        return await predict_with(name, request, top_k, overlay)
 
     @app.get("/v1/models/{name}/shadow", dependencies=guarded, responses=RESPONSES)
     def shadow_comparison(name: str) -> dict[str, Any]:

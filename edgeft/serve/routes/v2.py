@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
 from edgeft import __version__
-from edgeft.serve.models import OUTPUT_NAME, PREDICTION_IDS, LoadedModel, on_current
+from edgeft.serve.models import PREDICTION_IDS, LoadedModel, on_current
 from edgeft.serve.openapi import INFER_REQUEST_SCHEMA, RESPONSES
 from edgeft.serve.protocol import HEADER_LENGTH, encode_infer_response
 from edgeft.serve.routes import ServeState, disconnected
@@ -79,8 +79,7 @@ def register(app: FastAPI, state: ServeState) -> None:
                 name,
                 model.version,
                 parsed.id,
-                OUTPUT_NAME,
-                answer.probabilities,
+                model.response_tensors(parsed, answer),
                 parsed.binary_outputs,
                 None if answer.ids is None else {PREDICTION_IDS: answer.ids},
             )
