@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from edgeft.anomaly.distance_graph import write_distance_graph
-from edgeft.bundle import Bundle
+from edgeft.bundle import Bundle, write_manifest
 from edgeft.bundle.anomaly_spec import AnomalySpec, ScoreScale
 from edgeft.errors import BundleError
 from edgeft.runtime.anomaly.detector import AnomalyDetector
@@ -61,6 +61,34 @@ def test_the_exported_model_agrees_with_the_fit_on_both_engines(fitted: dict[str
         agreement = entry.details["agreement_with_fit"]
         assert agreement["items"] == 6 and agreement["verdicts_agree"] == 1.0
         assert agreement["max_map_deviation"] <= 0.01
+
+
+def test_validate_holds_each_engine_to_the_verdicts_recorded_at_export(
+    fitted: dict[str, Path], tmp_path: Path
+) -> None:
+    bundle = Bundle.load(fitted["bundle"])
+    assert bundle.manifest.acceptance is not None
+    assert all(m.reference_outputs for m in bundle.manifest.models)
+    result = run("validate", str(fitted["bundle"]), "--json", "--record", str(tmp_path / "v.json"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["passed"] and report["data"] == "acceptance set" and report["items"] == 6
+    for model in report["models"]:
+        assert model["recorded"]["agreement_with_recorded"] == 1.0
+        assert model["scores"]["false_reject"] is not None
+    # a box that computes another model: recorded scores that put an item across the threshold
+    copy = tmp_path / "moved"
+    shutil.copytree(fitted["bundle"], copy)
+    entry = bundle.manifest.models[0]
+    recorded = np.load(copy / entry.reference_outputs)
+    recorded[0, 0] += 1e3 if recorded[0, 0] < bundle.manifest.anomaly.normaliser.centre else -1e3
+    np.save(copy / entry.reference_outputs, recorded)
+    rehashed = Bundle.load(copy, verify=False).manifest
+    write_manifest(copy, rehashed)
+    result = run("validate", str(copy), "--json", "--record", str(tmp_path / "w.json"))
+    assert result.returncode == 1
+    failed = json.loads(result.stdout)["models"][0]
+    assert not failed["passed"] and "1 of 6 acceptance verdicts differ" in failed["reason"]
 
 
 def test_eval_reports_image_and_pixel_figures_per_model(fitted: dict[str, Path]) -> None:

@@ -41,9 +41,12 @@ from edgeft.bundle import (
     stage_bundle,
     write_manifest,
 )
+from edgeft.bundle.acceptance import DEFAULT_SIZE, load_acceptance_set, save_outputs
 from edgeft.bundle.anomaly_spec import VERDICTS, AnomalySpec
 from edgeft.bundle.manifest import ANOMALY_TASK, ImagePreprocessing
-from edgeft.errors import EdgeftError
+from edgeft.data import stratified_split
+from edgeft.errors import DatasetError, EdgeftError
+from edgeft.export.acceptance import SEED, write_acceptance_set
 from edgeft.export.model_inputs import model_inputs
 from edgeft.export.onnx_export import export_onnx
 from edgeft.export.openvino_export import export_openvino
@@ -79,8 +82,15 @@ def _feature_network(run_dir: Path, run: dict[str, Any]) -> PatchFeatures:
     return network.eval()
 
 
-def export_anomaly_bundle(source: str | Path, out: str | Path, overwrite: bool = False) -> Bundle:
-    """Export the anomaly run ``source`` to the bundle ``out``, checked on both engines."""
+def export_anomaly_bundle(
+    source: str | Path,
+    out: str | Path,
+    overwrite: bool = False,
+    acceptance_size: int = DEFAULT_SIZE,
+) -> Bundle:
+    """Export the anomaly run ``source`` to the bundle ``out``, checked on both engines; up to
+    ``acceptance_size`` validation parts travel in it (0: none), with each model's scores on
+    them, for ``edgeft validate`` on the box."""
     run_dir = Path(source)
     run = json.loads((run_dir / RUN).read_text())
     spec = AnomalySpec.from_dict(json.loads((run_dir / SCORING).read_text()))
@@ -131,15 +141,52 @@ def export_anomaly_bundle(source: str | Path, out: str | Path, overwrite: bool =
             metrics={"validation": json.loads((run_dir / METRICS).read_text())},
             anomaly=spec,
         )
+        fitted = json.loads((run_dir / VALIDATION).read_text())["items"]
+        if acceptance_size > 0 and all(Path(i["path"]).is_file() for i in fitted):
+            manifest.acceptance = _store_acceptance_set(
+                staging, fitted, acceptance_size, preprocessing
+            )
         write_manifest(staging, manifest)
-        checked = agreement_with_fit(Bundle.load(staging), run_dir)
-        if checked:
-            manifest.models = [
-                replace(m, details=m.details | {"agreement_with_fit": checked[m.engine]})
-                for m in manifest.models
-            ]
-            write_manifest(staging, manifest)
+        staged = Bundle.load(staging)
+        checked = agreement_with_fit(staged, run_dir)
+        manifest.models = [
+            replace(
+                m,
+                details=m.details | ({"agreement_with_fit": checked[m.engine]} if checked else {}),
+                reference_outputs=_record_scores(staged, m),
+            )
+            for m in manifest.models
+        ]
+        write_manifest(staging, manifest)
     return Bundle.load(out)
+
+
+def _store_acceptance_set(
+    staging: Path, fitted: list[dict[str, Any]], size: int, preprocessing: ImagePreprocessing
+) -> str:
+    """Validation parts, good and defective in their shares, stored in the bundle."""
+    labels = ["defect" if item["defect"] else "good" for item in fitted]
+    chosen = list(range(len(fitted)))
+    if len(fitted) > size:
+        share = size / len(fitted)
+        try:
+            chosen, _ = stratified_split(labels, (share, 1.0 - share), SEED)
+        except DatasetError:  # one defective item: a plain seeded sample
+            chosen = sorted(np.random.default_rng(SEED).permutation(len(fitted))[:size])
+    source = {"dataset": "validation parts of the fit", "split": "val", "items": len(chosen)}
+    return write_acceptance_set(
+        staging, "image", [fitted[i]["path"] for i in chosen], [labels[i] for i in chosen],
+        preprocessing, source,
+    )  # fmt: skip
+
+
+def _record_scores(bundle: Bundle, entry: ModelEntry) -> str | None:
+    """The model's raw scores on the acceptance set, ``[N, 1]``: what the box must reproduce."""
+    accepted = load_acceptance_set(bundle.root, bundle.manifest)
+    if accepted is None:
+        return None
+    raw = AnomalyDetector(bundle, entry=entry).outputs_of(accepted.inputs(bundle.root)).raw
+    return save_outputs(bundle.root, entry.path, raw[:, None])
 
 
 def agreement_with_fit(bundle: Bundle, run_dir: Path) -> dict[str, dict[str, Any]]:

@@ -134,14 +134,26 @@ def int8_bundle(console: Console, bundle: Bundle) -> None:
 
 def validation(console: Console, report: ValidationReport, recorded: Path) -> None:
     host = report.host
+    title = (
+        f"{report.bundle} on this host ({host['cpu']}, {', '.join(host['flags'])}): "
+        f"{report.data}, {report.items} items"
+    )
+    if report.models and "false_reject" in report.models[0].scores:
+        shown = ("model", "image AUROC", "false-reject", "escape", "same verdicts as export", "")
+        made = table(title, shown, shown[1:])
+        for m in report.models:
+            since = m.recorded or {}
+            made.add_row(
+                m.model,
+                *(_figure(m.scores, k) for k in ("image_auroc", "false_reject", "escape")),
+                f"{since['agreement_with_recorded']:.1%}" if since else "",
+                "[green]pass[/]" if m.passed else "[red]FAIL[/]",
+            )
+        _validation_footer(console, made, report, recorded)
+        return
     columns = ("model", "accuracy (95% CI)", "macro-F1", "vs fp32 here", "drop pt (95% CI)",
                "budget", "since build", "")  # fmt: skip
-    made = table(
-        f"{report.bundle} on this host ({host['cpu']}, {', '.join(host['flags'])}): "
-        f"{report.data}, {report.items} items",
-        columns,
-        columns[1:],
-    )
+    made = table(title, columns, columns[1:])
     for m in report.models:
         acc, drop, since = m.scores, m.drop, m.recorded or {}
         made.add_row(
@@ -158,6 +170,12 @@ def validation(console: Console, report: ValidationReport, recorded: Path) -> No
             else "",
             "[green]pass[/]" if m.passed else "[red]FAIL[/]",
         )
+    _validation_footer(console, made, report, recorded)
+
+
+def _validation_footer(
+    console: Console, made: Table, report: ValidationReport, recorded: Path
+) -> None:
     console.print(made)
     for skipped in report.skipped:
         console.print(f"skipped {skipped['model']}: {skipped['reason']}", highlight=False)

@@ -139,7 +139,7 @@ def export_bundle(
         from edgeft.anomaly.export import export_anomaly_bundle, is_anomaly_run
 
         if is_anomaly_run(source):
-            return export_anomaly_bundle(source, out, overwrite=overwrite)
+            return export_anomaly_bundle(source, out, overwrite, acceptance_size)
     loaded = source if isinstance(source, ExportSource) else load_source(source)
     # Labels become class folders downstream (monitor --export-uncertain, retraining data).
     check_class_names(loaded.labels, "labels" if source is loaded else source)

@@ -14,78 +14,28 @@ stays immutable and hash-checked, and the record names the manifest's sha256 it 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgeft.atomic import write_text_atomically
-from edgeft.bundle import MANIFEST_NAME, Bundle, ModelEntry
+from edgeft.bundle import Bundle, ModelEntry
 from edgeft.bundle.acceptance import load_acceptance_set, load_outputs
 from edgeft.errors import EdgeftError
 from edgeft.runtime.budget_metrics import accuracy_interval, drop_points, paired_drop
 from edgeft.runtime.classification_metrics import classification_metrics
-from edgeft.runtime.model_choice import engine_installed, int8_mismatch
 from edgeft.runtime.scoring import EncodedSplit, encode_items, entry_logits
-from edgeft.targets import Host, host_fingerprint, this_host
-
-
-@dataclass
-class ModelValidation:
-    """One model on this box: its scores, and (int8) its drop against fp32 and the verdict."""
-
-    model: str
-    engine: str
-    precision: str
-    scheme: str | None
-    scores: dict[str, Any]
-    agreement_with_fp32: float | None = None
-    drop: dict[str, float] | None = None  # paired drop against fp32 here, with its interval
-    recorded: dict[str, Any] | None = None  # build time on the same items
-    budget_points: float | None = None
-    budget_metric: str | None = None
-    passed: bool = True
-    reason: str | None = None
-
-
-@dataclass
-class ValidationReport:
-    bundle: str
-    manifest_sha256: str
-    data: str
-    items: int
-    host: dict[str, Any]
-    created: str
-    models: list[ModelValidation] = field(default_factory=list)
-    skipped: list[dict[str, str]] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        """Every scored model passed, and at least one was scored."""
-        return bool(self.models) and all(m.passed for m in self.models)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"passed": self.passed}
-
-    def failures(self) -> list[str]:
-        if not self.models:
-            return ["no model of this bundle could be scored on this host"]
-        return [f"{m.model}: {m.reason}" for m in self.models if not m.passed]
-
-
-@dataclass(frozen=True)
-class LabelledItems:
-    """Items to validate on instead of the acceptance set (image paths or texts), each with its
-    label's name, and where they came from (``edgeft.data.labelled_items`` lists a folder)."""
-
-    items: list[Any]
-    labels: list[str]
-    source: str
+from edgeft.runtime.validation_report import (
+    LabelledItems,
+    ModelValidation,
+    ValidationReport,
+    new_report,
+    runnable_models,
+)
+from edgeft.targets import Host, this_host
 
 
 def validate_bundle(
@@ -98,22 +48,14 @@ def validate_bundle(
     even when their int8 scheme does not fit this host (a forced choice is checked too)."""
     host = host or this_host()
     manifest = bundle.manifest
+    runnable, skipped = runnable_models(manifest, host, models)
+    if manifest.anomaly is not None:
+        from edgeft.runtime.anomaly.validation import anomaly_validations
+
+        source, count, results = anomaly_validations(bundle, runnable, data)
+        return new_report(bundle, host, source, count, skipped, results)
     encoded, source, on_acceptance = _validation_data(bundle, data)
-    report = ValidationReport(
-        bundle=str(bundle.root),
-        manifest_sha256=hashlib.sha256((bundle.root / MANIFEST_NAME).read_bytes()).hexdigest(),
-        data=source,
-        items=len(encoded),
-        host=host_fingerprint(host),
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
-    )
-    runnable = []
-    for entry in models if models is not None else manifest.models:
-        why = _why_not_here(entry, host, forced=models is not None)
-        if why:
-            report.skipped.append({"model": entry.label, "reason": why})
-        else:
-            runnable.append(entry)
+    report = new_report(bundle, host, source, len(encoded), skipped)
     fp32_of = {m.engine: m for m in manifest.models if m.precision == "fp32"}
     wanted = {m.path: m for m in runnable} | {
         fp32_of[m.engine].path: fp32_of[m.engine] for m in runnable if m.engine in fp32_of
@@ -206,14 +148,6 @@ def _scores(labels: np.ndarray, predicted: np.ndarray, classes: list[str]) -> di
         "recall": {name: row["recall"] for name, row in metrics["per_class"].items()},
         "confusion_matrix": metrics["confusion_matrix"],
     }
-
-
-def _why_not_here(entry: ModelEntry, host: Host, forced: bool) -> str | None:
-    if not engine_installed(entry.engine):
-        return f"{entry.engine} is not installed here"
-    if entry.precision == "int8" and not forced:
-        return int8_mismatch(entry, host)
-    return None
 
 
 def _validation_data(bundle: Bundle, data: LabelledItems | None) -> tuple[EncodedSplit, str, bool]:

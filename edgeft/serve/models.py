@@ -480,9 +480,6 @@ def validation_failure(predictor: TaskPredictor) -> str | None:
     """``edgeft validate`` on the served model (recorded beside the bundle); why it failed."""
     from edgeft.runtime.validation import validate_bundle, write_validation_record
 
-    if predictor.bundle.manifest.anomaly is not None:
-        return "serve --validate holds classifiers to their budget; not built for anomaly bundles"
-
     try:
         report = validate_bundle(predictor.bundle, models=[predictor.model])
     except EdgeftError as exc:
