@@ -50,9 +50,11 @@ from edgeft.export.acceptance import SEED, write_acceptance_set
 from edgeft.export.model_inputs import model_inputs
 from edgeft.export.onnx_export import export_onnx
 from edgeft.export.openvino_export import export_openvino
-from edgeft.runtime.anomaly.detector import EMBEDDING, PATCHES, AnomalyDetector
+from edgeft.runtime.anomaly.detector import EMBEDDING, PATCHES, AnomalyDetector, AnomalyHead
 from edgeft.runtime.anomaly.maps import defect_maps
 from edgeft.runtime.anomaly.scores import normalise, normalise_map, raw_scores
+from edgeft.runtime.encoders import ImageEncoder
+from edgeft.runtime.engines import open_session
 from edgeft.train.checkpoint import load_weights
 from edgeft.train.run_folder import METRICS, RECIPE, RUN
 from edgeft.zoo import rebuild
@@ -153,7 +155,7 @@ def export_anomaly_bundle(
             replace(
                 m,
                 details=m.details | ({"agreement_with_fit": checked[m.engine]} if checked else {}),
-                reference_outputs=_record_scores(staged, m),
+                reference_outputs=record_scores(staged, m),
             )
             for m in manifest.models
         ]
@@ -180,12 +182,25 @@ def _store_acceptance_set(
     )  # fmt: skip
 
 
-def _record_scores(bundle: Bundle, entry: ModelEntry) -> str | None:
-    """The model's raw scores on the acceptance set, ``[N, 1]``: what the box must reproduce."""
+def record_scores(bundle: Bundle, entry: ModelEntry) -> str | None:
+    """The model's raw scores on the acceptance set, ``[N, 1]``: what the box must reproduce
+    (an int8 scheme that saturates on this host runs in exact arithmetic, as its target
+    computes it)."""
     accepted = load_acceptance_set(bundle.root, bundle.manifest)
     if accepted is None:
         return None
-    raw = AnomalyDetector(bundle, entry=entry).outputs_of(accepted.inputs(bundle.root)).raw
+    scheme = entry.int8_scheme
+    exact = scheme is not None and scheme.saturates_on() is not None
+    session = open_session(
+        entry.engine, bundle.path_of(entry), precision=entry.precision, exact=exact
+    )
+    head = AnomalyHead(bundle, entry.engine)
+    encoder = ImageEncoder(bundle.manifest.preprocessing, bundle.manifest.inputs[0].name)  # type: ignore[arg-type]
+    items = accepted.inputs(bundle.root)
+    raw = np.concatenate([
+        head(*session.run(encoder.encode(items[i : i + 16]))[:2]).raw
+        for i in range(0, len(items), 16)
+    ])  # fmt: skip
     return save_outputs(bundle.root, entry.path, raw[:, None])
 
 

@@ -17,10 +17,13 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from edgeft.errors import DatasetError
+from edgeft.bundle.anomaly_spec import VERDICTS
+from edgeft.data.dataset import ClassificationDataset, Example
+from edgeft.errors import DatasetError, EdgeftError
 
 GOOD = "good"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
@@ -56,6 +59,23 @@ class InspectionFolder:
     @property
     def defects(self) -> list[str]:
         return sorted({i.defect for i in [*self.val, *self.test] if i.defect is not None})
+
+    def as_dataset(self) -> ClassificationDataset:
+        """The folder as two classes, good and defect (``VERDICTS``), for what works on labelled
+        splits: calibration sets, the int8 budget's search and confirmation slices."""
+
+        def examples(items: list[InspectionItem]) -> list[Example]:
+            return [Example(str(i.path), int(i.is_defective)) for i in items]
+
+        return ClassificationDataset(
+            "image",
+            list(VERDICTS),
+            {"train": [Example(str(p), 0) for p in self.train], "val": examples(self.val),
+             "test": examples(self.test)},
+            str(self.root),
+            dict(self.val_recipe),
+            self.root,
+        )  # fmt: skip
 
 
 def images_in(folder: Path) -> list[Path]:
@@ -172,3 +192,18 @@ def read_inspection_folder(
     masks = [(i.path, i.mask) for i in [*val, *test] if i.mask is not None]
     size, mode = _check_images(everything, masks)
     return InspectionFolder(root, train, val, test, size, mode, recipe)
+
+
+def recorded_folder(provenance: dict[str, Any], data: str | None = None) -> InspectionFolder:
+    """``data``, else the inspection folder a run or bundle records, split as it was."""
+    recorded = provenance.get("dataset") or {}
+    source = data or recorded.get("source")
+    if source is None:
+        raise EdgeftError("no inspection folder is recorded; pass --data")
+    how = (recorded.get("split") or {}) if data is None else {}
+    return read_inspection_folder(
+        source,
+        float(how.get("val_share", 0.1)),
+        float(how.get("defects_to_val", 0.0)),
+        int(how.get("seed", 0)),
+    )

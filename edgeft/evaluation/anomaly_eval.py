@@ -15,7 +15,7 @@ from PIL import Image
 from rich.progress import Progress
 
 from edgeft.anomaly.detection_metrics import auroc, pixel_auroc, pro_auc
-from edgeft.anomaly.folder import InspectionItem, read_inspection_folder
+from edgeft.anomaly.folder import InspectionItem, recorded_folder
 from edgeft.bundle import Bundle, ModelEntry
 from edgeft.errors import EdgeftError
 from edgeft.evaluation.slices import folder_slices
@@ -55,20 +55,10 @@ def inspection_items(
     """``split`` of ``data``, else of the folder the bundle records, split as it was."""
     if split not in SPLITS:
         raise EdgeftError(f"--split must be {' or '.join(SPLITS)} for an anomaly bundle")
-    recorded = bundle.manifest.provenance.get("dataset") or {}
-    source = data or recorded.get("source")
-    if source is None:
-        raise EdgeftError(f"{bundle.root} records no inspection folder; pass --data")
-    how = recorded.get("split") or {} if data is None else {}
-    folder = read_inspection_folder(
-        source,
-        float(how.get("val_share", 0.1)),
-        float(how.get("defects_to_val", 0.0)),
-        int(how.get("seed", 0)),
-    )
+    folder = recorded_folder(bundle.manifest.provenance, data)
     items = folder.val if split == "val" else folder.test
     if not items:
-        raise EdgeftError(f"{source}: no {split} items to evaluate on")
+        raise EdgeftError(f"{folder.root}: no {split} items to evaluate on")
     return folder.root, items
 
 

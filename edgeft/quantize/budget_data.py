@@ -14,7 +14,7 @@ it makes the validator and ranker the budget loop (``edgeft.quantize.budget``) c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,10 @@ from rich.progress import Progress
 from edgeft.bundle import Bundle
 from edgeft.bundle.manifest import DropInterval, Fp32Agreement
 from edgeft.data import ClassificationDataset, stratified_split
+from edgeft.errors import DatasetError
 from edgeft.evaluation.encoded_splits import encode_split
 from edgeft.quantize.judging import CandidateScores, Ranker, Validator
+from edgeft.quantize.tasks.base import Fp32Reference
 from edgeft.runtime.budget_metrics import metric_value, paired_drop, resolves
 from edgeft.runtime.predictor import softmax
 from edgeft.runtime.scoring import (
@@ -134,9 +136,9 @@ class EngineFp32Logits:
 @dataclass(frozen=True)
 class BudgetData:
     calibration: EncodedSplit
-    search: Fp32Logits
-    confirmation: Fp32Logits | None
-    unlabelled: Fp32Logits | None
+    search: Fp32Reference
+    confirmation: Fp32Reference | None
+    unlabelled: Fp32Reference | None
 
     @classmethod
     def prepare(
@@ -147,9 +149,11 @@ class BudgetData:
         max_drop: float,
         engines: set[str],
         console: Console,
+        reference: Callable[[Bundle, EncodedSplit, set[str]], Fp32Reference] | None = None,
     ) -> BudgetData:
-        """Encode every role once (through ``edgeft.runtime``, as the box will) and score fp32
-        on the judged ones."""
+        """Encode every role once (through ``edgeft.runtime``, as the box will) and run fp32
+        on the judged ones: ``reference`` (the task's; default ``Fp32Logits.of``)."""
+        reference = reference or Fp32Logits.of
         with Progress(console=console, transient=True) as progress:
             calibration = encode_items(
                 bundle, calibration_items, progress=progress, description="encoding calibration set"
@@ -179,12 +183,12 @@ class BudgetData:
                 else None
             )
 
-        def judged(data: EncodedSplit | None) -> Fp32Logits | None:
-            return None if data is None else Fp32Logits.of(bundle, data, engines)
+        def judged(data: EncodedSplit | None) -> Fp32Reference | None:
+            return None if data is None else reference(bundle, data, engines)
 
         return cls(
             calibration,
-            Fp32Logits.of(bundle, search, engines),
+            reference(bundle, search, engines),
             judged(confirmation),
             judged(unlabelled),
         )
@@ -213,7 +217,10 @@ def _confirmation_split(
     examples = dataset.splits["val"]
     if not resolves(int(len(examples) * CONFIRM_SHARE), max_drop):
         return None
-    search, confirm = stratified_split(
-        [e.label for e in examples], (1.0 - CONFIRM_SHARE, CONFIRM_SHARE), seed=0
-    )
+    try:
+        search, confirm = stratified_split(
+            [e.label for e in examples], (1.0 - CONFIRM_SHARE, CONFIRM_SHARE), seed=0
+        )
+    except DatasetError:  # a class too small to split (one defective part): no confirmation
+        return None
     return search, confirm

@@ -39,8 +39,7 @@ from edgeft.bundle.manifest import (
 )
 from edgeft.engine_registry import ENGINES
 from edgeft.errors import EdgeftError
-from edgeft.evaluation.bundle_eval import per_class_deltas, recorded_dataset
-from edgeft.export.acceptance import record_outputs
+from edgeft.evaluation.bundle_eval import per_class_deltas
 from edgeft.quantize.backends.base import (
     Int8Quantizer,
     ModelType,
@@ -54,17 +53,17 @@ from edgeft.quantize.budget import (
     SlowerThanFp32,
     quantize_within_budget,
 )
-from edgeft.quantize.budget_data import BudgetData, EngineFp32Logits
+from edgeft.quantize.budget_data import BudgetData
 from edgeft.quantize.calibration import METHODS, resolve_recipe, select_calibration
 from edgeft.quantize.judging import Judges
 from edgeft.quantize.model_family import graph_model_type
 from edgeft.quantize.plan import Int8Plan, plan_int8_models
 from edgeft.quantize.speed import int8_speed
-from edgeft.runtime.budget_metrics import check_metric, resolution_note
-from edgeft.runtime.scoring import HEADLINE, headline
+from edgeft.quantize.tasks import budget_task
+from edgeft.quantize.tasks.base import EngineReference
+from edgeft.runtime.budget_metrics import resolution_note
+from edgeft.runtime.scoring import headline
 from edgeft.targets import QuantizationScheme, host_fingerprint
-
-_SHOWN = ("examples", *HEADLINE)
 
 
 @dataclass(frozen=True)
@@ -125,6 +124,7 @@ class QuantizeRun:
     work: Path
     staging: Path
     console: Console
+    shown: tuple[str, ...]  # the task's figures a model's metrics record
 
 
 def quantize_bundle(
@@ -137,16 +137,18 @@ def quantize_bundle(
     console = console or Console()
     bundle = Bundle.load(source)
     manifest = bundle.manifest
-    check_metric(config.budget_metric, manifest.labels)
+    task = budget_task(manifest)
     plans = config.plans()
-    dataset = recorded_dataset(bundle, config.data)
+    dataset = task.dataset(bundle, config.data)
+    config = replace(config, budget_metric=task.metric(config.budget_metric, bundle, dataset))
     calibration = select_calibration(resolve_recipe(config.calibration), dataset)
     for warning in calibration.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     planned = {p.engine for p in plans}
     data = BudgetData.prepare(
-        bundle, dataset, calibration.items, config.max_accuracy_drop, planned, console
-    )
+        bundle, dataset, calibration.items, config.max_accuracy_drop, planned, console,
+        task.reference,
+    )  # fmt: skip
     replaced = [m for m in manifest.models if m.precision == "int8" and m.engine in planned]
     entries = [m for m in manifest.models if m not in replaced]
     failures: list[Int8Failure] = []
@@ -166,6 +168,7 @@ def quantize_bundle(
             Path(work),
             staging,
             console,
+            task.shown,
         )
         made = 0
         for plan in plans:
@@ -186,7 +189,7 @@ def quantize_bundle(
             provenance=manifest.provenance
             | {"quantized_from": str(source), "int8_failures": recorded},
         )
-        write_manifest(staging, record_outputs(staging, new_manifest))
+        write_manifest(staging, task.record_outputs(staging, new_manifest))
     return Bundle.load(out)
 
 
@@ -213,7 +216,7 @@ def _confirm(
     path: Path,
     accepted: Attempt,
     config: QuantizeConfig,
-    confirmation: EngineFp32Logits,
+    confirmation: EngineReference,
 ) -> Confirmation:
     """The accepted model (at ``path``) on the confirmation slice; over budget there, it is
     removed and the engine and scheme count as failed."""
@@ -335,8 +338,8 @@ def _quantize_one(run: QuantizeRun, plan: Int8Plan) -> ModelEntry:
         engine,
         "int8",
         metrics={
-            "val": accepted.scores.headline(_SHOWN),
-            "val_fp32": headline(fp32_scores, _SHOWN),
+            "val": accepted.scores.headline(run.shown),
+            "val_fp32": headline(fp32_scores, run.shown),
         },
         details=details.to_dict(),
         scheme=scheme.to_dict(),
@@ -399,7 +402,7 @@ def _copy_model(bundle: Bundle, entry: ModelEntry, folder: Path) -> Path:
 
 
 def _drop_interval(
-    result: BudgetResult, validation: EngineFp32Logits, config: QuantizeConfig
+    result: BudgetResult, validation: EngineReference, config: QuantizeConfig
 ) -> DropInterval | None:
     """The accepted model's paired drop on the search's labelled items; None without labels."""
     predicted = result.accepted.scores.predicted

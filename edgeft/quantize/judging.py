@@ -16,18 +16,20 @@ from edgeft.runtime.scoring import HEADLINE, headline
 
 @dataclass
 class CandidateScores:
-    """What a validator measured of a candidate: ``metrics`` as ``score_logits`` gives them
-    (``examples``, ``accuracy``, ``macro_f1``, ``per_class``; ``agreement`` with fp32), the mean
-    L1 distance of its class probabilities from fp32's (``deviation``), and its top-1 answers
-    (``predicted``, for the paired interval). An attempt that failed has none of them."""
+    """What a validator measured of a candidate: its task's ``metrics`` (a classifier's as
+    ``score_logits`` gives them: ``examples``, ``accuracy``, ``macro_f1``, ``per_class``,
+    ``agreement`` with fp32), its distance from fp32 without labels (``deviation``: mean L1 of
+    the class probabilities, or of an anomaly score), and its answers (``predicted``: top-1
+    classes or raw scores, for the paired interval). An attempt that failed has none of them."""
 
     metrics: dict[str, Any] = field(default_factory=dict)
     deviation: float | None = None
     predicted: np.ndarray | None = field(default=None, repr=False)
+    shown: Sequence[str] = HEADLINE  # which of ``metrics`` tables and the manifest show
 
-    def headline(self, keys: Sequence[str] = HEADLINE) -> dict[str, Any]:
-        """The figures tables and the manifest show (``HEADLINE``), those it has."""
-        return headline(self.metrics, keys)
+    def headline(self, keys: Sequence[str] | None = None) -> dict[str, Any]:
+        """The figures tables and the manifest show (``shown``), those it has."""
+        return headline(self.metrics, self.shown if keys is None else keys)
 
 
 # A candidate file -> (accuracy drop in points against fp32, its scores). Lower is better.

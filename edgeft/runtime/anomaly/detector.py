@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeft.atomic import replace_atomically
-from edgeft.bundle import Bundle, ModelEntry, TensorSpec
+from edgeft.bundle import Bundle, ImagePreprocessing, ModelEntry, TensorSpec
 from edgeft.bundle.anomaly_spec import AnomalySpec
 from edgeft.errors import BundleError, EdgeftError
 from edgeft.runtime.anomaly.maps import defect_maps
@@ -108,6 +108,41 @@ def load_bank(bundle: Bundle, rel: str, width: int | None = None) -> np.ndarray:
     return bank.astype(np.float32)
 
 
+class AnomalyHead:
+    """What follows the feature network on the box: the chunked nearest-neighbour searches on
+    ``engine`` (the bundle's distance graph over its banks), the scores and the maps. Apart
+    from the network, so an int8 candidate's features can be scored as the box scores them."""
+
+    def __init__(self, bundle: Bundle, engine: str, threads: int | None = None) -> None:
+        assert bundle.manifest.anomaly is not None
+        self.spec = bundle.manifest.anomaly
+        distance = open_session(
+            engine, bundle.path_of(self.spec.distance), threads=threads, precision="fp32"
+        )
+        shapes = {t.name: t.shape for t in bundle.manifest.outputs}
+        rows = self.spec.search_rows
+        patch_bank = load_bank(bundle, self.spec.bank, int(shapes[PATCHES][1]))
+        embeddings = load_bank(bundle, self.spec.embeddings, int(shapes[EMBEDDING][1]))
+        self.patch_search = NearestSearch(distance, patch_bank, rows)
+        self.embedding_search = NearestSearch(distance, embeddings, rows)
+        preprocessing = bundle.manifest.preprocessing
+        assert isinstance(preprocessing, ImagePreprocessing)
+        self.map_size = preprocessing.crop
+
+    def __call__(self, patches: np.ndarray, embedding: np.ndarray) -> AnomalyOutputs:
+        """The feature graph's outputs -> scores (at the spec's threshold) and maps."""
+        n, c, h, w = patches.shape
+        queries = patches.transpose(0, 2, 3, 1).reshape(-1, c)
+        grids = self.patch_search.distances(queries).reshape(n, h, w)
+        patch = grids.reshape(n, -1).max(axis=1)
+        nearest_good = self.embedding_search.distances(embedding)
+        raw = raw_scores(self.spec, patch, nearest_good)
+        maps = normalise_map(self.spec, defect_maps(grids, self.map_size, self.spec.map_sigma))
+        scores = normalise(self.spec, raw)
+        probabilities = verdict_probabilities(scores, self.spec.threshold)
+        return AnomalyOutputs(scores, raw, maps, patch, nearest_good, probabilities)
+
+
 class AnomalyDetector:
     """Loads (and verifies) an anomaly bundle, opens its feature network and distance graph on
     one engine and scores images. Arguments as ``Predictor``'s, and ``entry`` to run one given
@@ -135,19 +170,8 @@ class AnomalyDetector:
         self.model = self.choice.entry
         self.labels = manifest.labels
         self.encoder = ImageEncoder(manifest.preprocessing, manifest.inputs[0].name)  # type: ignore[arg-type]
-        shapes = {t.name: t.shape for t in manifest.outputs}
-        distance = open_session(
-            self.model.engine,
-            self.bundle.path_of(self.spec.distance),
-            threads=threads,
-            precision="fp32",
-        )
-        rows = self.spec.search_rows
-        patch_bank = load_bank(self.bundle, self.spec.bank, int(shapes[PATCHES][1]))
-        embeddings = load_bank(self.bundle, self.spec.embeddings, int(shapes[EMBEDDING][1]))
-        self.patch_search = NearestSearch(distance, patch_bank, rows)
-        self.embedding_search = NearestSearch(distance, embeddings, rows)
-        self.map_size = self.encoder.preprocess.spec.crop
+        self.head = AnomalyHead(self.bundle, self.model.engine, threads)
+        self.map_size = self.head.map_size
 
     @property
     def threshold(self) -> float:
@@ -183,16 +207,7 @@ class AnomalyDetector:
     def outputs(self, inputs: Mapping[str, np.ndarray]) -> AnomalyOutputs:
         """Encoded images -> scores and maps: one feature call, then the chunked searches."""
         patches, embedding = self.session.run(inputs)[:2]
-        n, c, h, w = patches.shape
-        queries = patches.transpose(0, 2, 3, 1).reshape(-1, c)
-        grids = self.patch_search.distances(queries).reshape(n, h, w)
-        patch = grids.reshape(n, -1).max(axis=1)
-        nearest_good = self.embedding_search.distances(embedding)
-        raw = raw_scores(self.spec, patch, nearest_good)
-        maps = normalise_map(self.spec, defect_maps(grids, self.map_size, self.spec.map_sigma))
-        scores = normalise(self.spec, raw)
-        probabilities = verdict_probabilities(scores, self.threshold)
-        return AnomalyOutputs(scores, raw, maps, patch, nearest_good, probabilities)
+        return self.head(patches, embedding)
 
     def outputs_of(
         self,
