@@ -410,3 +410,84 @@ def test_a_new_threshold_reaches_the_server_without_re_export(
     row = answer["predictions"][0]
     assert answer["model_version"] == "2" and row["threshold"] == pytest.approx(lower)
     assert row["score"] == pytest.approx(score, abs=1e-4) and row["verdict"] == "defect"
+
+
+def test_quantize_holds_the_feature_network_to_the_detection_budget(
+    fitted: dict[str, Path], tmp_path: Path
+) -> None:
+    """int8 feature networks on both engines, judged through the box's search and scoring on
+    validation (good parts only here: the false-reject rate at the threshold), each with its
+    own re-fitted scales; then validated, evaluated and served like fp32."""
+    out = tmp_path / "int8"
+    result = run("quantize", str(fitted["bundle"]), "--out", str(out), "--max-accuracy-drop", "40")
+    assert result.returncode == 0, result.stderr + result.stdout
+    manifest = Bundle.load(out).manifest
+    int8 = [m for m in manifest.models if m.precision == "int8"]
+    assert {m.engine for m in int8} == {"onnxruntime", "openvino"}
+    for entry in int8:
+        details = entry.int8
+        assert details is not None and details.budget_metric == "false-reject"
+        assert details.val_drop_points is not None and details.val_drop_points <= 40
+        scales = entry.details["anomaly_scales"]
+        assert set(scales) == {"patch_scale", "embedding_scale", "normaliser", "map_spread"}
+        assert set(entry.metrics["val"]) >= {"items", "false_reject", "agreement"}
+        assert entry.reference_outputs is not None  # what validate holds the box to
+    assert manifest.anomaly == Bundle.load(fitted["bundle"]).manifest.anomaly  # fp32's as it was
+    result = run("validate", str(out), "--json", "--record", str(tmp_path / "v.json"))
+    assert result.returncode == 0, result.stderr
+    assert {m["precision"] for m in json.loads(result.stdout)["models"]} >= {"fp32", "int8"}
+    result = run("eval", str(out), "--json", "--model", "int8")
+    assert result.returncode == 0, result.stderr
+    for row in json.loads(result.stdout):
+        assert row["precision"] == "int8" and row["image_auroc"] >= 0.9
+    result = run(
+        "quantize",
+        str(fitted["bundle"]),
+        "--out",
+        str(tmp_path / "x"),
+        "--budget-metric",
+        "image-auroc",
+    )
+    assert result.returncode == 2 and "needs defects and good parts in validation" in result.stderr
+
+
+def test_a_refit_adds_new_good_parts_and_keeps_the_split(
+    fitted: dict[str, Path], tmp_path: Path
+) -> None:
+    new = tmp_path / "new-good"
+    new.mkdir()
+    for i in range(4):
+        texture(900 + i).save(new / f"n{i}.png")
+    shutil.copy(fitted["data"] / "test/good/000.png", new / "copy-of-test.png")  # left out
+    out = tmp_path / "refit"
+    result = run(
+        "finetune",
+        "--task",
+        "anomaly",
+        "--init-from",
+        str(fitted["run"]),
+        "--data",
+        str(new),
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    before = json.loads((fitted["run"] / "run.json").read_text())["dataset"]
+    after = json.loads((out / "run.json").read_text())["dataset"]
+    assert after["train_good"] == before["train_good"] + 4 and after["split"]["added_good"] == 4
+    assert after["val"] == before["val"] and after["test"] == before["test"]
+    assert json.loads((out / "recipe.json").read_text())["bank_size"] == 200  # the run's recipe
+    result = run(
+        "finetune",
+        "--task",
+        "anomaly",
+        "--init-from",
+        str(fitted["run"]),
+        "--data",
+        str(new),
+        "--image-size",
+        "128",
+        "--out",
+        str(tmp_path / "x"),
+    )
+    assert result.returncode == 2 and "keeps its image_size" in result.stderr

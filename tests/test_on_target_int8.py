@@ -345,7 +345,9 @@ def test_validate_on_a_box_without_openvino_skips_what_it_cannot_run(
     8-bit-weight models are skipped, each with its reason; the rest are scored."""
     copy = tmp_path / "bundle"  # validate records its result beside the bundle
     shutil.copytree(two_box_bundle.root, copy)
-    monkeypatch.setattr("edgeft.runtime.validation.engine_installed", lambda e: e != "openvino")
+    monkeypatch.setattr(
+        "edgeft.runtime.validation_report.engine_installed", lambda e: e != "openvino"
+    )
     report = validate_bundle(Bundle.load(copy), host=host)
     skipped = {s["model"]: s["reason"] for s in report.skipped}
     openvino = {"openvino/fp32", "openvino/int8 u8s7", "openvino/int8 u8s8"}

@@ -50,6 +50,20 @@ def scale_of(distances: np.ndarray) -> ScoreScale:
     return ScoreScale(centre, max(spread, 1e-6 * max(abs(centre), 1.0)))
 
 
+def recalibrate(
+    spec: AnomalySpec, grids: np.ndarray, embedding: np.ndarray, defective: np.ndarray
+) -> AnomalySpec:
+    """``spec`` with scales re-fitted, by the same scoring and threshold rule, to another
+    model's distances on the same validation items (an int8 feature network's): its threshold
+    then stands for the same operating point."""
+    rate = float(spec.threshold_rule.get("rate", 0.01))
+    fitted, _ = calibrate(
+        ValidationDistances(grids, embedding, defective), spec.scoring, rate,
+        map_sigma=spec.map_sigma, search_rows=spec.search_rows,
+    )  # fmt: skip
+    return replace(spec, **{k: getattr(fitted, k) for k in spec.scales()})
+
+
 def calibrate(
     val: ValidationDistances, scoring: str = AUTO, false_reject: float = 0.01, **spec: Any
 ) -> tuple[AnomalySpec, dict[str, Any]]:

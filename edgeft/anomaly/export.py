@@ -194,7 +194,7 @@ def record_scores(bundle: Bundle, entry: ModelEntry) -> str | None:
     session = open_session(
         entry.engine, bundle.path_of(entry), precision=entry.precision, exact=exact
     )
-    head = AnomalyHead(bundle, entry.engine)
+    head = AnomalyHead(bundle, entry.engine, entry=entry)
     encoder = ImageEncoder(bundle.manifest.preprocessing, bundle.manifest.inputs[0].name)  # type: ignore[arg-type]
     items = accepted.inputs(bundle.root)
     raw = np.concatenate([

@@ -26,11 +26,19 @@ from rich.console import Console
 from rich.progress import Progress
 
 from edgeft.anomaly.calibrate import AUTO, ValidationDistances, calibrate
-from edgeft.anomaly.folder import InspectionFolder, read_inspection_folder
+from edgeft.anomaly.elpv import inspection_source
+from edgeft.anomaly.folder import (
+    GOOD,
+    InspectionFolder,
+    check_images,
+    images_in,
+    read_inspection_folder,
+    recorded_folder,
+)
 from edgeft.anomaly.patchcore import PatchCoreModel, PatchCoreSettings, fit_patchcore
 from edgeft.anomaly.taps import default_taps
 from edgeft.atomic import staged_folder
-from edgeft.bundle import ImagePreprocessing
+from edgeft.bundle import ImagePreprocessing, sha256_file
 from edgeft.bundle.anomaly_spec import AnomalySpec
 from edgeft.bundle.manifest import ANOMALY_TASK
 from edgeft.errors import EdgeftError
@@ -67,6 +75,7 @@ class AnomalyRecipe:
     defects_to_val: float = 0.0
     map_sigma: float = 4.0
     seed: int = 0
+    init_from: str | None = None  # a run to refit with ``data``'s new good parts added
 
     def __post_init__(self) -> None:
         if not 0 < self.val_share < 1 or not 0 <= self.defects_to_val < 1:
@@ -97,7 +106,21 @@ class AnomalyRecipe:
         knobs = {k: v for k, v in options.items() if k in known and v is not None}
         if isinstance(knobs.get("layers"), str):
             knobs["layers"] = tuple(t.strip() for t in knobs["layers"].split(",") if t.strip())
-        return cls(**knobs)
+        if "init_from" not in knobs:
+            return cls(**knobs)
+        knobs["init_from"] = str(knobs["init_from"])
+        if "data" not in given:
+            raise EdgeftError("--init-from needs --data: a folder of the new good parts")
+        base = Path(knobs["init_from"]) / RECIPE
+        if not base.is_file():
+            raise EdgeftError(f"{knobs['init_from']}: not an anomaly run (no {RECIPE})")
+        recorded = json.loads(base.read_text())
+        fixed = sorted(k for k in ("model", "weights", "layers", "image_size")
+                       if k in given and knobs[k] != recorded.get(k))  # fmt: skip
+        if fixed:
+            raise EdgeftError(f"refitting {knobs['init_from']} keeps its {', '.join(fixed)}")
+        changes = {k: v for k, v in knobs.items() if k in given or k == "init_from"}
+        return cls(**(recorded | {"layers": tuple(recorded["layers"])} | changes))
 
 
 @dataclass
@@ -132,9 +155,7 @@ def fit_anomaly(
     out = Path(out)
     if out.exists():
         raise EdgeftError(f"{out} already exists; choose another --out")
-    folder = read_inspection_folder(
-        recipe.data, recipe.val_share, recipe.defects_to_val, recipe.seed
-    )
+    folder = _training_folder(recipe)
     entry = get_model(recipe.model, weights=recipe.weights)
     if not isinstance(entry.preprocessing, ImagePreprocessing):
         raise EdgeftError(f"{recipe.model} is a {entry.task} model; anomaly detection needs images")
@@ -181,6 +202,27 @@ def fit_anomaly(
         (staging / VALIDATION).write_text(json.dumps(fitted, indent=2) + "\n")
         np.save(staging / VALIDATION_GRIDS, val.maps.astype(np.float32), allow_pickle=False)
     return AnomalyRun(out, spec, report)
+
+
+def _training_folder(recipe: AnomalyRecipe) -> InspectionFolder:
+    """The folder to fit on; refitting, the earlier run's folder, split as it was, with the new
+    good parts of ``recipe.data`` (its ``train/good/``, or a plain folder of images) joining the
+    training images (those that copy a validation or test image are left out)."""
+    if recipe.init_from is None:
+        return read_inspection_folder(
+            inspection_source(recipe.data), recipe.val_share, recipe.defects_to_val, recipe.seed
+        )
+    base = json.loads((Path(recipe.init_from) / RUN).read_text())
+    folder = recorded_folder(base)
+    new = Path(recipe.data)
+    good = new / "train" / GOOD if (new / "train" / GOOD).is_dir() else new
+    if not good.is_dir() or not (added := images_in(good)):
+        raise EdgeftError(f"{good}: no new good parts (images) to add")
+    held_out = {sha256_file(i.path) for i in [*folder.val, *folder.test]}
+    kept = [p for p in added if sha256_file(p) not in held_out]
+    check_images([*folder.train[:1], *kept], [])
+    split = folder.val_recipe | {"refit_from": recipe.init_from, "added_good": len(kept)}
+    return replace(folder, train=sorted({*folder.train, *kept}), val_recipe=split)
 
 
 def _write_run(

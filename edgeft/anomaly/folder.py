@@ -124,7 +124,7 @@ def _header(path: Path) -> tuple[tuple[int, int], str]:
         raise DatasetError(f"{path}: not a readable image ({exc})") from None
 
 
-def _check_images(
+def check_images(
     paths: Iterable[Path], masks: Iterable[tuple[Path, Path]]
 ) -> tuple[tuple[int, int], str]:
     """One size and one channel layout for every image; each mask the size of its image."""
@@ -190,7 +190,7 @@ def read_inspection_folder(
         }
     everything = [*train, *(i.path for i in [*val, *test])]
     masks = [(i.path, i.mask) for i in [*val, *test] if i.mask is not None]
-    size, mode = _check_images(everything, masks)
+    size, mode = check_images(everything, masks)
     return InspectionFolder(root, train, val, test, size, mode, recipe)
 
 

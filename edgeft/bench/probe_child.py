@@ -26,13 +26,11 @@ def _peak_rss_mb() -> float:
 def main(bundle: str, model_path: str, batch: str, settings: str) -> None:
     from edgeft.bench.inputs import benchmark_inputs
     from edgeft.bundle import Bundle
-    from edgeft.runtime.engines import open_session
+    from edgeft.runtime.task_predictor import open_model_session
 
     loaded = Bundle.load(bundle)
     entry = next(m for m in loaded.manifest.models if m.path == model_path)
-    session = open_session(
-        entry.engine, loaded.path_of(entry), precision=entry.precision, **json.loads(settings)
-    )
+    session = open_model_session(loaded, entry, **json.loads(settings))
     inputs = benchmark_inputs(loaded, int(batch))
     session.run(inputs)
     print("first-result", flush=True)

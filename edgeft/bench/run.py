@@ -18,8 +18,9 @@ from edgeft.bench.probe import probe_model
 from edgeft.bundle import Bundle
 from edgeft.bundle.manifest import Manifest, ModelEntry
 from edgeft.errors import EdgeftError
-from edgeft.runtime.engines import EngineSession, open_session, session_class
+from edgeft.runtime.engines import EngineSession, session_class
 from edgeft.runtime.model_choice import int8_mismatch
+from edgeft.runtime.task_predictor import open_model_session
 from edgeft.targets import Host, TargetProfile, host_fingerprint, this_host
 
 ROUNDS = 3
@@ -98,10 +99,10 @@ def slower_int8(run_rows: list[dict[str, Any]]) -> list[str]:
 
 def recorded_accuracy(manifest: Manifest, entry: ModelEntry) -> float | None:
     """The validation accuracy the quantizer measured through the runtime, if any."""
-    if "val" in entry.metrics:
+    if "accuracy" in entry.metrics.get("val", {}):
         return float(entry.metrics["val"]["accuracy"])
     for other in manifest.models:
-        if other.engine == entry.engine and "val_fp32" in other.metrics:
+        if other.engine == entry.engine and "accuracy" in other.metrics.get("val_fp32", {}):
             return float(other.metrics["val_fp32"]["accuracy"])
     return None
 
@@ -137,10 +138,9 @@ def _open(
     settings = target.session_settings(entry.engine)
     if hint and entry.engine == "openvino":
         settings["hint"] = hint
-    return open_session(
-        entry.engine, bundle.path_of(entry), precision=entry.precision,
-        engine_default_precision=variant == DEFAULT_PRECISION, **settings,
-    )  # fmt: skip
+    return open_model_session(
+        bundle, entry, engine_default_precision=variant == DEFAULT_PRECISION, **settings
+    )
 
 
 def benchmark_bundle(

@@ -25,6 +25,9 @@ BANK_FILE = "anomaly/bank.npy"
 EMBEDDINGS_FILE = "anomaly/embeddings.npy"
 DISTANCE_FILE = "anomaly/distance.onnx"
 VERDICTS = ["good", "defect"]  # the bundle's labels: what a score above the threshold means
+# An int8 model's own scales (``ModelEntry.details``): its features sit elsewhere than fp32's.
+MODEL_SCALES = "anomaly_scales"
+_SCALES = ("patch_scale", "embedding_scale", "normaliser", "map_spread")
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,19 @@ class AnomalySpec:
             self.embeddings: "embedding bank",
             self.distance: "distance graph",
         }
+
+    def scales(self) -> dict[str, Any]:
+        """The distance scales and normaliser: what an int8 model re-fits on validation, so
+        that 0.5 stays the same operating point for it (``for_model`` reads them back)."""
+        return {k: v for k, v in asdict(self).items() if k in _SCALES}
+
+    def for_model(self, details: dict[str, Any]) -> AnomalySpec:
+        """The spec for one model: its own scales where ``quantize`` recorded them."""
+        own = details.get(MODEL_SCALES)
+        if own is None:
+            return self
+        merged = AnomalySpec.from_dict(self.to_dict() | own)
+        return replace(self, **{k: getattr(merged, k) for k in _SCALES})
 
     def with_threshold(self, threshold: float, rule: dict[str, Any]) -> AnomalySpec:
         return replace(self, threshold=check_threshold(threshold), threshold_rule=rule)

@@ -275,11 +275,23 @@ def demo(
     quick: Annotated[
         bool, typer.Option(help="Feature extraction and short timings: a few minutes.")
     ] = False,
+    task: Annotated[
+        str,
+        typer.Option(help="classification (labelled cells) or anomaly (good cells only)."),
+    ] = "classification",
 ) -> None:
-    """The built-in solar-cell defect demo: fine-tune, compress, evaluate, benchmark, report.
+    """The built-in solar-cell defect demo: fine-tune (or fit on good cells, --task anomaly),
+    compress, evaluate, benchmark, report.
 
     Example: edgeft demo --quick
     """
+    if task == "anomaly":
+        from edgeft.anomaly.demo import run_anomaly_demo
+
+        run_anomaly_demo(workdir, console, quick=quick)
+        return
+    if task != "classification":
+        raise EdgeftError(f"--task {task!r}: choose classification or anomaly")
     from edgeft.demo import run_demo
 
     run_demo(workdir, console, quick=quick)

@@ -150,9 +150,11 @@ class BudgetData:
         engines: set[str],
         console: Console,
         reference: Callable[[Bundle, EncodedSplit, set[str]], Fp32Reference] | None = None,
+        unlabelled_items: int = UNLABELLED_ITEMS,
     ) -> BudgetData:
         """Encode every role once (through ``edgeft.runtime``, as the box will) and run fp32
-        on the judged ones: ``reference`` (the task's; default ``Fp32Logits.of``)."""
+        on the judged ones: ``reference`` (the task's; default ``Fp32Logits.of``), on at most
+        ``unlabelled_items`` for the float fallback's ranking."""
         reference = reference or Fp32Logits.of
         with Progress(console=console, transient=True) as progress:
             calibration = encode_items(
@@ -176,7 +178,7 @@ class BudgetData:
                     "on the calibration images"
                 )
                 search = calibration
-            items = _unlabelled_items(dataset, calibration_items)
+            items = _unlabelled_items(dataset, calibration_items, unlabelled_items)
             unlabelled = (
                 encode_items(bundle, items, progress=progress, description="encoding unlabelled")
                 if items
@@ -195,14 +197,14 @@ class BudgetData:
 
 
 def _unlabelled_items(
-    dataset: ClassificationDataset | None, calibration: Sequence[str]
+    dataset: ClassificationDataset | None, calibration: Sequence[str], most: int
 ) -> list[str]:
-    """Training items the calibration did not use, at most ``UNLABELLED_ITEMS`` (seeded)."""
+    """Training items the calibration did not use, at most ``most`` (seeded)."""
     if dataset is None:
         return []
     used = set(calibration)
     pool = [e.item for e in dataset.splits["train"] if e.item not in used]
-    order = np.random.default_rng(0).permutation(len(pool))[:UNLABELLED_ITEMS]
+    order = np.random.default_rng(0).permutation(len(pool))[:most]
     return [pool[i] for i in sorted(order)]
 
 

@@ -147,7 +147,7 @@ def quantize_bundle(
     planned = {p.engine for p in plans}
     data = BudgetData.prepare(
         bundle, dataset, calibration.items, config.max_accuracy_drop, planned, console,
-        task.reference,
+        task.reference, task.unlabelled_items,
     )  # fmt: skip
     replaced = [m for m in manifest.models if m.precision == "int8" and m.engine in planned]
     entries = [m for m in manifest.models if m not in replaced]
@@ -332,6 +332,7 @@ def _quantize_one(run: QuantizeRun, plan: Int8Plan) -> ModelEntry:
         graph_rewrites=rewrites,
         exact_arithmetic=exact,
         calibration=run.calibration,
+        extra=dict(accepted.scores.record),
     )
     return ModelEntry(
         quantizer.int8_file,

@@ -26,6 +26,7 @@ class CandidateScores:
     deviation: float | None = None
     predicted: np.ndarray | None = field(default=None, repr=False)
     shown: Sequence[str] = HEADLINE  # which of ``metrics`` tables and the manifest show
+    record: dict[str, Any] = field(default_factory=dict)  # what ships with it, if accepted
 
     def headline(self, keys: Sequence[str] | None = None) -> dict[str, Any]:
         """The figures tables and the manifest show (``shown``), those it has."""

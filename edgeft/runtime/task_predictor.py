@@ -14,6 +14,7 @@ from edgeft.bundle import Bundle, ModelEntry, TensorSpec
 from edgeft.bundle.manifest import ANOMALY_TASK
 from edgeft.errors import EdgeftError
 from edgeft.runtime.encoders import InputEncoder
+from edgeft.runtime.engines import EngineSession, open_session
 from edgeft.runtime.model_choice import ModelChoice
 from edgeft.targets import Host, TargetProfile
 
@@ -51,6 +52,22 @@ class TaskPredictor(Protocol):
     def output_tensors(self, outputs: Any) -> dict[str, np.ndarray]: ...
 
     def rows(self, outputs: Any, top_k: int = 5) -> list[dict[str, object]]: ...
+
+
+def open_model_session(
+    bundle: Bundle, entry: ModelEntry, threads: int | None = None, **settings: object
+) -> EngineSession:
+    """One model of ``bundle`` as an engine session with what the box runs after it: for an
+    anomaly bundle the search and scoring too, so timings and memory are the whole model's."""
+    session = open_session(
+        entry.engine, bundle.path_of(entry), threads=threads, precision=entry.precision,
+        **settings,
+    )  # fmt: skip
+    if bundle.manifest.anomaly is None:
+        return session
+    from edgeft.runtime.anomaly.detector import AnomalyHead, AnomalyPipeline
+
+    return AnomalyPipeline(session, AnomalyHead(bundle, entry.engine, threads, entry))
 
 
 def open_predictor(

@@ -12,18 +12,19 @@ from typing import Any
 
 import numpy as np
 
+from edgeft.anomaly.calibrate import recalibrate
 from edgeft.anomaly.detection_metrics import auroc
 from edgeft.anomaly.export import record_scores
 from edgeft.anomaly.folder import recorded_folder
 from edgeft.bundle import Bundle, Manifest
-from edgeft.bundle.anomaly_spec import AnomalySpec
+from edgeft.bundle.anomaly_spec import MODEL_SCALES, AnomalySpec
 from edgeft.bundle.manifest import DropInterval, Fp32Agreement
 from edgeft.data import ClassificationDataset
 from edgeft.errors import EdgeftError
 from edgeft.quantize.judging import CandidateScores, Ranker, Validator
 from edgeft.quantize.tasks.base import BudgetTask
-from edgeft.runtime.anomaly.detector import AnomalyHead
-from edgeft.runtime.anomaly.scores import normalise
+from edgeft.runtime.anomaly.detector import AnomalyHead, AnomalyOutputs
+from edgeft.runtime.anomaly.scores import normalise, raw_scores
 from edgeft.runtime.budget_metrics import RESAMPLES, SEED
 from edgeft.runtime.engines import open_session
 from edgeft.runtime.scoring import EncodedSplit
@@ -32,10 +33,16 @@ AUROC_METRIC, FALSE_REJECT_METRIC = "image-auroc", "false-reject"
 SHOWN = ("image_auroc", "false_reject", "escape", "agreement")
 
 
-def _raw_scores(head: AnomalyHead, engine: str, path: Path, precision: str, data: EncodedSplit,
-                exact: bool = False) -> np.ndarray:  # fmt: skip
+def _outputs(head: AnomalyHead, engine: str, path: Path, precision: str, data: EncodedSplit,
+             exact: bool = False) -> AnomalyOutputs:  # fmt: skip
     session = open_session(engine, path, precision=precision, exact=exact)
-    return np.concatenate([head(*session.run(batch)[:2]).raw for batch in data.batches])
+    return AnomalyOutputs.concatenate([head(*session.run(batch)[:2]) for batch in data.batches])
+
+
+def _cut(spec: AnomalySpec) -> float:
+    """The raw score at the threshold: the normaliser's inverse."""
+    t = spec.threshold
+    return spec.normaliser.centre + spec.normaliser.spread * float(np.log(t / (1 - t)))
 
 
 def detection_metrics(
@@ -76,22 +83,32 @@ class EngineAnomalyFp32:
     fp32: np.ndarray
     exact: bool = False
 
-    def raw(self, path: Path) -> np.ndarray:
-        return _raw_scores(self.head, self.engine, path, "int8", self.data, self.exact)
+    def candidate(self, path: Path) -> tuple[np.ndarray, AnomalySpec]:
+        """The int8 model's raw scores and its own scales, re-fitted on these items where they
+        are labelled (its features sit elsewhere than fp32's); the scores are shifted so that
+        its threshold falls on fp32's, and one cut tells both models' verdicts."""
+        outputs = _outputs(self.head, self.engine, path, "int8", self.data, self.exact)
+        spec = self.head.spec
+        if self.data.labels is None:
+            return outputs.raw, spec
+        own = recalibrate(spec, outputs.grids, outputs.nearest_good, self.data.labels.astype(bool))
+        raw = raw_scores(own, outputs.patch, outputs.nearest_good)
+        return raw - _cut(own) + _cut(spec), own
 
     def scores(self) -> dict[str, Any]:
         return detection_metrics(self.fp32, self.data, self.head.spec)
 
     def validator(self, metric: str) -> Validator:
         """Drop in points of ``metric``; without labels, verdict disagreement in points.
-        ``deviation`` is the mean change of the raw score, in good-part spreads."""
+        ``deviation`` is the mean change of the raw score, in good-part spreads; the scales
+        a candidate was judged with are what it ships with (``MODEL_SCALES``)."""
         reference = self.scores()
 
         def validate(path: Path) -> tuple[float, CandidateScores]:
-            raw = self.raw(path)
+            raw, own = self.candidate(path)
             metrics = detection_metrics(raw, self.data, self.head.spec, self.fp32)
             deviation = float(np.abs(raw - self.fp32).mean())
-            scores = CandidateScores(metrics, deviation, raw, SHOWN)
+            scores = CandidateScores(metrics, deviation, raw, SHOWN, {MODEL_SCALES: own.scales()})
             if self.data.labels is None:
                 return 100.0 * (1.0 - metrics["agreement"]), scores
             return 100.0 * (_value(reference, metric) - _value(metrics, metric)), scores
@@ -100,12 +117,12 @@ class EngineAnomalyFp32:
 
     def ranker(self) -> Ranker:
         def distance(path: Path) -> float:
-            return float(np.abs(self.raw(path) - self.fp32).mean())
+            return float(np.abs(self.candidate(path)[0] - self.fp32).mean())
 
         return distance
 
     def agreement(self, path: Path) -> Fp32Agreement:
-        raw = self.raw(path)
+        raw, _ = self.candidate(path)
         metrics = detection_metrics(raw, self.data, self.head.spec, self.fp32)
         return Fp32Agreement(len(raw), metrics["agreement"], float(np.abs(raw - self.fp32).mean()))
 
@@ -148,8 +165,8 @@ class AnomalyFp32:
     def of(cls, bundle: Bundle, data: EncodedSplit, engines: set[str]) -> AnomalyFp32:
         heads = {e: AnomalyHead(bundle, e) for e in engines}
         fp32 = {
-            e: _raw_scores(heads[e], e, bundle.path_of(bundle.manifest.model(e, "fp32")),
-                           "fp32", data)
+            e: _outputs(heads[e], e, bundle.path_of(bundle.manifest.model(e, "fp32")), "fp32",
+                        data).raw
             for e in engines
         }  # fmt: skip
         return cls(data, heads, fp32)
@@ -160,6 +177,8 @@ class AnomalyFp32:
 
 class AnomalyBudget(BudgetTask):
     shown = ("items", *SHOWN)
+    # each item costs a search per candidate; and the fallback only ranks layers by damage
+    unlabelled_items = 128
 
     def dataset(self, bundle: Bundle, data: str | None) -> ClassificationDataset:
         return recorded_folder(bundle.manifest.provenance, data).as_dataset()

@@ -48,6 +48,7 @@ class BudgetTask(ABC):
     """One task's side of ``quantize`` (``edgeft.quantize.tasks.budget_task`` picks it)."""
 
     shown: tuple[str, ...]  # the figures tables and the manifest show of a model
+    unlabelled_items: int  # at most this many training items rank the layers kept in float
 
     @abstractmethod
     def dataset(self, bundle: Bundle, data: str | None) -> ClassificationDataset | None:

@@ -9,7 +9,7 @@ from edgeft.bundle import Bundle, Manifest
 from edgeft.data import ClassificationDataset
 from edgeft.evaluation.bundle_eval import recorded_dataset
 from edgeft.export.acceptance import record_outputs
-from edgeft.quantize.budget_data import Fp32Logits
+from edgeft.quantize.budget_data import UNLABELLED_ITEMS, Fp32Logits
 from edgeft.quantize.tasks.base import BudgetTask, Fp32Reference
 from edgeft.runtime.budget_metrics import check_metric
 from edgeft.runtime.scoring import EncodedSplit
@@ -17,6 +17,7 @@ from edgeft.runtime.scoring import EncodedSplit
 
 class ClassificationBudget(BudgetTask):
     shown = ("examples", "accuracy", "macro_f1", "agreement")
+    unlabelled_items = UNLABELLED_ITEMS
 
     def dataset(self, bundle: Bundle, data: str | None) -> ClassificationDataset | None:
         return recorded_dataset(bundle, data)

@@ -22,7 +22,7 @@ from edgeft.runtime.anomaly.overlay import overlay_png
 from edgeft.runtime.anomaly.scores import normalise, normalise_map, raw_scores
 from edgeft.runtime.anomaly.search import NearestSearch
 from edgeft.runtime.encoders import ImageEncoder
-from edgeft.runtime.engines import open_session
+from edgeft.runtime.engines import EngineSession, open_session
 from edgeft.runtime.model_choice import open_chosen_model
 from edgeft.runtime.preprocess import ImageInput
 from edgeft.targets import Host, TargetProfile
@@ -47,6 +47,7 @@ class AnomalyOutputs:
     patch: np.ndarray
     nearest_good: np.ndarray
     probabilities: np.ndarray
+    grids: np.ndarray  # the patch distances [N, h, w] the map is made from
 
     embedding = None  # no monitoring sketch: the score is what drifts
 
@@ -113,9 +114,17 @@ class AnomalyHead:
     ``engine`` (the bundle's distance graph over its banks), the scores and the maps. Apart
     from the network, so an int8 candidate's features can be scored as the box scores them."""
 
-    def __init__(self, bundle: Bundle, engine: str, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        engine: str,
+        threads: int | None = None,
+        entry: ModelEntry | None = None,
+    ) -> None:
+        """``entry``: the feature model it follows, whose own scales (an int8 model's) apply."""
         assert bundle.manifest.anomaly is not None
-        self.spec = bundle.manifest.anomaly
+        spec = bundle.manifest.anomaly
+        self.spec = spec if entry is None else spec.for_model(entry.details)
         distance = open_session(
             engine, bundle.path_of(self.spec.distance), threads=threads, precision="fp32"
         )
@@ -129,18 +138,40 @@ class AnomalyHead:
         assert isinstance(preprocessing, ImagePreprocessing)
         self.map_size = preprocessing.crop
 
-    def __call__(self, patches: np.ndarray, embedding: np.ndarray) -> AnomalyOutputs:
-        """The feature graph's outputs -> scores (at the spec's threshold) and maps."""
+    def __call__(
+        self, patches: np.ndarray, embedding: np.ndarray, *, spec: AnomalySpec | None = None
+    ) -> AnomalyOutputs:
+        """The feature graph's outputs -> scores (at the threshold) and maps, on this head's
+        scales or ``spec``'s."""
+        spec = spec or self.spec
         n, c, h, w = patches.shape
         queries = patches.transpose(0, 2, 3, 1).reshape(-1, c)
         grids = self.patch_search.distances(queries).reshape(n, h, w)
         patch = grids.reshape(n, -1).max(axis=1)
         nearest_good = self.embedding_search.distances(embedding)
-        raw = raw_scores(self.spec, patch, nearest_good)
-        maps = normalise_map(self.spec, defect_maps(grids, self.map_size, self.spec.map_sigma))
-        scores = normalise(self.spec, raw)
-        probabilities = verdict_probabilities(scores, self.spec.threshold)
-        return AnomalyOutputs(scores, raw, maps, patch, nearest_good, probabilities)
+        raw = raw_scores(spec, patch, nearest_good)
+        maps = normalise_map(spec, defect_maps(grids, self.map_size, spec.map_sigma))
+        scores = normalise(spec, raw)
+        probabilities = verdict_probabilities(scores, spec.threshold)
+        return AnomalyOutputs(scores, raw, maps, patch, nearest_good, probabilities, grids)
+
+
+class AnomalyPipeline(EngineSession):
+    """The feature network and the search as one engine session, outputs ``[scores, maps]``:
+    what ``bench`` times and probes for an anomaly bundle, so its latency, cold start and
+    memory include the search, as the box pays them."""
+
+    def __init__(self, features: EngineSession, head: AnomalyHead) -> None:
+        self.features, self.head = features, head
+        self.engine = features.engine
+
+    @property
+    def input_names(self) -> list[str]:
+        return self.features.input_names
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        outputs = self.head(*self.features.run(inputs)[:2])
+        return [outputs.scores, outputs.maps]
 
 
 class AnomalyDetector:
@@ -170,7 +201,7 @@ class AnomalyDetector:
         self.model = self.choice.entry
         self.labels = manifest.labels
         self.encoder = ImageEncoder(manifest.preprocessing, manifest.inputs[0].name)  # type: ignore[arg-type]
-        self.head = AnomalyHead(self.bundle, self.model.engine, threads)
+        self.head = AnomalyHead(self.bundle, self.model.engine, threads, self.model)
         self.map_size = self.head.map_size
 
     @property

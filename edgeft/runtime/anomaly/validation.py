@@ -70,7 +70,7 @@ def anomaly_validations(
         )
         recorded = load_outputs(bundle.root, entry, len(items)) if data is None else None
         if recorded is not None:
-            then = normalise(spec, recorded[:, 0]) > spec.threshold
+            then = normalise(spec.for_model(entry.details), recorded[:, 0]) > spec.threshold
             moved = int((then != flagged).sum())
             result.recorded = {
                 "agreement_with_recorded": float((then == flagged).mean()),
