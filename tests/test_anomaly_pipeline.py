@@ -491,3 +491,36 @@ def test_a_refit_adds_new_good_parts_and_keeps_the_split(
         str(tmp_path / "x"),
     )
     assert result.returncode == 2 and "keeps its image_size" in result.stderr
+
+
+def test_monitor_reads_the_served_log_and_exports_the_borderline_parts(
+    anomaly_server: tuple[Server, int], fitted: dict[str, Path], tmp_path: Path
+) -> None:
+    """What the serve tests above logged: windows of the share flagged and the score against
+    the bundle's validation reference, and the parts nearest the threshold for labelling."""
+    server, _ = anomaly_server
+    for image in sorted((fitted["data"] / "test").rglob("*.png")):
+        status, _ = server.json(
+            "POST", "/v1/predict", body=image.read_bytes(), headers={"Content-Type": "image/png"}
+        )
+        assert status == 200
+    log, repo = fitted["root"] / "log.db", fitted["root"] / "repo"
+    out = tmp_path / "borderline"
+    result = run(
+        "monitor",
+        str(log),
+        "--repo",
+        str(repo),
+        "--window",
+        "4",
+        "--json",
+        "--export-uncertain",
+        "3",
+        "--out",
+        str(out),
+    )
+    assert result.returncode in (0, 1), result.stderr  # 1: a figure left its band
+    report = json.loads(result.stdout)
+    analysed = [v for v in report["versions"] if v.get("windows")]
+    assert analysed and all(w["items"] > 0 for v in analysed for w in v["windows"])
+    assert len(list(out.rglob("*.png"))) == 3

@@ -44,13 +44,20 @@ from edgeft.bundle import (
 from edgeft.bundle.acceptance import DEFAULT_SIZE, load_acceptance_set, save_outputs
 from edgeft.bundle.anomaly_spec import VERDICTS, AnomalySpec
 from edgeft.bundle.manifest import ANOMALY_TASK, ImagePreprocessing
+from edgeft.bundle.reference_statistics import ReferenceStatistics
 from edgeft.data import stratified_split
 from edgeft.errors import DatasetError, EdgeftError
 from edgeft.export.acceptance import SEED, write_acceptance_set
 from edgeft.export.model_inputs import model_inputs
 from edgeft.export.onnx_export import export_onnx
 from edgeft.export.openvino_export import export_openvino
-from edgeft.runtime.anomaly.detector import EMBEDDING, PATCHES, AnomalyDetector, AnomalyHead
+from edgeft.runtime.anomaly.detector import (
+    EMBEDDING,
+    PATCHES,
+    AnomalyDetector,
+    AnomalyHead,
+    AnomalyOutputs,
+)
 from edgeft.runtime.anomaly.maps import defect_maps
 from edgeft.runtime.anomaly.scores import normalise, normalise_map, raw_scores
 from edgeft.runtime.encoders import ImageEncoder
@@ -159,6 +166,8 @@ def export_anomaly_bundle(
             )
             for m in manifest.models
         ]
+        if checked:  # the validation parts are readable: the monitor's reference
+            manifest.reference = reference_statistics(staged, run_dir).write(staging)
         write_manifest(staging, manifest)
     return Bundle.load(out)
 
@@ -180,6 +189,36 @@ def _store_acceptance_set(
         staging, "image", [fitted[i]["path"] for i in chosen], [labels[i] for i in chosen],
         preprocessing, source,
     )  # fmt: skip
+
+
+def reference_statistics(bundle: Bundle, run_dir: Path) -> ReferenceStatistics:
+    """What ``edgeft monitor`` compares a line's log with: the validation parts' verdict
+    probabilities (so the share flagged and the score's distribution), their defect flags and
+    their input statistics, through the fp32 ONNX model as the box runs it."""
+    fitted = json.loads((run_dir / VALIDATION).read_text())["items"]
+    paths = [Path(item["path"]) for item in fitted]
+    detector = AnomalyDetector(bundle, entry=bundle.manifest.model("onnxruntime", "fp32"))
+    inputs = [detector.encoder.encode(paths[i : i + 16]) for i in range(0, len(paths), 16)]
+    outputs = AnomalyOutputs.concatenate([detector.outputs(batch) for batch in inputs])
+    statistics = [
+        detector.encoder.statistics(batch, paths[i * 16 : (i + 1) * 16])
+        for i, batch in enumerate(inputs)
+    ]
+    truth = np.array([int(bool(item["defect"])) for item in fitted], dtype=np.int64)
+    flagged = outputs.scores > detector.threshold
+    return ReferenceStatistics(
+        temperature=1.0,
+        labels=list(bundle.manifest.labels),
+        truth=truth,
+        probabilities=outputs.probabilities.astype(np.float64),
+        statistics={k: np.concatenate([s[k] for s in statistics]) for k in statistics[0]},
+        embedding=None,
+        source={"dataset": "validation parts of the fit", "split": "val", "items": len(paths)},
+        summary={
+            "flagged": float(flagged.mean()),
+            "false_reject": float(flagged[truth == 0].mean()) if (truth == 0).any() else None,
+        },
+    )
 
 
 def record_scores(bundle: Bundle, entry: ModelEntry) -> str | None:
