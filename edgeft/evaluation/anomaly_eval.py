@@ -16,8 +16,9 @@ from rich.progress import Progress
 
 from edgeft.anomaly.detection_metrics import auroc, pixel_auroc, pro_auc
 from edgeft.anomaly.folder import InspectionItem, recorded_folder
-from edgeft.bundle import Bundle, ModelEntry
+from edgeft.bundle import Bundle
 from edgeft.errors import EdgeftError
+from edgeft.evaluation.bundle_eval import ModelScores
 from edgeft.evaluation.slices import folder_slices
 from edgeft.runtime.anomaly.detector import AnomalyDetector, AnomalyOutputs
 
@@ -25,28 +26,11 @@ SPLITS = ("val", "test")
 
 
 @dataclass
-class AnomalyModelScores:
-    """One model's figures on the split (``row()`` is what ``eval --json`` prints)."""
-
-    entry: ModelEntry
-    size_bytes: int
-    scores: dict[str, Any]
-
-    def row(self) -> dict[str, Any]:
-        return {
-            "engine": self.entry.engine,
-            "precision": self.entry.precision,
-            "path": self.entry.path,
-            "size_bytes": self.size_bytes,
-        } | self.scores
-
-
-@dataclass
 class AnomalyEvaluation:
     bundle: Bundle
     source: Path
     split: str
-    results: list[AnomalyModelScores]
+    results: list[ModelScores]
 
 
 def inspection_items(
@@ -156,5 +140,5 @@ def evaluate_anomaly_bundle(
             advance = partial(progress.advance, progress.add_task(entry.label, total=len(paths)))
         outputs = detector.outputs_of(paths, advance=advance)
         scores = score_outputs(outputs, items, detector.threshold, root)
-        results.append(AnomalyModelScores(entry, bundle.size_of(entry), scores))
+        results.append(ModelScores(entry, bundle.size_of(entry), scores))
     return AnomalyEvaluation(bundle, root, split, results)
