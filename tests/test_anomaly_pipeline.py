@@ -524,3 +524,33 @@ def test_monitor_reads_the_served_log_and_exports_the_borderline_parts(
     analysed = [v for v in report["versions"] if v.get("windows")]
     assert analysed and all(w["items"] > 0 for v in analysed for w in v["windows"])
     assert len(list(out.rglob("*.png"))) == 3
+
+
+def test_the_report_page_shows_histogram_and_maps_in_chromium(
+    fitted: dict[str, Path], tmp_path: Path
+) -> None:
+    from tests.browser import headless_chromium, only_from
+
+    page_file = tmp_path / "report.html"
+    result = run("eval", str(fitted["bundle"]), "--html", str(page_file))
+    assert result.returncode == 0, result.stderr
+    with headless_chromium() as browser:
+        page = browser.new_page(viewport={"width": 1200, "height": 1600})
+        elsewhere = only_from(page, page_file.as_uri())
+        page.goto(page_file.as_uri())
+        assert not elsewhere  # self-contained: a closed factory network
+        models = page.locator("table").first.locator("tr")
+        assert models.count() == 3  # header, onnxruntime/fp32, openvino/fp32
+        histogram = page.locator("figure:has(svg)").first
+        assert "threshold, 0.50" in histogram.inner_text()
+        assert histogram.locator("svg").bounding_box()["width"] > 300
+        images = page.locator(".grid img")
+        assert images.count() >= 6  # six best hits at least (every scratch is found)
+        widths = images.evaluate_all("imgs => imgs.map(i => i.complete && i.naturalWidth)")
+        assert all(width == SIZE for width in widths)
+        captions = page.locator("h2:has-text('Best hits') + p + .grid figcaption").all_inner_texts()
+        assert captions and all(c.startswith("scratch/") and "defect" in c for c in captions)
+    result = run(
+        "eval", str(fitted["bundle"]), "--html", str(tmp_path / "x.html"), "--split", "train"
+    )
+    assert result.returncode == 2 and "val or test" in result.stderr

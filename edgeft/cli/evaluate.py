@@ -18,6 +18,7 @@ from edgeft.cli.app import (
     app,
     console,
 )
+from edgeft.errors import EdgeftError
 
 
 @app.command()
@@ -59,6 +60,12 @@ def evaluate(
     ] = None,
     split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
     model: Annotated[str, typer.Option("--model", help="fp32, int8 or all.")] = "all",
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            help="Anomaly bundles: also write a page with the score histogram and defect maps."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Accuracy, macro-F1, per-class scores, confusion matrix and fp32/int8 agreement; for an
@@ -73,9 +80,15 @@ def evaluate(
     from edgeft.evaluation.bundle_eval import evaluate_recorded
 
     anomaly = is_anomaly_bundle(bundle)
+    if html is not None and not anomaly:
+        raise EdgeftError("--html is for anomaly bundles; a classifier's page: edgeft report")
     with Progress(console=console, transient=True) as progress:
         run = evaluate_anomaly_bundle if anomaly else evaluate_recorded
         evaluated = run(bundle, data, split, model, progress)
+    if html is not None:
+        from edgeft.evaluation.anomaly_report import write_anomaly_report
+
+        console.print(f"report: {write_anomaly_report(evaluated, html)}")  # type: ignore[arg-type]
     if as_json:
         print(json.dumps([r.row() for r in evaluated.results], indent=2))
     elif anomaly:

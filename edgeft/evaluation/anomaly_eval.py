@@ -5,7 +5,7 @@ defects), per defect type and per slice of the folder's ``metadata.csv``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,16 +21,23 @@ from edgeft.errors import EdgeftError
 from edgeft.evaluation.bundle_eval import ModelScores
 from edgeft.evaluation.slices import folder_slices
 from edgeft.runtime.anomaly.detector import AnomalyDetector, AnomalyOutputs
+from edgeft.runtime.anomaly.scores import raw_at_threshold
 
 SPLITS = ("val", "test")
 
 
 @dataclass
 class AnomalyEvaluation:
+    """Each model's figures on a split, and per model the items' raw scores and the raw score
+    at its threshold (what the report's histogram and overlays show)."""
+
     bundle: Bundle
     source: Path
     split: str
     results: list[ModelScores]
+    items: list[InspectionItem] = field(default_factory=list)
+    raw: dict[str, np.ndarray] = field(default_factory=dict)  # model label -> raw scores
+    cut: dict[str, float] = field(default_factory=dict)  # model label -> raw at the threshold
 
 
 def inspection_items(
@@ -132,6 +139,7 @@ def evaluate_anomaly_bundle(
         raise EdgeftError(f"{bundle.root} has no {precision} model")
     root, items = inspection_items(bundle, data, split)
     paths = [i.path for i in items]
+    evaluated = AnomalyEvaluation(bundle, root, split, [], items)
     results = []
     for entry in chosen:
         detector = AnomalyDetector(bundle, entry=entry)
@@ -141,4 +149,7 @@ def evaluate_anomaly_bundle(
         outputs = detector.outputs_of(paths, advance=advance)
         scores = score_outputs(outputs, items, detector.threshold, root)
         results.append(ModelScores(entry, bundle.size_of(entry), scores))
-    return AnomalyEvaluation(bundle, root, split, results)
+        evaluated.raw[entry.label] = outputs.raw
+        evaluated.cut[entry.label] = raw_at_threshold(detector.head.spec)
+    evaluated.results = results
+    return evaluated

@@ -24,7 +24,7 @@ from edgeft.errors import EdgeftError
 from edgeft.quantize.judging import CandidateScores, Ranker, Validator
 from edgeft.quantize.tasks.base import BudgetTask
 from edgeft.runtime.anomaly.detector import AnomalyHead, AnomalyOutputs
-from edgeft.runtime.anomaly.scores import normalise, raw_scores
+from edgeft.runtime.anomaly.scores import normalise, raw_at_threshold, raw_scores
 from edgeft.runtime.budget_metrics import RESAMPLES, SEED
 from edgeft.runtime.engines import open_session
 from edgeft.runtime.scoring import EncodedSplit
@@ -37,12 +37,6 @@ def _outputs(head: AnomalyHead, engine: str, path: Path, precision: str, data: E
              exact: bool = False) -> AnomalyOutputs:  # fmt: skip
     session = open_session(engine, path, precision=precision, exact=exact)
     return AnomalyOutputs.concatenate([head(*session.run(batch)[:2]) for batch in data.batches])
-
-
-def _cut(spec: AnomalySpec) -> float:
-    """The raw score at the threshold: the normaliser's inverse."""
-    t = spec.threshold
-    return spec.normaliser.centre + spec.normaliser.spread * float(np.log(t / (1 - t)))
 
 
 def detection_metrics(
@@ -93,7 +87,7 @@ class EngineAnomalyFp32:
             return outputs.raw, spec
         own = recalibrate(spec, outputs.grids, outputs.nearest_good, self.data.labels.astype(bool))
         raw = raw_scores(own, outputs.patch, outputs.nearest_good)
-        return raw - _cut(own) + _cut(spec), own
+        return raw - raw_at_threshold(own) + raw_at_threshold(spec), own
 
     def scores(self) -> dict[str, Any]:
         return detection_metrics(self.fp32, self.data, self.head.spec)

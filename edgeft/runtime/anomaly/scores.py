@@ -28,6 +28,12 @@ def normalise(spec: AnomalySpec, raw: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(scaled, -700.0, 700.0)))
 
 
+def raw_at_threshold(spec: AnomalySpec) -> float:
+    """The raw score the threshold stands for (``normalise``'s inverse at it)."""
+    t = spec.threshold
+    return spec.normaliser.centre + spec.normaliser.spread * float(np.log(t / (1 - t)))
+
+
 def normalise_map(spec: AnomalySpec, maps: np.ndarray) -> np.ndarray:
     """Patch-distance maps -> (0, 1): a pixel at 0.5 is as far from the good parts as the worst
     patch of an image at the threshold; the slope is the spread of single patches on good
