@@ -92,8 +92,15 @@ def bundle_models(console: Console, bundle: Bundle) -> None:
 def int8_bundle(console: Console, bundle: Bundle) -> None:
     """Each model's validation accuracy, drop with its interval, float layers and speed; then
     the classes an int8 model loses on and the engines and schemes that wrote nothing."""
-    columns = ("model", "for targets", "size MB", "val accuracy", "drop pt (95% CI)",
-               "float layers", "speed vs fp32")  # fmt: skip
+    # the headline figure the budget held: a classifier's accuracy, an anomaly model's AUROC
+    # (or, with good validation parts only, its false-reject rate)
+    vals = [m.metrics.get("val", {}) for m in bundle.manifest.models]
+    shown = next(
+        (k for k in ("accuracy", "image_auroc", "false_reject") if any(k in v for v in vals)),
+        "accuracy",
+    )
+    columns = ("model", "for targets", "size MB", f"val {shown.replace('_', ' ')}",
+               "drop pt (95% CI)", "float layers", "speed vs fp32")  # fmt: skip
     made = table(
         f"{bundle.root}: int8 on the validation split, through edgeft.runtime",
         columns,
@@ -107,7 +114,7 @@ def int8_bundle(console: Console, bundle: Bundle) -> None:
             entry.label + (" (candidate)" if entry.candidate else ""),
             ", ".join(entry.targets),
             f"{bundle.size_of(entry) / 1e6:.2f}",
-            f"{val['accuracy']:.4f}" if "accuracy" in val else "",
+            f"{val[shown]:.4f}" if shown in val else "",
             ""
             if drop is None
             else f"{drop:.2f}"
