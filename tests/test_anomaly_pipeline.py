@@ -18,10 +18,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from edgeft.anomaly import AnomalyRecipe, fit_anomaly
 from edgeft.anomaly.distance_graph import write_distance_graph
 from edgeft.bundle import Bundle, write_manifest
 from edgeft.bundle.anomaly_spec import AnomalySpec, ScoreScale
-from edgeft.errors import BundleError
+from edgeft.errors import BundleError, EdgeftError
 from edgeft.runtime.anomaly.detector import AnomalyDetector
 from edgeft.runtime.anomaly.maps import defect_maps
 from edgeft.runtime.anomaly.nearest import nearest_distances
@@ -194,15 +195,21 @@ def test_bad_fits_are_refused_before_a_run_folder_exists(
     (mixed / "train" / "scratch").mkdir()
     texture(1).save(mixed / "train" / "scratch" / "x.png")
     cases = [
-        (("--data", str(mixed)), "holds scratch beside good/"),
-        (("--data", str(fitted["data"]), "--epochs", "3"), "--epochs: not used by --task anomaly"),
-        (("--data", str(fitted["data"]), "--scoring", "best"), "scoring 'best'"),
-        (("--data", str(tmp_path / "nowhere")), "no such folder"),
+        ({"data": str(mixed)}, "holds scratch beside good/"),
+        ({"data": str(fitted["data"]), "scoring": "best"}, "scoring 'best'"),
+        ({"data": str(tmp_path / "nowhere")}, "no such folder"),
+        ({"data": str(fitted["data"]), "val_share": 1.5}, "--val-share"),
     ]
-    for args, message in cases:
-        result = run("finetune", "--task", "anomaly", *args, "--out", str(tmp_path / "run"), *FIT)
-        assert result.returncode == 2 and message in result.stderr, result.stderr
+    for knobs, message in cases:
+        with pytest.raises(EdgeftError, match=message):
+            fit_anomaly(AnomalyRecipe(**knobs, image_size=96, bank_size=200), tmp_path / "run")
         assert not (tmp_path / "run").exists()
+    result = run(
+        "finetune", "--task", "anomaly", "--data", str(fitted["data"]), "--epochs", "3",
+        "--out", str(tmp_path / "run"),
+    )  # fmt: skip
+    assert result.returncode == 2 and "--epochs: not used by --task anomaly" in result.stderr
+    assert not (tmp_path / "run").exists()
     result = run(
         "finetune",
         "--data",

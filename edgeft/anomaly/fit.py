@@ -39,7 +39,7 @@ from edgeft.anomaly.patchcore import PatchCoreModel, PatchCoreSettings, fit_patc
 from edgeft.anomaly.taps import default_taps
 from edgeft.atomic import staged_folder
 from edgeft.bundle import ImagePreprocessing, sha256_file
-from edgeft.bundle.anomaly_spec import AnomalySpec
+from edgeft.bundle.anomaly_spec import SCORINGS, AnomalySpec
 from edgeft.bundle.manifest import ANOMALY_TASK
 from edgeft.errors import EdgeftError
 from edgeft.train.checkpoint import save_weights
@@ -82,6 +82,8 @@ class AnomalyRecipe:
             raise EdgeftError("--val-share must be in (0, 1) and --defects-to-val in [0, 1)")
         if not 0 <= self.false_reject < 1:
             raise EdgeftError("--false-reject must be a share in [0, 1)")
+        if self.scoring not in (AUTO, *SCORINGS):
+            raise EdgeftError(f"scoring {self.scoring!r}: choose {AUTO} or {', '.join(SCORINGS)}")
         if self.image_size < 32 or self.bank_size < 1 or self.sample < self.bank_size:
             raise EdgeftError("--image-size must be >= 32, and --bank-size between 1 and sample")
 
