@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from edgeft.cli import render
 from edgeft.cli.app import (
@@ -88,7 +89,9 @@ def evaluate(
     if html is not None:
         from edgeft.evaluation.anomaly_report import write_anomaly_report
 
-        console.print(f"report: {write_anomaly_report(evaluated, html)}")  # type: ignore[arg-type]
+        written = write_anomaly_report(evaluated, html)  # type: ignore[arg-type]
+        # beside --json's output, not in it
+        (Console(stderr=True) if as_json else console).print(f"report: {written}")
     if as_json:
         print(json.dumps([r.row() for r in evaluated.results], indent=2))
     elif anomaly:
