@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from edgeft.bundle import Bundle, Manifest, ModelEntry
 from edgeft.errors import EdgeftError
@@ -101,10 +102,11 @@ def open_chosen_model(
     allow_mismatch: bool = False,
     host: Host | None = None,
     entry: ModelEntry | None = None,
+    **settings: object,
 ) -> tuple[ModelChoice, EngineSession]:
     """``choose_model``'s model of ``bundle`` (or the given ``entry``: an evaluation of each
     model in turn), opened with the target's engine settings (``threads`` overrides the
-    target's count): what every task's runtime starts from."""
+    target's count; ``settings`` add engine settings): what every task's runtime starts from."""
     if engine != "auto":
         session_class(engine)  # an unknown or missing engine is named before anything loads
     if target and engine not in ("auto", *target.engines):
@@ -121,14 +123,16 @@ def open_chosen_model(
             engines=list(target.engines) if target else None,
         )
     )
-    settings = target.session_settings(choice.entry.engine) if target else {}
+    merged: dict[str, Any] = (
+        target.session_settings(choice.entry.engine) if target else {}
+    ) | settings
     if threads:
-        settings["threads"] = threads
+        merged["threads"] = threads
     session = open_session(
         choice.entry.engine,
         bundle.path_of(choice.entry),
         precision=choice.entry.precision,
-        **settings,
+        **merged,
     )
     return choice, session
 

@@ -59,14 +59,17 @@ def open_model_session(
 ) -> EngineSession:
     """One model of ``bundle`` as an engine session with what the box runs after it: for an
     anomaly bundle the search and scoring too, so timings and memory are the whole model's."""
+    path = bundle.path_of(entry)
+    if bundle.manifest.anomaly is None:
+        return open_session(
+            entry.engine, path, threads=threads, precision=entry.precision, **settings
+        )
+    from edgeft.runtime.anomaly.detector import SPINNING, AnomalyHead, AnomalyPipeline
+
     session = open_session(
-        entry.engine, bundle.path_of(entry), threads=threads, precision=entry.precision,
+        entry.engine, path, threads=threads, precision=entry.precision, spinning=SPINNING,
         **settings,
     )  # fmt: skip
-    if bundle.manifest.anomaly is None:
-        return session
-    from edgeft.runtime.anomaly.detector import AnomalyHead, AnomalyPipeline
-
     return AnomalyPipeline(session, AnomalyHead(bundle, entry.engine, threads, entry))
 
 

@@ -28,6 +28,10 @@ from edgeft.runtime.preprocess import ImageInput
 from edgeft.targets import Host, TargetProfile
 
 PATCHES, EMBEDDING = "patches", "embedding"  # the feature graph's outputs
+# The feature network and the search take turns on the same cores: an engine's threads that
+# spin-wait between calls (ONNX Runtime's default) slow the other down (2.2x at batch 1 on
+# 2 cores: benchmarks/results/anomaly_elpv_pipeline.md).
+SPINNING = False
 # What a server answers (v2 outputs): FP32 [N], BOOL [N], FP32 [N, H, W].
 SCORE_OUTPUT, DEFECTIVE_OUTPUT, MAP_OUTPUT = "anomaly_score", "defective", "anomaly_map"
 
@@ -126,8 +130,9 @@ class AnomalyHead:
         spec = bundle.manifest.anomaly
         self.spec = spec if entry is None else spec.for_model(entry.details)
         distance = open_session(
-            engine, bundle.path_of(self.spec.distance), threads=threads, precision="fp32"
-        )
+            engine, bundle.path_of(self.spec.distance), threads=threads, precision="fp32",
+            spinning=False,
+        )  # fmt: skip
         shapes = {t.name: t.shape for t in bundle.manifest.outputs}
         rows = self.spec.search_rows
         patch_bank = load_bank(bundle, self.spec.bank, int(shapes[PATCHES][1]))
@@ -196,8 +201,9 @@ class AnomalyDetector:
             raise EdgeftError(f"{self.bundle.root}: a {manifest.task} bundle, not an anomaly one")
         self.spec: AnomalySpec = manifest.anomaly
         self.choice, self.session = open_chosen_model(
-            self.bundle, engine, precision, threads, target, allow_mismatch, host, entry
-        )
+            self.bundle, engine, precision, threads, target, allow_mismatch, host, entry,
+            spinning=SPINNING,
+        )  # fmt: skip
         self.model = self.choice.entry
         self.labels = manifest.labels
         self.encoder = ImageEncoder(manifest.preprocessing, manifest.inputs[0].name)  # type: ignore[arg-type]

@@ -28,6 +28,10 @@ class OnnxRuntimeSession(EngineSession):
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+        if settings.get("spinning") is False:
+            # idle threads sleep at once instead of spinning: where other work (another
+            # session, numpy) runs between this session's calls on the same few cores
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = list(cast(Sequence[str], settings.get("providers") or ["CPUExecutionProvider"]))
         try:
             self._session = ort.InferenceSession(str(model_path), options, providers=providers)
