@@ -5,7 +5,8 @@ with the memory bank, quantize the feature network on both engines (``quick``: O
 only, and a 1,000-patch bank) under a 0.5-point image
 AUROC budget on validation, score the test split's good cells against the defective ones
 (per defect probability and module type) through the torch-free runtime, time each model with
-its search on this host, and end with one table and the commands to go on with. A finished
+its search on this host, write the HTML report (score histogram, defect maps of hits and
+misses), and end with one table and the commands to go on with. A finished
 step is reused when the demo runs again in the same folder.
 """
 
@@ -29,6 +30,7 @@ def run_anomaly_demo(workdir: Path, console: Console, quick: bool = False) -> No
     from edgeft.bench import benchmark_bundle
     from edgeft.bundle import Bundle
     from edgeft.evaluation.anomaly_eval import evaluate_anomaly_bundle
+    from edgeft.evaluation.anomaly_report import write_anomaly_report
     from edgeft.quantize import QuantizeConfig, quantize_bundle
     from edgeft.quantize.bundle_quantize import NoInt8Model
     from edgeft.targets import resolve_target
@@ -84,13 +86,15 @@ def run_anomaly_demo(workdir: Path, console: Console, quick: bool = False) -> No
             "" if stats is None else f"{stats.p99_ms:.2f}",
         )
     console.print(table)
+    report = write_anomaly_report(evaluated, workdir / "anomaly-report.html")
+    console.print(f"report (score histogram, defect maps of hits and misses): {report}")
     example = next(iter(sorted((data / "test" / "p100").iterdir())))
     console.print("next:")
     for line in (
-        f"edgeft eval {bundle.root}",
-        f"edgeft predict {bundle.root} {example} --overlay overlays/",
-        f"edgeft threshold {bundle.root} --value 0.6 --out {bundle.root}-t060",
-        f"edgeft serve {bundle.root}",
+        f".venv/bin/edgeft eval {bundle.root}",
+        f".venv/bin/edgeft predict {bundle.root} {example} --overlay overlays/",
+        f".venv/bin/edgeft threshold {bundle.root} --value 0.6 --out {bundle.root}-t060",
+        f".venv/bin/edgeft serve {bundle.root}",
         f"curl -F file=@{example} 'http://127.0.0.1:8000/v1/predict?overlay=true'",
     ):
-        console.print(f"  .venv/bin/{line}", highlight=False)
+        console.print(f"  {line}", highlight=False)
