@@ -6,21 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
-from scipy.stats import rankdata
 
 from edgeft.errors import EdgeftError
+from edgeft.runtime.anomaly.ranking import auroc
 
-
-def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """The chance that a positive (defective) item scores above a negative one, ties halved
-    (the Mann-Whitney U statistic over both counts)."""
-    scores, positive = np.asarray(scores, dtype=np.float64).ravel(), np.asarray(positive).ravel()
-    n_pos = int(positive.sum())
-    n_neg = positive.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        raise EdgeftError("AUROC needs both defective and good items")
-    ranks = rankdata(scores)
-    return float((ranks[positive.astype(bool)].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+__all__ = ["auroc", "f1_best_threshold", "pixel_auroc", "pro_auc"]
 
 
 def pixel_auroc(maps: np.ndarray, masks: np.ndarray) -> float:

@@ -25,7 +25,7 @@ from edgeft.errors import EdgeftError
 if TYPE_CHECKING:
     from edgeft.evaluation.bundle_eval import ModelScores
 
-_CSS = """
+PAGE_CSS = """  # the look every edgeft page shares
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
 h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin-top: 2rem; }
 table { border-collapse: collapse; margin: .5rem 0 1rem; font-variant-numeric: tabular-nums; }
@@ -180,7 +180,7 @@ def write_report(
     )
     page = (
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
-        f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
+        f"<style>{PAGE_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
         f"<p class=muted>{len(runs)} run(s), {len(rows)} rows. Latency is per call; "
         "throughput mode runs the engine's parallel requests (OpenVINO streams).</p>"
         f"{warnings}{accuracy}<h2>Latency, accuracy and size</h2><div class=plots>{figures}</div>"

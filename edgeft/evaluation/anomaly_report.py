@@ -13,21 +13,20 @@ from typing import Any
 import numpy as np
 
 from edgeft.atomic import write_text_atomically
+from edgeft.bench.report import PAGE_CSS
 from edgeft.bench.report_sections import pyplot, svg_of
 from edgeft.evaluation.anomaly_eval import AnomalyEvaluation
 from edgeft.runtime.anomaly.detector import AnomalyDetector
 
 GRID = 6  # parts per grid
-_CSS = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
-h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin-top: 2rem; }
-table { border-collapse: collapse; margin: .5rem 0 1rem; font-variant-numeric: tabular-nums; }
-th, td { border-bottom: 1px solid #ddd; padding: .25rem .6rem; text-align: right; }
-th:first-child, td:first-child { text-align: left; white-space: nowrap; } th { background: #f4f4f4; }
+_CSS = (
+    PAGE_CSS
+    + """
 .grid { display: flex; flex-wrap: wrap; gap: .8rem; } .grid figure { margin: 0; width: 170px; }
-.grid img { width: 170px; height: auto; display: block; } .muted { color: #666; }
-figcaption { color: #555; font-size: .85rem; overflow-wrap: anywhere; }
+.grid img { width: 170px; height: auto; display: block; }
+figcaption { font-size: .85rem; overflow-wrap: anywhere; }
 """
+)
 _FIGURES = (("image AUROC", "image_auroc"), ("pixel AUROC", "pixel_auroc"), ("PRO", "pro"),
             ("F1", "f1"), ("false-reject", "false_reject"), ("escape", "escape"))  # fmt: skip
 

@@ -14,6 +14,7 @@ from edgeft.bundle import Bundle, ModelEntry
 from edgeft.bundle.acceptance import load_acceptance_set, load_outputs
 from edgeft.errors import EdgeftError
 from edgeft.runtime.anomaly.detector import AnomalyDetector
+from edgeft.runtime.anomaly.ranking import auroc
 from edgeft.runtime.anomaly.scores import normalise
 from edgeft.runtime.validation_report import LabelledItems, ModelValidation
 
@@ -21,12 +22,8 @@ GOOD = "good"
 
 
 def _auroc(raw: np.ndarray, defective: np.ndarray) -> float | None:
-    """Mann-Whitney AUROC with ties halved; None without both kinds of item."""
-    good, bad = raw[~defective], raw[defective]
-    if not len(good) or not len(bad):
-        return None
-    above = (bad[:, None] > good[None, :]).sum() + 0.5 * (bad[:, None] == good[None, :]).sum()
-    return float(above / (len(good) * len(bad)))
+    """None without both kinds of item."""
+    return auroc(raw, defective) if defective.any() and not defective.all() else None
 
 
 def detection_scores(raw: np.ndarray, flagged: np.ndarray, defective: np.ndarray) -> dict[str, Any]:
