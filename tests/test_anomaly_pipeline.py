@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from edgeft.anomaly import AnomalyRecipe, fit_anomaly
+from edgeft.anomaly.calibrate import ValidationDistances, recalibrate
 from edgeft.anomaly.distance_graph import write_distance_graph
 from edgeft.bundle import Bundle, write_manifest
 from edgeft.bundle.anomaly_spec import AnomalySpec, ScoreScale
@@ -29,7 +30,7 @@ from edgeft.runtime.anomaly.nearest import nearest_distances
 from edgeft.runtime.anomaly.scores import normalise
 from edgeft.runtime.anomaly.search import NearestSearch
 from edgeft.runtime.engines import open_session
-from tests.inspection_parts import SIZE, make_folder, texture
+from tests.inspection_parts import SIZE, make_folder, make_variant_folder, texture
 from tests.test_cli import run
 from tests.test_serve import Server, _multipart, free_port, stop_server
 
@@ -62,6 +63,33 @@ def test_the_exported_model_agrees_with_the_fit_on_both_engines(fitted: dict[str
         agreement = entry.details["agreement_with_fit"]
         assert agreement["items"] == 6 and agreement["verdicts_agree"] == 1.0
         assert agreement["max_map_deviation"] <= 0.01
+    # the check passed with the banks in fp16: they are stored so, at half the run's size
+    assert manifest.anomaly.bank_precision == "fp16"
+    for name, rel in (
+        ("bank.npy", manifest.anomaly.bank),
+        ("embeddings.npy", "anomaly/embeddings.npy"),
+    ):
+        stored, fitted_bank = np.load(bundle.path_of(rel)), np.load(fitted["run"] / name)
+        assert stored.dtype == np.float16 and stored.shape == fitted_bank.shape
+        assert np.allclose(stored, fitted_bank, rtol=1e-3, atol=1e-3)
+
+
+def test_banks_stay_fp32_where_the_validation_items_cannot_prove_fp16(
+    fitted: dict[str, Path], tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(fitted["run"], run_dir)
+    validation = json.loads((run_dir / "validation.json").read_text())
+    for item in validation["items"]:
+        item["path"] = str(tmp_path / "moved" / Path(item["path"]).name)
+    (run_dir / "validation.json").write_text(json.dumps(validation))
+    result = run("export", str(run_dir), "--out", str(tmp_path / "bundle"))
+    assert result.returncode == 0, result.stderr
+    assert "memory bank (fp32)" in result.stdout
+    manifest = Bundle.load(tmp_path / "bundle").manifest
+    assert manifest.anomaly is not None and manifest.anomaly.bank_precision == "fp32"
+    assert np.load(tmp_path / "bundle" / manifest.anomaly.bank).dtype == np.float32
+    assert all("agreement_with_fit" not in m.details for m in manifest.models)
 
 
 def test_validate_holds_each_engine_to_the_verdicts_recorded_at_export(
@@ -199,6 +227,7 @@ def test_bad_fits_are_refused_before_a_run_folder_exists(
         ({"data": str(fitted["data"]), "scoring": "best"}, "scoring 'best'"),
         ({"data": str(tmp_path / "nowhere")}, "no such folder"),
         ({"data": str(fitted["data"]), "val_share": 1.5}, "--val-share"),
+        ({"data": str(fitted["data"]), "group_by": "variant"}, "no 'variant' in"),
     ]
     for knobs, message in cases:
         with pytest.raises(EdgeftError, match=message):
@@ -220,6 +249,38 @@ def test_bad_fits_are_refused_before_a_run_folder_exists(
         str(tmp_path / "run"),
     )
     assert result.returncode == 2 and "only used with --task anomaly" in result.stderr
+
+
+def test_variants_are_scaled_apart_and_routed_by_the_nearest_good_part(tmp_path: Path) -> None:
+    data = make_variant_folder(tmp_path / "parts")
+    fit = run("finetune", "--task", "anomaly", "--data", str(data), "--group-by", "variant",
+              "--out", str(tmp_path / "run"), *FIT)  # fmt: skip
+    assert fit.returncode == 0, fit.stderr
+    assert "scaled per variant: ribbed (" in fit.stdout and "woven (" in fit.stdout
+    result = run("export", str(tmp_path / "run"), "--out", str(tmp_path / "bundle"))
+    assert result.returncode == 0, result.stderr
+    bundle = Bundle.load(tmp_path / "bundle")
+    spec = bundle.manifest.anomaly
+    assert spec is not None and [g.name for g in spec.groups] == ["ribbed", "woven"]
+    assert spec.embedding_groups in bundle.manifest.files  # hashed like the banks
+    # the ribbed parts sit farther from the bank: their own scales are wider
+    ribbed, woven = spec.groups
+    assert ribbed.patch_scale.centre > woven.patch_scale.centre
+    for entry in bundle.manifest.models:
+        assert entry.details["agreement_with_fit"]["verdicts_agree"] == 1.0
+        detector = AnomalyDetector(bundle, entry=entry)
+        parts = sorted((data / "test" / "good").glob("*.png"))
+        outputs = detector.outputs_of(parts)
+        expected = [0 if p.name.startswith("ribbed") else 1 for p in parts]
+        assert outputs.group.tolist() == expected
+    # an int8 model re-fits the scales of each variant, keeping their names
+    val = ValidationDistances(outputs.grids, outputs.nearest_good, np.zeros(len(parts), bool),
+                              outputs.group)  # fmt: skip
+    assert [g.name for g in recalibrate(spec, val).groups] == ["ribbed", "woven"]
+    # the variant file is held to its hash, like the banks
+    np.save(tmp_path / "bundle" / spec.embedding_groups, np.zeros(48, dtype=np.int32))
+    with pytest.raises(BundleError, match=r"embedding_groups\.npy does not match its sha256"):
+        AnomalyDetector(tmp_path / "bundle")
 
 
 @settings(max_examples=25, deadline=None)
@@ -436,7 +497,13 @@ def test_quantize_holds_the_feature_network_to_the_detection_budget(
         assert details is not None and details.budget_metric == "false-reject"
         assert details.val_drop_points is not None and details.val_drop_points <= 40
         scales = entry.details["anomaly_scales"]
-        assert set(scales) == {"patch_scale", "embedding_scale", "normaliser", "map_spread"}
+        assert set(scales) == {
+            "patch_scale",
+            "embedding_scale",
+            "normaliser",
+            "map_spread",
+            "groups",
+        }
         assert set(entry.metrics["val"]) >= {"items", "false_reject", "agreement"}
         assert entry.reference_outputs is not None  # what validate holds the box to
     assert manifest.anomaly == Bundle.load(fitted["bundle"]).manifest.anomaly  # fp32's as it was

@@ -3,18 +3,20 @@
 The distances are put in units of their spread over good validation parts (so patch and
 embedding distances can be averaged, and the threshold reads the same for every model); with
 labelled defects in validation the scoring with the best AUROC is taken and the threshold is
-the F1-best cut, with good parts only it is the cut at the stated false-reject rate.
+the F1-best cut, with good parts only it is the cut at the stated false-reject rate. With
+variants (``groups``), each variant's distances get the scales of its own good parts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from edgeft.anomaly.detection_metrics import auroc, f1_best_threshold
-from edgeft.bundle.anomaly_spec import SCORINGS, AnomalySpec, ScoreScale
+from edgeft.bundle.anomaly_spec import SCORINGS, AnomalySpec, GroupScales, ScoreScale
 from edgeft.errors import EdgeftError
 from edgeft.runtime.anomaly.scores import raw_scores
 from edgeft.runtime.anomaly.threshold import threshold_at_false_reject
@@ -27,12 +29,13 @@ GOOD_ONLY_SCORING = "mixed"
 
 @dataclass(frozen=True)
 class ValidationDistances:
-    """Each validation item's patch distances ``[N, h, w]``, embedding distance and whether it
-    is defective."""
+    """Each validation item's patch distances ``[N, h, w]``, embedding distance, whether it
+    is defective and (with variants) its group: its nearest good training image's."""
 
     grids: np.ndarray
     embedding: np.ndarray
     defective: np.ndarray
+    group: np.ndarray | None = None
 
     @property
     def patch(self) -> np.ndarray:
@@ -50,25 +53,28 @@ def scale_of(distances: np.ndarray) -> ScoreScale:
     return ScoreScale(centre, max(spread, 1e-6 * max(abs(centre), 1.0)))
 
 
-def recalibrate(
-    spec: AnomalySpec, grids: np.ndarray, embedding: np.ndarray, defective: np.ndarray
-) -> AnomalySpec:
+def recalibrate(spec: AnomalySpec, val: ValidationDistances) -> AnomalySpec:
     """``spec`` with scales re-fitted, by the same scoring and threshold rule, to another
     model's distances on the same validation items (an int8 feature network's): its threshold
     then stands for the same operating point."""
     rate = float(spec.threshold_rule.get("rate", 0.01))
     fitted, _ = calibrate(
-        ValidationDistances(grids, embedding, defective), spec.scoring, rate,
+        val, spec.scoring, rate, [g.name for g in spec.groups],
         map_sigma=spec.map_sigma, search_rows=spec.search_rows,
     )  # fmt: skip
     return replace(spec, **{k: getattr(fitted, k) for k in spec.scales()})
 
 
 def calibrate(
-    val: ValidationDistances, scoring: str = AUTO, false_reject: float = 0.01, **spec: Any
+    val: ValidationDistances,
+    scoring: str = AUTO,
+    false_reject: float = 0.01,
+    groups: Sequence[str] = (),
+    **spec: Any,
 ) -> tuple[AnomalySpec, dict[str, Any]]:
     """The spec (scales, scoring, normaliser, threshold 0.5) and what was measured choosing
-    it; ``spec`` passes the other ``AnomalySpec`` fields (map smoothing, search chunk)."""
+    it; ``groups`` names the variants ``val.group`` counts; ``spec`` passes the other
+    ``AnomalySpec`` fields (map smoothing, search chunk)."""
     if scoring not in (AUTO, *SCORINGS):
         raise EdgeftError(f"scoring {scoring!r}: choose {AUTO} or one of {', '.join(SCORINGS)}")
     good = ~val.defective
@@ -81,11 +87,12 @@ def calibrate(
         embedding_scale=scale_of(val.embedding[good]),
         normaliser=placeholder,
         map_spread=scale_of(val.grids[good].ravel()).spread,
+        groups=tuple(_group_scales(val, groups)),
         **spec,
     )
 
     def raw(candidate: str) -> np.ndarray:
-        return raw_scores(replace(base, scoring=candidate), val.patch, val.embedding)
+        return raw_scores(replace(base, scoring=candidate), val.patch, val.embedding, val.group)
 
     report: dict[str, Any] = {
         "val_items": len(val.defective),
@@ -116,3 +123,23 @@ def calibrate(
     }
     normaliser = ScoreScale(cut, scale_of(scores[good]).spread)
     return replace(base, normaliser=normaliser, threshold_rule=rule), report
+
+
+def _group_scales(val: ValidationDistances, groups: Sequence[str]) -> list[GroupScales]:
+    """Each variant's scales, from the good validation parts nearest to its training images;
+    a variant with fewer than two of them has no spread to measure and is refused by name."""
+    if not groups:
+        return []
+    assert val.group is not None
+    good = ~val.defective
+    scales = []
+    for index, name in enumerate(groups):
+        own = good & (val.group == index)
+        if own.sum() < 2:
+            raise EdgeftError(
+                f"group {name!r}: {int(own.sum())} good validation part(s) are nearest to its "
+                "training images; its scale needs at least 2 (add good parts of it to val/, "
+                "or raise --val-share)"
+            )
+        scales.append(GroupScales(name, scale_of(val.patch[own]), scale_of(val.embedding[own])))
+    return scales

@@ -6,6 +6,7 @@ Before the bundle replaces anything, each engine scores the run's validation ite
 will (``AnomalyDetector``) and is held to the fitted model: the same verdict on every item, and
 defect maps within ``MAP_TOLERANCE`` (on the normalised 0..1 scale). A disagreement refuses the
 export, naming how many items moved: an exported model that flags everything is not shipped.
+The banks are stored in fp16 (half the size) when that check passes with them, else in fp32.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from edgeft.anomaly.distance_graph import write_distance_graph
 from edgeft.anomaly.features import PatchFeatures
 from edgeft.anomaly.fit import (
     BANK,
+    EMBEDDING_GROUPS,
     EMBEDDINGS,
     FEATURES,
     SCORING,
@@ -69,6 +71,7 @@ from edgeft.zoo import rebuild
 log = logging.getLogger("edgeft.export")
 
 MAP_TOLERANCE = 0.01
+BANK_DTYPES = {"fp16": np.float16, "fp32": np.float32}
 
 
 def is_anomaly_run(source: str | Path) -> bool:
@@ -117,8 +120,6 @@ def export_anomaly_bundle(
         )
         export_openvino(staging / onnx_file, staging / openvino_file)
         write_distance_graph(staging / spec.distance)
-        for name, rel in ((BANK, spec.bank), (EMBEDDINGS, spec.embeddings)):
-            (staging / rel).write_bytes((run_dir / name).read_bytes())
         manifest = Manifest(
             task=ANOMALY_TASK,
             labels=list(VERDICTS),
@@ -155,9 +156,7 @@ def export_anomaly_bundle(
             manifest.acceptance = _store_acceptance_set(
                 staging, fitted, acceptance_size, preprocessing
             )
-        write_manifest(staging, manifest)
-        staged = Bundle.load(staging)
-        checked = agreement_with_fit(staged, run_dir)
+        staged, checked = _store_banks(staging, run_dir, manifest)
         manifest.models = [
             replace(
                 m,
@@ -170,6 +169,34 @@ def export_anomaly_bundle(
             manifest.reference = reference_statistics(staged, run_dir).write(staging)
         write_manifest(staging, manifest)
     return Bundle.load(out)
+
+
+def _store_banks(
+    staging: Path, run_dir: Path, manifest: Manifest
+) -> tuple[Bundle, dict[str, dict[str, Any]]]:
+    """The banks in fp16 where the bundle then passes ``agreement_with_fit``, else in fp32
+    (also when the validation items cannot be read to prove it), the manifest naming which."""
+    staged = _write_banks(staging, run_dir, manifest, "fp16")
+    try:
+        checked = agreement_with_fit(staged, run_dir)
+        if checked:
+            return staged, checked
+    except EdgeftError as exc:
+        log.info("banks stored in fp32: in fp16, %s", exc)
+    staged = _write_banks(staging, run_dir, manifest, "fp32")
+    return staged, agreement_with_fit(staged, run_dir)
+
+
+def _write_banks(staging: Path, run_dir: Path, manifest: Manifest, precision: str) -> Bundle:
+    assert manifest.anomaly is not None
+    manifest.anomaly = spec = replace(manifest.anomaly, bank_precision=precision)
+    for name, rel in ((BANK, spec.bank), (EMBEDDINGS, spec.embeddings)):
+        bank = np.load(run_dir / name, allow_pickle=False)
+        np.save(staging / rel, bank.astype(BANK_DTYPES[precision]), allow_pickle=False)
+    if spec.groups:
+        (staging / spec.embedding_groups).write_bytes((run_dir / EMBEDDING_GROUPS).read_bytes())
+    write_manifest(staging, manifest)
+    return Bundle.load(staging)
 
 
 def _store_acceptance_set(
@@ -257,7 +284,8 @@ def agreement_with_fit(bundle: Bundle, run_dir: Path) -> dict[str, dict[str, Any
     assert spec is not None
     patch = np.array([item["patch"] for item in fitted])
     embedding = np.array([item["embedding"] for item in fitted])
-    expected_scores = normalise(spec, raw_scores(spec, patch, embedding))
+    group = np.array([item.get("group", 0) for item in fitted], dtype=np.int64)
+    expected_scores = normalise(spec, raw_scores(spec, patch, embedding, group))
     grids = np.load(run_dir / VALIDATION_GRIDS, allow_pickle=False)
     checked = {}
     for entry in bundle.manifest.models:

@@ -7,7 +7,8 @@ at all (staged, then renamed), so a refused or interrupted fit leaves nothing be
 
 Run folder: ``run.json`` (what was fitted: backbone record, layers, preprocessing, dataset),
 ``recipe.json``, ``features.safetensors`` (the feature network export reads), ``bank.npy`` and
-``embeddings.npy`` (the memory banks), ``scoring.json`` (``AnomalySpec``), ``metrics.json``, and
+``embeddings.npy`` (the memory banks; ``embedding_groups.npy``, each good image's variant,
+with ``--group-by``), ``scoring.json`` (``AnomalySpec``), ``metrics.json``, and
 the validation items' fitted distances (``validation.json``, ``validation_grids.npy``) that the
 exported model is held to.
 """
@@ -34,6 +35,7 @@ from edgeft.anomaly.folder import (
     images_in,
     read_inspection_folder,
     recorded_folder,
+    variants_of,
 )
 from edgeft.anomaly.patchcore import PatchCoreModel, PatchCoreSettings, fit_patchcore
 from edgeft.anomaly.taps import default_taps
@@ -49,6 +51,7 @@ from edgeft.zoo import get_model
 FEATURES = "features.safetensors"
 BANK = "bank.npy"
 EMBEDDINGS = "embeddings.npy"
+EMBEDDING_GROUPS = "embedding_groups.npy"
 SCORING = "scoring.json"
 VALIDATION = "validation.json"  # each validation item's fitted distances: what export must match
 VALIDATION_GRIDS = "validation_grids.npy"
@@ -60,7 +63,9 @@ class AnomalyRecipe:
     of the input (``default_taps``); ``scoring`` auto takes the best on validation when it
     holds labelled defects, else the mix; ``false_reject`` is the share of good validation parts
     the threshold may flag when no defects are labelled; without ``val/``, ``val_share`` of
-    ``train/good`` (and ``defects_to_val`` of each ``test/<defect>``) become validation."""
+    ``train/good`` (and ``defects_to_val`` of each ``test/<defect>``) become validation;
+    ``group_by`` names the ``metadata.csv`` column that gives each good part's variant, whose
+    good parts then give it its own scales (a part takes its nearest good image's variant)."""
 
     data: str
     model: str = "mobilenet_v2"
@@ -76,6 +81,7 @@ class AnomalyRecipe:
     map_sigma: float = 4.0
     seed: int = 0
     init_from: str | None = None  # a run to refit with ``data``'s new good parts added
+    group_by: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.val_share < 1 or not 0 <= self.defects_to_val < 1:
@@ -162,6 +168,11 @@ def fit_anomaly(
     if not isinstance(entry.preprocessing, ImagePreprocessing):
         raise EdgeftError(f"{recipe.model} is a {entry.task} model; anomaly detection needs images")
     entry.check()
+    groups: list[str] = []
+    owners = None
+    if recipe.group_by:
+        roots = [folder.root, *([Path(recipe.data)] if recipe.init_from else [])]
+        groups, owners = variants_of(folder.train, roots, recipe.group_by)
     backbone = entry.create()
     taps = recipe.layers or default_taps(backbone)
     started = time.perf_counter()
@@ -169,16 +180,20 @@ def fit_anomaly(
         model = fit_patchcore(
             backbone, folder.train, recipe.settings(taps), progress, entry.preprocessing
         )
+        model = replace(model, embedding_groups=owners)
         fit_seconds = time.perf_counter() - started
         val = model.score([i.path for i in folder.val], progress)
     defective = np.array([i.is_defective for i in folder.val])
     spec, report = calibrate(
-        ValidationDistances(val.maps, val.embedding, defective),
+        ValidationDistances(val.maps, val.embedding, defective, val.group),
         recipe.scoring,
         recipe.false_reject,
+        groups,
         map_sigma=recipe.map_sigma,
     )
     report = {"fit_seconds": round(fit_seconds, 2), "bank_rows": len(model.bank)} | report
+    if owners is not None:
+        report["groups"] = {name: int((owners == i).sum()) for i, name in enumerate(groups)}
     run = {
         "task": ANOMALY_TASK,
         "model": entry.name,
@@ -195,8 +210,9 @@ def fit_anomaly(
                 "defect": i.defect,
                 "patch": float(p),
                 "embedding": float(e),
+                "group": int(g),
             }
-            for i, p, e in zip(folder.val, val.patch, val.embedding, strict=True)
+            for i, p, e, g in zip(folder.val, val.patch, val.embedding, val.group, strict=True)
         ]
     }
     with staged_folder(out) as staging:
@@ -238,6 +254,8 @@ def _write_run(
     save_weights(model.network, staging / FEATURES)
     np.save(staging / BANK, model.bank.astype(np.float32), allow_pickle=False)
     np.save(staging / EMBEDDINGS, model.embeddings.astype(np.float32), allow_pickle=False)
+    if model.embedding_groups is not None:
+        np.save(staging / EMBEDDING_GROUPS, model.embedding_groups, allow_pickle=False)
     recipe_dict = asdict(replace(recipe, layers=tuple(run["layers"])))
     for name, content in (
         (RUN, run),

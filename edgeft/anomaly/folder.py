@@ -14,16 +14,18 @@ size, images of mixed sizes or channels are each refused with one line naming th
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from edgeft.bundle.anomaly_spec import VERDICTS
 from edgeft.data.dataset import ClassificationDataset, Example
 from edgeft.errors import DatasetError, EdgeftError
+from edgeft.evaluation.slices import METADATA_FILE, metadata_rows
 
 GOOD = "good"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
@@ -207,3 +209,29 @@ def recorded_folder(provenance: dict[str, Any], data: str | None = None) -> Insp
         float(how.get("defects_to_val", 0.0)),
         int(how.get("seed", 0)),
     )
+
+
+def variants_of(
+    images: Sequence[Path], roots: Sequence[Path], column: str
+) -> tuple[list[str], np.ndarray]:
+    """The variant names (sorted) and each image's index among them, from the ``column`` of
+    ``metadata.csv`` in ``roots`` (the first that lists an image); refused, naming the image,
+    when one has no value, and when fewer than two variants are found."""
+    found: list[str | None] = [None] * len(images)
+    for root in roots:
+        for i, row in enumerate(metadata_rows(root, images)):
+            found[i] = found[i] or row.get(column) or None
+    missing = [image for image, value in zip(images, found, strict=True) if value is None]
+    if missing:
+        listed = ", ".join(str(r / METADATA_FILE) for r in roots)
+        raise DatasetError(
+            f"{missing[0]}: no {column!r} in {listed} ({len(missing)} training image(s) lack "
+            "one); --group-by needs a variant for every good training part"
+        )
+    names = sorted({v for v in found if v is not None})
+    if len(names) < 2:
+        raise DatasetError(
+            f"--group-by {column}: every training part is {names[0]!r}; nothing to group"
+        )
+    index = {name: i for i, name in enumerate(names)}
+    return names, np.array([index[v] for v in found if v is not None], dtype=np.int32)

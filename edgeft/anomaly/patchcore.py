@@ -44,22 +44,25 @@ class PatchCoreSettings:
 @dataclass
 class AnomalyScores:
     """Per image: the defect map ``[N, h, w]`` (patch distances), the patch score (its
-    maximum) and the embedding score."""
+    maximum), the embedding score and the group of the nearest good image (0 without groups)."""
 
     maps: np.ndarray
     patch: np.ndarray
     embedding: np.ndarray
+    group: np.ndarray
 
 
 @dataclass
 class PatchCoreModel:
-    """What fitting leaves: the feature network, the bank and the good images' embeddings."""
+    """What fitting leaves: the feature network, the bank and the good images' embeddings
+    (with ``embedding_groups``: each one's group, an index)."""
 
     network: PatchFeatures
     preprocessing: ImagePreprocessing
     bank: np.ndarray
     embeddings: np.ndarray
     settings: PatchCoreSettings
+    embedding_groups: np.ndarray | None = None
 
     def features(
         self, images: Sequence[Path], progress: Progress | None = None, what: str = "features"
@@ -70,8 +73,13 @@ class PatchCoreModel:
         patches, embeddings = self.features(images, progress, "scoring")
         n, h, w, c = patches.shape
         maps = nearest_distances(patches.reshape(-1, c), self.bank).reshape(n, h, w)
+        owners = self.embedding_groups
+        groups = [self.embeddings] if owners is None else [
+            self.embeddings[owners == g] for g in range(int(owners.max()) + 1)
+        ]  # fmt: skip
+        nearest = np.stack([nearest_distances(embeddings, rows) for rows in groups])
         return AnomalyScores(
-            maps, maps.reshape(n, -1).max(axis=1), nearest_distances(embeddings, self.embeddings)
+            maps, maps.reshape(n, -1).max(axis=1), nearest.min(axis=0), nearest.argmin(axis=0)
         )
 
 

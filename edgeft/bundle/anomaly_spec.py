@@ -9,6 +9,11 @@ mean). That raw score then goes through a logistic placed so the threshold chose
 threshold of 0.5 means the same thing (the chosen operating point) for every model. Moving the
 threshold (``edgeft threshold``) changes only ``threshold``; the normaliser stays, so scores
 already logged keep their meaning.
+
+A line that makes several variants of a part (``finetune --group-by``) has ``groups``: each
+variant's own patch and embedding scales. A part is put in the units of the variant of its
+nearest good training image (``embedding_groups`` names each one's variant), so a variant
+whose good parts simply sit farther from the bank is not flagged for that.
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ SCORINGS = ("patch", "embedding", "mixed")
 # Bundle files of an anomaly model beside its feature network.
 BANK_FILE = "anomaly/bank.npy"
 EMBEDDINGS_FILE = "anomaly/embeddings.npy"
+GROUPS_FILE = "anomaly/embedding_groups.npy"
 DISTANCE_FILE = "anomaly/distance.onnx"
+BANK_PRECISIONS = ("fp16", "fp32")  # how the banks are stored, smallest first
 VERDICTS = ["good", "defect"]  # the bundle's labels: what a score above the threshold means
 # An int8 model's own scales (``ModelEntry.details``): its features sit elsewhere than fp32's.
 MODEL_SCALES = "anomaly_scales"
-_SCALES = ("patch_scale", "embedding_scale", "normaliser", "map_spread")
+_SCALES = ("patch_scale", "embedding_scale", "normaliser", "map_spread", "groups")
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,26 @@ class ScoreScale:
 
 
 @dataclass(frozen=True)
+class GroupScales:
+    """One variant's scales: those of its good validation parts."""
+
+    name: str
+    patch_scale: ScoreScale
+    embedding_scale: ScoreScale
+
+    @classmethod
+    def from_dict(cls, data: Any) -> GroupScales:
+        try:
+            return cls(
+                str(data["name"]),
+                ScoreScale.from_dict(data["patch_scale"], "group patch_scale"),
+                ScoreScale.from_dict(data["embedding_scale"], "group embedding_scale"),
+            )
+        except (KeyError, TypeError) as exc:
+            raise BundleError(f"manifest anomaly group is malformed ({exc!r})") from None
+
+
+@dataclass(frozen=True)
 class AnomalySpec:
     """The anomaly part of ``edgeft.json`` (``Manifest.anomaly``)."""
 
@@ -62,9 +89,12 @@ class AnomalySpec:
     map_spread: float = 1.0  # spread of single patch distances on good parts: the map's scale
     map_sigma: float = 4.0  # Gaussian smoothing of the defect map, in model-input pixels
     search_rows: int = 1024  # bank rows per engine call: bounds the search's memory
+    bank_precision: str = "fp32"  # the bank files' dtype (the search computes in fp32)
+    groups: tuple[GroupScales, ...] = ()  # per variant, in the order ``embedding_groups`` counts
     bank: str = BANK_FILE
     embeddings: str = EMBEDDINGS_FILE
     distance: str = DISTANCE_FILE
+    embedding_groups: str = GROUPS_FILE
 
     def __post_init__(self) -> None:
         if self.scoring not in SCORINGS:
@@ -72,6 +102,13 @@ class AnomalySpec:
                 f"manifest anomaly scoring {self.scoring!r} is not one of {', '.join(SCORINGS)}"
             )
         check_threshold(self.threshold)
+        if self.bank_precision not in BANK_PRECISIONS:
+            raise BundleError(
+                f"manifest anomaly bank_precision {self.bank_precision!r} is not one of "
+                f"{', '.join(BANK_PRECISIONS)}"
+            )
+        if len({g.name for g in self.groups}) != len(self.groups):
+            raise BundleError("manifest anomaly groups repeat a name")
         if self.search_rows < 1 or self.map_sigma < 0 or not self.map_spread > 0:
             raise BundleError(
                 "manifest anomaly search_rows must be >= 1, map_sigma >= 0 and map_spread > 0"
@@ -79,11 +116,12 @@ class AnomalySpec:
 
     @property
     def files(self) -> dict[str, str]:
-        return {
+        named = {
             self.bank: "memory bank",
             self.embeddings: "embedding bank",
             self.distance: "distance graph",
         }
+        return named | ({self.embedding_groups: "variant of each image"} if self.groups else {})
 
     def scales(self) -> dict[str, Any]:
         """The distance scales and normaliser: what an int8 model re-fits on validation, so
@@ -119,9 +157,12 @@ class AnomalySpec:
                 map_spread=float(data["map_spread"]),
                 map_sigma=float(data.get("map_sigma", 4.0)),
                 search_rows=int(data.get("search_rows", 1024)),
+                bank_precision=str(data.get("bank_precision", "fp32")),
+                groups=tuple(GroupScales.from_dict(g) for g in data.get("groups") or ()),
                 bank=str(data.get("bank", BANK_FILE)),
                 embeddings=str(data.get("embeddings", EMBEDDINGS_FILE)),
                 distance=str(data.get("distance", DISTANCE_FILE)),
+                embedding_groups=str(data.get("embedding_groups", GROUPS_FILE)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"manifest anomaly is malformed ({exc!r})") from None

@@ -49,6 +49,12 @@ def data_inspect(
         render.dataset_report(console, report, SPLITS)
 
 
+# finetune's options that only an anomaly fit takes
+ANOMALY_OPTIONS = {
+    "layers", "bank_size", "scoring", "false_reject", "val_share", "defects_to_val", "group_by",
+}  # fmt: skip
+
+
 @app.command()
 def finetune(
     ctx: typer.Context,
@@ -132,6 +138,13 @@ def finetune(
     defects_to_val: Annotated[
         float, typer.Option(help="anomaly, without val/: share of each test defect moved to val.")
     ] = 0.0,
+    group_by: Annotated[
+        str | None,
+        typer.Option(
+            help="anomaly: a metadata.csv column naming each good part's variant; each "
+            "variant's good parts give it its own scales."
+        ),
+    ] = None,
 ) -> None:
     """Fine-tune a pretrained backbone on an image or text dataset (transfer learning), then QAT;
     or, with --task anomaly, fit an anomaly model on good parts (no training loop).
@@ -154,9 +167,7 @@ def finetune(
         return
     if task != "classification":
         raise EdgeftError(f"--task {task!r}: choose classification or anomaly")
-    anomaly_only = sorted(
-        typed & {"layers", "bank_size", "scoring", "false_reject", "val_share", "defects_to_val"}
-    )
+    anomaly_only = sorted(typed & ANOMALY_OPTIONS)
     if anomaly_only:
         flags = ", ".join("--" + name.replace("_", "-") for name in anomaly_only)
         raise EdgeftError(f"{flags}: only used with --task anomaly")

@@ -86,6 +86,10 @@ def dataset_report(console: Console, report: DatasetReport, splits: Sequence[str
 def bundle_models(console: Console, bundle: Bundle) -> None:
     for entry in bundle.manifest.models:
         console.print(f"{entry.label:24s} {entry.path}  ({bundle.size_of(entry) / 1e6:.1f} MB)")
+    if (spec := bundle.manifest.anomaly) is not None:
+        for rel, what in spec.files.items():
+            shown = f"{what} ({spec.bank_precision})" if rel != spec.distance else what
+            console.print(f"{shown:24s} {rel}  ({bundle.path_of(rel).stat().st_size / 1e6:.2f} MB)")
     console.print(f"bundle written to {bundle.root}")
 
 
@@ -243,6 +247,9 @@ def anomaly_fit(console: Console, run: AnomalyRun) -> None:
         f"{r['val_false_reject']:.3f}, {found}); run written to {run.run_dir}",
         highlight=False,
     )
+    if run.spec.groups:
+        shown = ", ".join(f"{name} ({n} good parts)" for name, n in r["groups"].items())
+        console.print(f"scaled per variant: {shown}", highlight=False)
 
 
 def _figure(scores: dict[str, Any], key: str) -> str:

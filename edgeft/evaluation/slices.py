@@ -34,12 +34,7 @@ def dataset_slices(dataset: ClassificationDataset, split: str) -> dict[str, np.n
 def folder_slices(root: Path, items: Sequence[str | Path]) -> dict[str, np.ndarray]:
     """``"column=value"`` -> a mask over ``items`` (files under ``root``), from the folder's
     ``metadata.csv``; empty without one."""
-    if not (root / METADATA_FILE).is_file():
-        return {}
-    root = root.resolve()
-    with open(root / METADATA_FILE, newline="", encoding="utf-8") as handle:
-        rows = {row.get("file", ""): row for row in csv.DictReader(handle)}
-    cells = [rows.get(_relative(str(item), root), {}) for item in items]
+    cells = metadata_rows(root, items)
     columns = sorted({key for row in cells for key in row} - _NOT_SLICES)
     slices = {}
     for column in columns:
@@ -50,6 +45,16 @@ def folder_slices(root: Path, items: Sequence[str | Path]) -> dict[str, np.ndarr
         for value in distinct:
             slices[f"{column}={_shown(value)}"] = np.array([v == value for v in values])
     return slices
+
+
+def metadata_rows(root: Path, items: Sequence[str | Path]) -> list[dict[str, str]]:
+    """Each item's row of ``root``'s ``metadata.csv`` (``{}`` where it has none)."""
+    if not (root / METADATA_FILE).is_file():
+        return [{} for _ in items]
+    root = root.resolve()
+    with open(root / METADATA_FILE, newline="", encoding="utf-8") as handle:
+        rows = {row.get("file", ""): row for row in csv.DictReader(handle)}
+    return [rows.get(_relative(str(item), root), {}) for item in items]
 
 
 def slice_accuracy(

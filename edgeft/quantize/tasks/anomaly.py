@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeft.anomaly.calibrate import recalibrate
+from edgeft.anomaly.calibrate import ValidationDistances, recalibrate
 from edgeft.anomaly.detection_metrics import auroc
 from edgeft.anomaly.export import record_scores
 from edgeft.anomaly.folder import recorded_folder
@@ -85,8 +85,10 @@ class EngineAnomalyFp32:
         spec = self.head.spec
         if self.data.labels is None:
             return outputs.raw, spec
-        own = recalibrate(spec, outputs.grids, outputs.nearest_good, self.data.labels.astype(bool))
-        raw = raw_scores(own, outputs.patch, outputs.nearest_good)
+        own = recalibrate(spec, ValidationDistances(
+            outputs.grids, outputs.nearest_good, self.data.labels.astype(bool), outputs.group
+        ))  # fmt: skip
+        raw = raw_scores(own, outputs.patch, outputs.nearest_good, outputs.group)
         return raw - raw_at_threshold(own) + raw_at_threshold(spec), own
 
     def scores(self) -> dict[str, Any]:

@@ -52,6 +52,7 @@ class AnomalyOutputs:
     nearest_good: np.ndarray
     probabilities: np.ndarray
     grids: np.ndarray  # the patch distances [N, h, w] the map is made from
+    group: np.ndarray  # the variant of the nearest good image (0 without variants)
 
     embedding = None  # no monitoring sketch: the score is what drifts
 
@@ -113,6 +114,26 @@ def load_bank(bundle: Bundle, rel: str, width: int | None = None) -> np.ndarray:
     return bank.astype(np.float32)
 
 
+def load_groups(bundle: Bundle, spec: AnomalySpec, rows: int) -> np.ndarray:
+    """Each embedding row's variant index (all 0 without variants); checked to name a known
+    variant per row and to leave none without rows."""
+    if not spec.groups:
+        return np.zeros(rows, dtype=np.int64)
+    rel = spec.embedding_groups
+    try:
+        owners = np.load(bundle.path_of(rel), allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{bundle.root}: {rel} is not a readable .npy array ({exc})") from None
+    if owners.shape != (rows,) or owners.dtype.kind not in "iu":
+        raise BundleError(f"{bundle.root}: {rel} must hold one integer per embedding row")
+    if set(np.unique(owners).tolist()) != set(range(len(spec.groups))):
+        raise BundleError(
+            f"{bundle.root}: {rel} must give each of the {len(spec.groups)} variants rows, "
+            "and no others"
+        )
+    return owners
+
+
 class AnomalyHead:
     """What follows the feature network on the box: the chunked nearest-neighbour searches on
     ``engine`` (the bundle's distance graph over its banks), the scores and the maps. Apart
@@ -138,7 +159,11 @@ class AnomalyHead:
         patch_bank = load_bank(bundle, self.spec.bank, int(shapes[PATCHES][1]))
         embeddings = load_bank(bundle, self.spec.embeddings, int(shapes[EMBEDDING][1]))
         self.patch_search = NearestSearch(distance, patch_bank, rows)
-        self.embedding_search = NearestSearch(distance, embeddings, rows)
+        owners = load_groups(bundle, self.spec, len(embeddings))
+        self.embedding_searches = [
+            NearestSearch(distance, embeddings[owners == g], rows)
+            for g in range(max(1, len(self.spec.groups)))
+        ]
         preprocessing = bundle.manifest.preprocessing
         assert isinstance(preprocessing, ImagePreprocessing)
         self.map_size = preprocessing.crop
@@ -153,12 +178,13 @@ class AnomalyHead:
         queries = patches.transpose(0, 2, 3, 1).reshape(-1, c)
         grids = self.patch_search.distances(queries).reshape(n, h, w)
         patch = grids.reshape(n, -1).max(axis=1)
-        nearest_good = self.embedding_search.distances(embedding)
-        raw = raw_scores(spec, patch, nearest_good)
+        nearest = np.stack([search.distances(embedding) for search in self.embedding_searches])
+        nearest_good, group = nearest.min(axis=0), nearest.argmin(axis=0)
+        raw = raw_scores(spec, patch, nearest_good, group)
         maps = normalise_map(spec, defect_maps(grids, self.map_size, spec.map_sigma))
         scores = normalise(spec, raw)
         probabilities = verdict_probabilities(scores, spec.threshold)
-        return AnomalyOutputs(scores, raw, maps, patch, nearest_good, probabilities, grids)
+        return AnomalyOutputs(scores, raw, maps, patch, nearest_good, probabilities, grids, group)
 
 
 class AnomalyPipeline(EngineSession):

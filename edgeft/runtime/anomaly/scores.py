@@ -4,22 +4,37 @@ puts the fitted threshold at 0.5)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from edgeft.bundle.anomaly_spec import AnomalySpec, ScoreScale
 
 
-def _z(distances: np.ndarray, scale: ScoreScale) -> np.ndarray:
-    return (np.asarray(distances, dtype=np.float64) - scale.centre) / scale.spread
+def _z(distances: np.ndarray, scales: Sequence[ScoreScale], group: np.ndarray) -> np.ndarray:
+    centre = np.array([s.centre for s in scales])[group]
+    spread = np.array([s.spread for s in scales])[group]
+    return (np.asarray(distances, dtype=np.float64) - centre) / spread
 
 
-def raw_scores(spec: AnomalySpec, patch: np.ndarray, embedding: np.ndarray) -> np.ndarray:
-    """The combined raw score (in good-part spreads) of each image: what AUROC ranks."""
+def raw_scores(
+    spec: AnomalySpec, patch: np.ndarray, embedding: np.ndarray, group: np.ndarray | None = None
+) -> np.ndarray:
+    """The combined raw score (in good-part spreads) of each image: what AUROC ranks. With
+    ``spec.groups``, ``group`` gives each image's (the index of its nearest good image's)."""
+    if spec.groups:
+        if group is None:
+            raise ValueError("a grouped spec scores each image in its group's units: give group")
+        patch_scales = [g.patch_scale for g in spec.groups]
+        embedding_scales = [g.embedding_scale for g in spec.groups]
+    else:
+        group = np.zeros(len(patch), dtype=np.int64)
+        patch_scales, embedding_scales = [spec.patch_scale], [spec.embedding_scale]
     if spec.scoring == "patch":
-        return _z(patch, spec.patch_scale)
+        return _z(patch, patch_scales, group)
     if spec.scoring == "embedding":
-        return _z(embedding, spec.embedding_scale)
-    return (_z(patch, spec.patch_scale) + _z(embedding, spec.embedding_scale)) / 2
+        return _z(embedding, embedding_scales, group)
+    return (_z(patch, patch_scales, group) + _z(embedding, embedding_scales, group)) / 2
 
 
 def normalise(spec: AnomalySpec, raw: np.ndarray) -> np.ndarray:
