@@ -22,6 +22,7 @@ from edgeft.anomaly.detection_metrics import (
     pixel_auroc,
     pro_auc,
 )
+from edgeft.anomaly.gaussians import RIDGE, fit_gaussians
 from edgeft.errors import DatasetError, EdgeftError
 from edgeft.runtime.anomaly.nearest import nearest_distances
 from edgeft.runtime.anomaly.threshold import threshold_at_false_reject
@@ -85,6 +86,34 @@ def test_the_chunked_search_is_the_brute_force_one(
     brute = np.sqrt(((queries[:, None, :] - bank[None]) ** 2).sum(-1)).min(axis=1)
     found = nearest_distances(queries, bank, max_bytes=max_bytes)
     np.testing.assert_allclose(found, brute, rtol=1e-3, atol=2e-2)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    images=st.integers(3, 40), h=st.integers(1, 4), w=st.integers(1, 4),
+    width=st.integers(1, 12), channels=st.integers(1, 12), seed=st.integers(0, 2**16),
+)  # fmt: skip
+def test_position_gaussians_are_the_textbook_mahalanobis_distance(
+    images: int, h: int, w: int, width: int, channels: int, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    good = rng.normal(rng.normal(0, 3, (h, w, width)), rng.uniform(0.2, 2, width),
+                      (images, h, w, width)).astype(np.float32)  # fmt: skip
+    queries = rng.normal(0, 3, (5, h, w, width)).astype(np.float32)
+    gaussians = fit_gaussians(good, channels, seed)
+    chosen = gaussians.channels
+    assert len(chosen) == min(channels, width) == len(set(chosen.tolist()))
+    for y in range(h):
+        for x in range(w):
+            cell = good[:, y, x][:, chosen].astype(np.float64)
+            covariance = np.atleast_2d(np.cov(cell, rowvar=False)) + RIDGE * np.eye(len(chosen))
+            centred = queries[:, y, x][:, chosen] - cell.mean(axis=0)
+            textbook = np.sqrt(
+                np.einsum("ni,ij,nj->n", centred, np.linalg.inv(covariance), centred)
+            )
+            np.testing.assert_allclose(
+                gaussians.distances(queries)[:, y, x], textbook, rtol=2e-3, atol=2e-3
+            )
 
 
 def test_the_coreset_covers_better_than_a_random_subset() -> None:

@@ -251,18 +251,23 @@ def test_bad_fits_are_refused_before_a_run_folder_exists(
     assert result.returncode == 2 and "only used with --task anomaly" in result.stderr
 
 
-def test_variants_are_scaled_apart_and_routed_by_the_nearest_good_part(tmp_path: Path) -> None:
+def test_variants_and_gaussians_fit_export_and_route_by_the_nearest_good_part(
+    tmp_path: Path,
+) -> None:
     data = make_variant_folder(tmp_path / "parts")
     fit = run("finetune", "--task", "anomaly", "--data", str(data), "--group-by", "variant",
-              "--out", str(tmp_path / "run"), *FIT)  # fmt: skip
+              "--gaussians", "16", "--out", str(tmp_path / "run"), *FIT)  # fmt: skip
     assert fit.returncode == 0, fit.stderr
     assert "scaled per variant: ribbed (" in fit.stdout and "woven (" in fit.stdout
+    assert "scoring all" in fit.stdout  # good parts only: the widest mix
     result = run("export", str(tmp_path / "run"), "--out", str(tmp_path / "bundle"))
     assert result.returncode == 0, result.stderr
     bundle = Bundle.load(tmp_path / "bundle")
     spec = bundle.manifest.anomaly
     assert spec is not None and [g.name for g in spec.groups] == ["ribbed", "woven"]
-    assert spec.embedding_groups in bundle.manifest.files  # hashed like the banks
+    assert len(spec.gaussian_channels) == 16
+    for rel in (spec.embedding_groups, spec.gaussian_mean, spec.gaussian_precision):
+        assert rel in bundle.manifest.files  # hashed like the banks
     # the ribbed parts sit farther from the bank: their own scales are wider
     ribbed, woven = spec.groups
     assert ribbed.patch_scale.centre > woven.patch_scale.centre
@@ -275,7 +280,7 @@ def test_variants_are_scaled_apart_and_routed_by_the_nearest_good_part(tmp_path:
         assert outputs.group.tolist() == expected
     # an int8 model re-fits the scales of each variant, keeping their names
     val = ValidationDistances(outputs.grids, outputs.nearest_good, np.zeros(len(parts), bool),
-                              outputs.group)  # fmt: skip
+                              outputs.group, outputs.gaussian)  # fmt: skip
     assert [g.name for g in recalibrate(spec, val).groups] == ["ribbed", "woven"]
     # the variant file is held to its hash, like the banks
     np.save(tmp_path / "bundle" / spec.embedding_groups, np.zeros(48, dtype=np.int32))
@@ -497,13 +502,8 @@ def test_quantize_holds_the_feature_network_to_the_detection_budget(
         assert details is not None and details.budget_metric == "false-reject"
         assert details.val_drop_points is not None and details.val_drop_points <= 40
         scales = entry.details["anomaly_scales"]
-        assert set(scales) == {
-            "patch_scale",
-            "embedding_scale",
-            "normaliser",
-            "map_spread",
-            "groups",
-        }
+        assert set(scales) == {"patch_scale", "embedding_scale", "gaussian_scale", "normaliser",
+                               "map_spread", "groups"}  # fmt: skip
         assert set(entry.metrics["val"]) >= {"items", "false_reject", "agreement"}
         assert entry.reference_outputs is not None  # what validate holds the box to
     assert manifest.anomaly == Bundle.load(fitted["bundle"]).manifest.anomaly  # fp32's as it was

@@ -16,30 +16,43 @@ from typing import Any
 import numpy as np
 
 from edgeft.anomaly.detection_metrics import auroc, f1_best_threshold
-from edgeft.bundle.anomaly_spec import SCORINGS, AnomalySpec, GroupScales, ScoreScale
+from edgeft.bundle.anomaly_spec import PARTS, AnomalySpec, GroupScales, ScoreScale
 from edgeft.errors import EdgeftError
-from edgeft.runtime.anomaly.scores import raw_scores
+from edgeft.runtime.anomaly.scores import ImageDistances, raw_scores
 from edgeft.runtime.anomaly.threshold import threshold_at_false_reject
 
 AUTO = "auto"
-# With good parts only, nothing says which scoring is best: the mix (best on ELPV, see
-# benchmarks/results/anomaly_elpv.md) sees both small defects and whole-part ones.
-GOOD_ONLY_SCORING = "mixed"
+# With good parts only, nothing says which scoring is best: the mix of every distance fitted
+# (best on ELPV, see benchmarks/results/anomaly_elpv.md) sees small defects and whole-part ones.
+GOOD_ONLY_SCORINGS = ("all", "mixed")  # the first whose distances were fitted
+TIE_ORDER = ("all", "mixed", "patch", "gaussian", "embedding")
 
 
 @dataclass(frozen=True)
 class ValidationDistances:
     """Each validation item's patch distances ``[N, h, w]``, embedding distance, whether it
-    is defective and (with variants) its group: its nearest good training image's."""
+    is defective, (with variants) its group: its nearest good training image's, and (with
+    Gaussians) its worst position's Mahalanobis distance."""
 
     grids: np.ndarray
     embedding: np.ndarray
     defective: np.ndarray
     group: np.ndarray | None = None
+    gaussian: np.ndarray | None = None
 
     @property
     def patch(self) -> np.ndarray:
         return self.grids.reshape(len(self.grids), -1).max(axis=1)
+
+    @property
+    def distances(self) -> ImageDistances:
+        return ImageDistances(self.patch, self.embedding, self.gaussian, self.group)
+
+    @property
+    def scorings(self) -> tuple[str, ...]:
+        """The scorings these distances can make."""
+        return tuple(s for s, parts in PARTS.items()
+                     if self.gaussian is not None or "gaussian" not in parts)  # fmt: skip
 
     @property
     def has_defects(self) -> bool:
@@ -61,6 +74,7 @@ def recalibrate(spec: AnomalySpec, val: ValidationDistances) -> AnomalySpec:
     fitted, _ = calibrate(
         val, spec.scoring, rate, [g.name for g in spec.groups],
         map_sigma=spec.map_sigma, search_rows=spec.search_rows,
+        gaussian_channels=spec.gaussian_channels,
     )  # fmt: skip
     return replace(spec, **{k: getattr(fitted, k) for k in spec.scales()})
 
@@ -75,16 +89,22 @@ def calibrate(
     """The spec (scales, scoring, normaliser, threshold 0.5) and what was measured choosing
     it; ``groups`` names the variants ``val.group`` counts; ``spec`` passes the other
     ``AnomalySpec`` fields (map smoothing, search chunk)."""
-    if scoring not in (AUTO, *SCORINGS):
-        raise EdgeftError(f"scoring {scoring!r}: choose {AUTO} or one of {', '.join(SCORINGS)}")
+    if scoring not in (AUTO, *val.scorings):
+        raise EdgeftError(
+            f"scoring {scoring!r}: choose {AUTO} or one of {', '.join(val.scorings)}"
+            + ("" if val.gaussian is not None else " (the others need --gaussians)")
+        )
     good = ~val.defective
     if not good.any():
         raise EdgeftError("validation holds no good parts: the scores have no scale")
     placeholder = ScoreScale(0.0, 1.0)
     base = AnomalySpec(
-        scoring=GOOD_ONLY_SCORING if scoring == AUTO else scoring,
+        scoring=next(s for s in GOOD_ONLY_SCORINGS if s in val.scorings)
+        if scoring == AUTO
+        else scoring,
         patch_scale=scale_of(val.patch[good]),
         embedding_scale=scale_of(val.embedding[good]),
+        gaussian_scale=None if val.gaussian is None else scale_of(val.gaussian[good]),
         normaliser=placeholder,
         map_spread=scale_of(val.grids[good].ravel()).spread,
         groups=tuple(_group_scales(val, groups)),
@@ -92,22 +112,18 @@ def calibrate(
     )
 
     def raw(candidate: str) -> np.ndarray:
-        return raw_scores(replace(base, scoring=candidate), val.patch, val.embedding, val.group)
+        return raw_scores(replace(base, scoring=candidate), val.distances)
 
     report: dict[str, Any] = {
         "val_items": len(val.defective),
         "val_defects": int(val.defective.sum()),
     }
     if val.has_defects:
-        report["val_auroc"] = {s: auroc(raw(s), val.defective) for s in SCORINGS}
-        if scoring == AUTO:  # ties go to the mix, then patch
+        report["val_auroc"] = {s: auroc(raw(s), val.defective) for s in val.scorings}
+        if scoring == AUTO:  # ties go to the mixes, then patch
             best = max(report["val_auroc"].values())
-            base = replace(
-                base,
-                scoring=next(
-                    s for s in ("mixed", "patch", "embedding") if report["val_auroc"][s] == best
-                ),
-            )
+            chosen = next(s for s in TIE_ORDER if report["val_auroc"].get(s) == best)
+            base = replace(base, scoring=chosen)
         scores = raw(base.scoring)
         cut = f1_best_threshold(scores, val.defective)
         rule: dict[str, Any] = {"rule": "f1-best"}
@@ -141,5 +157,8 @@ def _group_scales(val: ValidationDistances, groups: Sequence[str]) -> list[Group
                 "training images; its scale needs at least 2 (add good parts of it to val/, "
                 "or raise --val-share)"
             )
-        scales.append(GroupScales(name, scale_of(val.patch[own]), scale_of(val.embedding[own])))
+        gaussian = None if val.gaussian is None else scale_of(val.gaussian[own])
+        scales.append(
+            GroupScales(name, scale_of(val.patch[own]), scale_of(val.embedding[own]), gaussian)
+        )
     return scales

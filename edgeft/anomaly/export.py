@@ -28,6 +28,8 @@ from edgeft.anomaly.fit import (
     EMBEDDING_GROUPS,
     EMBEDDINGS,
     FEATURES,
+    GAUSSIAN_MEAN,
+    GAUSSIAN_PRECISION,
     SCORING,
     VALIDATION,
     VALIDATION_GRIDS,
@@ -61,7 +63,7 @@ from edgeft.runtime.anomaly.detector import (
     AnomalyOutputs,
 )
 from edgeft.runtime.anomaly.maps import defect_maps
-from edgeft.runtime.anomaly.scores import normalise, normalise_map, raw_scores
+from edgeft.runtime.anomaly.scores import ImageDistances, normalise, normalise_map, raw_scores
 from edgeft.runtime.encoders import ImageEncoder
 from edgeft.runtime.engines import open_session
 from edgeft.train.checkpoint import load_weights
@@ -190,9 +192,15 @@ def _store_banks(
 def _write_banks(staging: Path, run_dir: Path, manifest: Manifest, precision: str) -> Bundle:
     assert manifest.anomaly is not None
     manifest.anomaly = spec = replace(manifest.anomaly, bank_precision=precision)
-    for name, rel in ((BANK, spec.bank), (EMBEDDINGS, spec.embeddings)):
-        bank = np.load(run_dir / name, allow_pickle=False)
-        np.save(staging / rel, bank.astype(BANK_DTYPES[precision]), allow_pickle=False)
+    arrays = [(BANK, spec.bank), (EMBEDDINGS, spec.embeddings)]
+    if spec.gaussian_channels:
+        arrays += [
+            (GAUSSIAN_MEAN, spec.gaussian_mean),
+            (GAUSSIAN_PRECISION, spec.gaussian_precision),
+        ]
+    for name, rel in arrays:
+        array = np.load(run_dir / name, allow_pickle=False)
+        np.save(staging / rel, array.astype(BANK_DTYPES[precision]), allow_pickle=False)
     if spec.groups:
         (staging / spec.embedding_groups).write_bytes((run_dir / EMBEDDING_GROUPS).read_bytes())
     write_manifest(staging, manifest)
@@ -282,10 +290,13 @@ def agreement_with_fit(bundle: Bundle, run_dir: Path) -> dict[str, dict[str, Any
         return {}
     spec = bundle.manifest.anomaly
     assert spec is not None
-    patch = np.array([item["patch"] for item in fitted])
-    embedding = np.array([item["embedding"] for item in fitted])
-    group = np.array([item.get("group", 0) for item in fitted], dtype=np.int64)
-    expected_scores = normalise(spec, raw_scores(spec, patch, embedding, group))
+    distances = ImageDistances(
+        np.array([item["patch"] for item in fitted]),
+        np.array([item["embedding"] for item in fitted]),
+        np.array([item["gaussian"] for item in fitted]) if spec.gaussian_channels else None,
+        np.array([item.get("group", 0) for item in fitted], dtype=np.int64),
+    )
+    expected_scores = normalise(spec, raw_scores(spec, distances))
     grids = np.load(run_dir / VALIDATION_GRIDS, allow_pickle=False)
     checked = {}
     for entry in bundle.manifest.models:

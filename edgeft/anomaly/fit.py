@@ -8,7 +8,8 @@ at all (staged, then renamed), so a refused or interrupted fit leaves nothing be
 Run folder: ``run.json`` (what was fitted: backbone record, layers, preprocessing, dataset),
 ``recipe.json``, ``features.safetensors`` (the feature network export reads), ``bank.npy`` and
 ``embeddings.npy`` (the memory banks; ``embedding_groups.npy``, each good image's variant,
-with ``--group-by``), ``scoring.json`` (``AnomalySpec``), ``metrics.json``, and
+with ``--group-by``; ``gaussian_mean.npy`` and ``gaussian_precision.npy`` with
+``--gaussians``), ``scoring.json`` (``AnomalySpec``), ``metrics.json``, and
 the validation items' fitted distances (``validation.json``, ``validation_grids.npy``) that the
 exported model is held to.
 """
@@ -52,6 +53,8 @@ FEATURES = "features.safetensors"
 BANK = "bank.npy"
 EMBEDDINGS = "embeddings.npy"
 EMBEDDING_GROUPS = "embedding_groups.npy"
+GAUSSIAN_MEAN = "gaussian_mean.npy"
+GAUSSIAN_PRECISION = "gaussian_precision.npy"
 SCORING = "scoring.json"
 VALIDATION = "validation.json"  # each validation item's fitted distances: what export must match
 VALIDATION_GRIDS = "validation_grids.npy"
@@ -65,7 +68,8 @@ class AnomalyRecipe:
     the threshold may flag when no defects are labelled; without ``val/``, ``val_share`` of
     ``train/good`` (and ``defects_to_val`` of each ``test/<defect>``) become validation;
     ``group_by`` names the ``metadata.csv`` column that gives each good part's variant, whose
-    good parts then give it its own scales (a part takes its nearest good image's variant)."""
+    good parts then give it its own scales (a part takes its nearest good image's variant);
+    ``gaussians`` adds per-position Gaussians (PaDiM) over that many feature channels."""
 
     data: str
     model: str = "mobilenet_v2"
@@ -82,6 +86,7 @@ class AnomalyRecipe:
     seed: int = 0
     init_from: str | None = None  # a run to refit with ``data``'s new good parts added
     group_by: str | None = None
+    gaussians: int | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.val_share < 1 or not 0 <= self.defects_to_val < 1:
@@ -90,6 +95,8 @@ class AnomalyRecipe:
             raise EdgeftError("--false-reject must be a share in [0, 1)")
         if self.scoring not in (AUTO, *SCORINGS):
             raise EdgeftError(f"scoring {self.scoring!r}: choose {AUTO} or {', '.join(SCORINGS)}")
+        if self.gaussians is not None and self.gaussians < 1:
+            raise EdgeftError("--gaussians must be a number of channels >= 1")
         if self.image_size < 32 or self.bank_size < 1 or self.sample < self.bank_size:
             raise EdgeftError("--image-size must be >= 32, and --bank-size between 1 and sample")
 
@@ -100,6 +107,7 @@ class AnomalyRecipe:
             bank_size=self.bank_size,
             sample=self.sample,
             seed=self.seed,
+            gaussians=self.gaussians,
         )
 
     @classmethod
@@ -185,11 +193,14 @@ def fit_anomaly(
         val = model.score([i.path for i in folder.val], progress)
     defective = np.array([i.is_defective for i in folder.val])
     spec, report = calibrate(
-        ValidationDistances(val.maps, val.embedding, defective, val.group),
+        ValidationDistances(val.maps, val.embedding, defective, val.group, val.gaussian),
         recipe.scoring,
         recipe.false_reject,
         groups,
         map_sigma=recipe.map_sigma,
+        gaussian_channels=()
+        if model.gaussians is None
+        else tuple(model.gaussians.channels.tolist()),
     )
     report = {"fit_seconds": round(fit_seconds, 2), "bank_rows": len(model.bank)} | report
     if owners is not None:
@@ -212,7 +223,10 @@ def fit_anomaly(
                 "embedding": float(e),
                 "group": int(g),
             }
-            for i, p, e, g in zip(folder.val, val.patch, val.embedding, val.group, strict=True)
+            | ({} if val.gaussian is None else {"gaussian": float(val.gaussian[n])})
+            for n, (i, p, e, g) in enumerate(
+                zip(folder.val, val.patch, val.embedding, val.group, strict=True)
+            )
         ]
     }
     with staged_folder(out) as staging:
@@ -256,6 +270,9 @@ def _write_run(
     np.save(staging / EMBEDDINGS, model.embeddings.astype(np.float32), allow_pickle=False)
     if model.embedding_groups is not None:
         np.save(staging / EMBEDDING_GROUPS, model.embedding_groups, allow_pickle=False)
+    if model.gaussians is not None:
+        np.save(staging / GAUSSIAN_MEAN, model.gaussians.mean, allow_pickle=False)
+        np.save(staging / GAUSSIAN_PRECISION, model.gaussians.precision, allow_pickle=False)
     recipe_dict = asdict(replace(recipe, layers=tuple(run["layers"])))
     for name, content in (
         (RUN, run),

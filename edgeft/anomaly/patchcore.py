@@ -4,7 +4,8 @@ Fit: every good training image's patch features, a random sample of them reduced
 coreset to the memory bank, and each image's pooled embedding. Score: each patch's distance to
 its nearest bank patch is the defect map; its maximum is the patch score (small, local defects:
 a crack); the distance of the image embedding to its nearest good image is the embedding score
-(whole-object anomalies: a wrong or missing part, a dark cell).
+(whole-object anomalies: a wrong or missing part, a dark cell). With ``gaussians``, per-position
+Gaussians of the same patch features too (PaDiM): how unusual each patch is for its place.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from torch import nn
 
 from edgeft.anomaly.coreset import greedy_coreset
 from edgeft.anomaly.features import PatchFeatures
+from edgeft.anomaly.gaussians import fit_gaussians
 from edgeft.bundle.manifest import ImagePreprocessing
+from edgeft.runtime.anomaly.gaussians import PositionGaussians
 from edgeft.runtime.anomaly.nearest import nearest_distances
 from edgeft.runtime.preprocess import ImagePreprocessor
 
@@ -39,17 +42,20 @@ class PatchCoreSettings:
     bank_size: int = 3000
     sample: int = 200_000  # random training patches the coreset chooses from
     seed: int = 0
+    gaussians: int | None = None  # channels of per-position Gaussians (PaDiM); None: none
 
 
 @dataclass
 class AnomalyScores:
     """Per image: the defect map ``[N, h, w]`` (patch distances), the patch score (its
-    maximum), the embedding score and the group of the nearest good image (0 without groups)."""
+    maximum), the embedding score, the group of the nearest good image (0 without groups) and
+    the worst position's Mahalanobis distance (where Gaussians were fitted)."""
 
     maps: np.ndarray
     patch: np.ndarray
     embedding: np.ndarray
     group: np.ndarray
+    gaussian: np.ndarray | None = None
 
 
 @dataclass
@@ -63,6 +69,7 @@ class PatchCoreModel:
     embeddings: np.ndarray
     settings: PatchCoreSettings
     embedding_groups: np.ndarray | None = None
+    gaussians: PositionGaussians | None = None
 
     def features(
         self, images: Sequence[Path], progress: Progress | None = None, what: str = "features"
@@ -78,8 +85,15 @@ class PatchCoreModel:
             self.embeddings[owners == g] for g in range(int(owners.max()) + 1)
         ]  # fmt: skip
         nearest = np.stack([nearest_distances(embeddings, rows) for rows in groups])
+        gaussian = None
+        if self.gaussians is not None:
+            gaussian = self.gaussians.distances(patches).reshape(n, -1).max(axis=1)
         return AnomalyScores(
-            maps, maps.reshape(n, -1).max(axis=1), nearest.min(axis=0), nearest.argmin(axis=0)
+            maps,
+            maps.reshape(n, -1).max(axis=1),
+            nearest.min(axis=0),
+            nearest.argmin(axis=0),
+            gaussian,
         )
 
 
@@ -134,4 +148,7 @@ def fit_patchcore(
     generator = torch.Generator().manual_seed(settings.seed)
     sample = flat[torch.randperm(len(flat), generator=generator)[: settings.sample]]
     bank = sample[greedy_coreset(sample, settings.bank_size, seed=settings.seed)].numpy()
-    return PatchCoreModel(network, preprocessing, bank, embeddings, settings)
+    gaussians = None
+    if settings.gaussians:
+        gaussians = fit_gaussians(patches, settings.gaussians, settings.seed)
+    return PatchCoreModel(network, preprocessing, bank, embeddings, settings, gaussians=gaussians)

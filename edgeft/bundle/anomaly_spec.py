@@ -2,9 +2,10 @@
 one score, and the threshold on it.
 
 A raw score is a distance, on a scale that differs per backbone and per line. Each part (the
-worst patch, the image embedding) is first put in units of its spread over good validation
-parts, ``z = (distance - centre) / spread``; ``scoring`` says which parts count (``mixed``: their
-mean). That raw score then goes through a logistic placed so the threshold chosen at fit reads
+worst patch, the image embedding, and with ``finetune --gaussians`` the worst Mahalanobis
+distance to the per-position Gaussians) is first put in units of its spread over good
+validation parts, ``z = (distance - centre) / spread``; ``scoring`` says which parts count and
+are averaged (``PARTS``). That raw score then goes through a logistic placed so the threshold chosen at fit reads
 0.5 (``normaliser``): every model's score is in (0, 1), higher is more anomalous, and a
 threshold of 0.5 means the same thing (the chosen operating point) for every model. Moving the
 threshold (``edgeft threshold``) changes only ``threshold``; the normaliser stays, so scores
@@ -24,17 +25,27 @@ from typing import Any
 
 from edgeft.errors import BundleError
 
-SCORINGS = ("patch", "embedding", "mixed")
+# Each scoring: the distances it averages (in good-part spreads).
+PARTS = {
+    "patch": ("patch",),
+    "embedding": ("embedding",),
+    "mixed": ("patch", "embedding"),
+    "gaussian": ("gaussian",),
+    "all": ("patch", "embedding", "gaussian"),
+}
+SCORINGS = tuple(PARTS)
 # Bundle files of an anomaly model beside its feature network.
 BANK_FILE = "anomaly/bank.npy"
 EMBEDDINGS_FILE = "anomaly/embeddings.npy"
 GROUPS_FILE = "anomaly/embedding_groups.npy"
+GAUSSIAN_MEAN_FILE = "anomaly/gaussian_mean.npy"
+GAUSSIAN_PRECISION_FILE = "anomaly/gaussian_precision.npy"
 DISTANCE_FILE = "anomaly/distance.onnx"
 BANK_PRECISIONS = ("fp16", "fp32")  # how the banks are stored, smallest first
 VERDICTS = ["good", "defect"]  # the bundle's labels: what a score above the threshold means
 # An int8 model's own scales (``ModelEntry.details``): its features sit elsewhere than fp32's.
 MODEL_SCALES = "anomaly_scales"
-_SCALES = ("patch_scale", "embedding_scale", "normaliser", "map_spread", "groups")
+_SCALES = ("patch_scale", "embedding_scale", "gaussian_scale", "normaliser", "map_spread", "groups")
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,7 @@ class GroupScales:
     name: str
     patch_scale: ScoreScale
     embedding_scale: ScoreScale
+    gaussian_scale: ScoreScale | None = None
 
     @classmethod
     def from_dict(cls, data: Any) -> GroupScales:
@@ -71,6 +83,7 @@ class GroupScales:
                 str(data["name"]),
                 ScoreScale.from_dict(data["patch_scale"], "group patch_scale"),
                 ScoreScale.from_dict(data["embedding_scale"], "group embedding_scale"),
+                _optional_scale(data.get("gaussian_scale"), "group gaussian_scale"),
             )
         except (KeyError, TypeError) as exc:
             raise BundleError(f"manifest anomaly group is malformed ({exc!r})") from None
@@ -91,10 +104,14 @@ class AnomalySpec:
     search_rows: int = 1024  # bank rows per engine call: bounds the search's memory
     bank_precision: str = "fp32"  # the bank files' dtype (the search computes in fp32)
     groups: tuple[GroupScales, ...] = ()  # per variant, in the order ``embedding_groups`` counts
+    gaussian_scale: ScoreScale | None = None
+    gaussian_channels: tuple[int, ...] = ()  # the patch channels the Gaussians are over
     bank: str = BANK_FILE
     embeddings: str = EMBEDDINGS_FILE
     distance: str = DISTANCE_FILE
     embedding_groups: str = GROUPS_FILE
+    gaussian_mean: str = GAUSSIAN_MEAN_FILE
+    gaussian_precision: str = GAUSSIAN_PRECISION_FILE
 
     def __post_init__(self) -> None:
         if self.scoring not in SCORINGS:
@@ -106,6 +123,12 @@ class AnomalySpec:
             raise BundleError(
                 f"manifest anomaly bank_precision {self.bank_precision!r} is not one of "
                 f"{', '.join(BANK_PRECISIONS)}"
+            )
+        gaussian = self.gaussian_channels and self.gaussian_scale is not None
+        if "gaussian" in PARTS[self.scoring] and not gaussian:
+            raise BundleError(
+                f"manifest anomaly scoring {self.scoring!r} needs gaussian_channels and "
+                "gaussian_scale"
             )
         if len({g.name for g in self.groups}) != len(self.groups):
             raise BundleError("manifest anomaly groups repeat a name")
@@ -121,7 +144,12 @@ class AnomalySpec:
             self.embeddings: "embedding bank",
             self.distance: "distance graph",
         }
-        return named | ({self.embedding_groups: "variant of each image"} if self.groups else {})
+        if self.groups:
+            named[self.embedding_groups] = "variant of each image"
+        if self.gaussian_channels:
+            named[self.gaussian_mean] = "gaussian means"
+            named[self.gaussian_precision] = "gaussian precisions"
+        return named
 
     def scales(self) -> dict[str, Any]:
         """The distance scales and normaliser: what an int8 model re-fits on validation, so
@@ -159,13 +187,21 @@ class AnomalySpec:
                 search_rows=int(data.get("search_rows", 1024)),
                 bank_precision=str(data.get("bank_precision", "fp32")),
                 groups=tuple(GroupScales.from_dict(g) for g in data.get("groups") or ()),
+                gaussian_scale=_optional_scale(data.get("gaussian_scale"), "gaussian_scale"),
+                gaussian_channels=tuple(int(c) for c in data.get("gaussian_channels") or ()),
                 bank=str(data.get("bank", BANK_FILE)),
                 embeddings=str(data.get("embeddings", EMBEDDINGS_FILE)),
                 distance=str(data.get("distance", DISTANCE_FILE)),
                 embedding_groups=str(data.get("embedding_groups", GROUPS_FILE)),
+                gaussian_mean=str(data.get("gaussian_mean", GAUSSIAN_MEAN_FILE)),
+                gaussian_precision=str(data.get("gaussian_precision", GAUSSIAN_PRECISION_FILE)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"manifest anomaly is malformed ({exc!r})") from None
+
+
+def _optional_scale(data: Any, what: str) -> ScoreScale | None:
+    return None if data is None else ScoreScale.from_dict(data, what)
 
 
 def check_threshold(threshold: float) -> float:

@@ -52,6 +52,7 @@ def data_inspect(
 # finetune's options that only an anomaly fit takes
 ANOMALY_OPTIONS = {
     "layers", "bank_size", "scoring", "false_reject", "val_share", "defects_to_val", "group_by",
+    "gaussians",
 }  # fmt: skip
 
 
@@ -124,7 +125,11 @@ def finetune(
         int, typer.Option(help="anomaly: patches kept in the memory bank.")
     ] = 3000,
     scoring: Annotated[
-        str, typer.Option(help="anomaly: patch, embedding, mixed or auto (best on val).")
+        str,
+        typer.Option(
+            help="anomaly: patch, embedding, mixed (the two), with --gaussians also gaussian and "
+            "all (the three); or auto (best on val, else the widest mix)."
+        ),
     ] = "auto",
     false_reject: Annotated[
         float,
@@ -143,6 +148,14 @@ def finetune(
         typer.Option(
             help="anomaly: a metadata.csv column naming each good part's variant; each "
             "variant's good parts give it its own scales."
+        ),
+    ] = None,
+    gaussians: Annotated[
+        int | None,
+        typer.Option(
+            help="anomaly: also fit a Gaussian per image position (PaDiM) over this many "
+            "feature channels, for parts that are aligned in the image (e.g. 64).",
+            min=1,
         ),
     ] = None,
 ) -> None:

@@ -85,10 +85,13 @@ class EngineAnomalyFp32:
         spec = self.head.spec
         if self.data.labels is None:
             return outputs.raw, spec
-        own = recalibrate(spec, ValidationDistances(
-            outputs.grids, outputs.nearest_good, self.data.labels.astype(bool), outputs.group
-        ))  # fmt: skip
-        raw = raw_scores(own, outputs.patch, outputs.nearest_good, outputs.group)
+        gaussian = outputs.gaussian if spec.gaussian_channels else None
+        val = ValidationDistances(
+            outputs.grids, outputs.nearest_good, self.data.labels.astype(bool), outputs.group,
+            gaussian,
+        )  # fmt: skip
+        own = recalibrate(spec, val)
+        raw = raw_scores(own, val.distances)
         return raw - raw_at_threshold(own) + raw_at_threshold(spec), own
 
     def scores(self) -> dict[str, Any]:

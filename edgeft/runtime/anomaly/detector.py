@@ -17,9 +17,10 @@ from edgeft.atomic import replace_atomically
 from edgeft.bundle import Bundle, ImagePreprocessing, ModelEntry, TensorSpec
 from edgeft.bundle.anomaly_spec import AnomalySpec
 from edgeft.errors import BundleError, EdgeftError
+from edgeft.runtime.anomaly.gaussians import PositionGaussians
 from edgeft.runtime.anomaly.maps import defect_maps
 from edgeft.runtime.anomaly.overlay import overlay_png
-from edgeft.runtime.anomaly.scores import normalise, normalise_map, raw_scores
+from edgeft.runtime.anomaly.scores import ImageDistances, normalise, normalise_map, raw_scores
 from edgeft.runtime.anomaly.search import NearestSearch
 from edgeft.runtime.encoders import ImageEncoder
 from edgeft.runtime.engines import EngineSession, open_session
@@ -53,6 +54,7 @@ class AnomalyOutputs:
     probabilities: np.ndarray
     grids: np.ndarray  # the patch distances [N, h, w] the map is made from
     group: np.ndarray  # the variant of the nearest good image (0 without variants)
+    gaussian: np.ndarray  # the worst position's Mahalanobis distance (0 without Gaussians)
 
     embedding = None  # no monitoring sketch: the score is what drifts
 
@@ -95,23 +97,41 @@ class AnomalyResult:
         return shown | ({"overlay": str(self.overlay)} if self.overlay else {})
 
 
-def load_bank(bundle: Bundle, rel: str, width: int | None = None) -> np.ndarray:
-    """A bank file as a float32 ``[rows, width]`` array; never unpickled (``allow_pickle``
-    off), its dtype and shape checked (its bytes were checked against the manifest's hash)."""
+def load_array(bundle: Bundle, rel: str, shape: tuple[int | None, ...]) -> np.ndarray:
+    """A float16/float32 array file of the bundle as float32, of ``shape`` (None: any size,
+    but not empty); never unpickled (``allow_pickle`` off; its bytes were checked against the
+    manifest's hash)."""
     try:
-        bank = np.load(bundle.path_of(rel), allow_pickle=False)
+        array = np.load(bundle.path_of(rel), allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise BundleError(f"{bundle.root}: {rel} is not a readable .npy array ({exc})") from None
-    if bank.ndim != 2 or len(bank) == 0 or bank.dtype not in (np.float16, np.float32):
+    fits = array.ndim == len(shape) and all(
+        n > 0 if want is None else n == want for n, want in zip(array.shape, shape, strict=True)
+    )
+    if not fits or array.dtype not in (np.float16, np.float32):
+        wanted = "x".join("N" if n is None else str(n) for n in shape)
         raise BundleError(
-            f"{bundle.root}: {rel} must be a non-empty 2-D float16/float32 array, "
-            f"got {bank.dtype} {bank.shape}"
+            f"{bundle.root}: {rel} must be a float16/float32 array of shape {wanted} (the "
+            f"model's), got {array.dtype} {array.shape}"
         )
-    if width is not None and bank.shape[1] != width:
-        raise BundleError(
-            f"{bundle.root}: {rel} rows have {bank.shape[1]} values, the model gives {width}"
-        )
-    return bank.astype(np.float32)
+    return array.astype(np.float32)
+
+
+def load_gaussians(
+    bundle: Bundle, spec: AnomalySpec, grid: tuple[int, int, int]
+) -> PositionGaussians | None:
+    """The per-position Gaussians, where the spec has them, for patch features ``(C, h, w)``."""
+    if not spec.gaussian_channels:
+        return None
+    width, h, w = grid
+    channels = np.array(spec.gaussian_channels, dtype=np.int64)
+    if channels.min() < 0 or channels.max() >= width:
+        raise BundleError(f"{bundle.root}: gaussian_channels must be below {width}")
+    d = len(channels)
+    mean = load_array(bundle, spec.gaussian_mean, (h, w, d))
+    return PositionGaussians(
+        channels, mean, load_array(bundle, spec.gaussian_precision, (h, w, d, d))
+    )
 
 
 def load_groups(bundle: Bundle, spec: AnomalySpec, rows: int) -> np.ndarray:
@@ -156,8 +176,10 @@ class AnomalyHead:
         )  # fmt: skip
         shapes = {t.name: t.shape for t in bundle.manifest.outputs}
         rows = self.spec.search_rows
-        patch_bank = load_bank(bundle, self.spec.bank, int(shapes[PATCHES][1]))
-        embeddings = load_bank(bundle, self.spec.embeddings, int(shapes[EMBEDDING][1]))
+        patch_bank = load_array(bundle, self.spec.bank, (None, int(shapes[PATCHES][1])))
+        embeddings = load_array(bundle, self.spec.embeddings, (None, int(shapes[EMBEDDING][1])))
+        grid = tuple(int(n) for n in shapes[PATCHES][1:])
+        self.gaussians = load_gaussians(bundle, self.spec, grid)  # type: ignore[arg-type]
         self.patch_search = NearestSearch(distance, patch_bank, rows)
         owners = load_groups(bundle, self.spec, len(embeddings))
         self.embedding_searches = [
@@ -180,11 +202,17 @@ class AnomalyHead:
         patch = grids.reshape(n, -1).max(axis=1)
         nearest = np.stack([search.distances(embedding) for search in self.embedding_searches])
         nearest_good, group = nearest.min(axis=0), nearest.argmin(axis=0)
-        raw = raw_scores(spec, patch, nearest_good, group)
+        gaussian = None
+        if self.gaussians is not None:
+            gaussian = self.gaussians.distances(queries.reshape(n, h, w, c)).reshape(n, -1).max(1)
+        raw = raw_scores(spec, ImageDistances(patch, nearest_good, gaussian, group))
         maps = normalise_map(spec, defect_maps(grids, self.map_size, spec.map_sigma))
         scores = normalise(spec, raw)
         probabilities = verdict_probabilities(scores, spec.threshold)
-        return AnomalyOutputs(scores, raw, maps, patch, nearest_good, probabilities, grids, group)
+        return AnomalyOutputs(
+            scores, raw, maps, patch, nearest_good, probabilities, grids, group,
+            np.zeros(n) if gaussian is None else gaussian,
+        )  # fmt: skip
 
 
 class AnomalyPipeline(EngineSession):

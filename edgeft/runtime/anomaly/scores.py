@@ -4,37 +4,53 @@ puts the fitted threshold at 0.5)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from edgeft.bundle.anomaly_spec import AnomalySpec, ScoreScale
+from edgeft.bundle.anomaly_spec import PARTS, AnomalySpec, ScoreScale
 
 
-def _z(distances: np.ndarray, scales: Sequence[ScoreScale], group: np.ndarray) -> np.ndarray:
-    centre = np.array([s.centre for s in scales])[group]
-    spread = np.array([s.spread for s in scales])[group]
-    return (np.asarray(distances, dtype=np.float64) - centre) / spread
+@dataclass(frozen=True)
+class ImageDistances:
+    """Each image's distances: its worst patch's to the bank, its embedding's to the nearest
+    good image, its worst position's to the Gaussians (where fitted), and the variant of its
+    nearest good image (an index; where the spec has ``groups``)."""
+
+    patch: np.ndarray
+    embedding: np.ndarray
+    gaussian: np.ndarray | None = None
+    group: np.ndarray | None = None
 
 
-def raw_scores(
-    spec: AnomalySpec, patch: np.ndarray, embedding: np.ndarray, group: np.ndarray | None = None
-) -> np.ndarray:
-    """The combined raw score (in good-part spreads) of each image: what AUROC ranks. With
-    ``spec.groups``, ``group`` gives each image's (the index of its nearest good image's)."""
-    if spec.groups:
-        if group is None:
-            raise ValueError("a grouped spec scores each image in its group's units: give group")
-        patch_scales = [g.patch_scale for g in spec.groups]
-        embedding_scales = [g.embedding_scale for g in spec.groups]
-    else:
-        group = np.zeros(len(patch), dtype=np.int64)
-        patch_scales, embedding_scales = [spec.patch_scale], [spec.embedding_scale]
-    if spec.scoring == "patch":
-        return _z(patch, patch_scales, group)
-    if spec.scoring == "embedding":
-        return _z(embedding, embedding_scales, group)
-    return (_z(patch, patch_scales, group) + _z(embedding, embedding_scales, group)) / 2
+def _scales(spec: AnomalySpec, part: str) -> list[ScoreScale]:
+    """One part's scale per variant (one, without variants)."""
+    field = f"{part}_scale"
+    scales = [getattr(g, field) for g in spec.groups] if spec.groups else [getattr(spec, field)]
+    if any(s is None for s in scales):
+        raise ValueError(f"the spec has no {field}")
+    return scales
+
+
+def raw_scores(spec: AnomalySpec, distances: ImageDistances) -> np.ndarray:
+    """The combined raw score (in good-part spreads) of each image: what AUROC ranks."""
+    if spec.groups and distances.group is None:
+        raise ValueError("a spec with variants scales each image by its variant: give group")
+    group = (
+        np.zeros(len(distances.patch), dtype=np.int64)
+        if distances.group is None
+        else distances.group
+    )
+    parts = []
+    for part in PARTS[spec.scoring]:
+        scales = _scales(spec, part)
+        centre = np.array([s.centre for s in scales])[group]
+        spread = np.array([s.spread for s in scales])[group]
+        values = getattr(distances, part)
+        if values is None:
+            raise ValueError(f"scoring {spec.scoring} needs each image's {part} distance")
+        parts.append((np.asarray(values, dtype=np.float64) - centre) / spread)
+    return np.mean(parts, axis=0)
 
 
 def normalise(spec: AnomalySpec, raw: np.ndarray) -> np.ndarray:
