@@ -10,6 +10,7 @@ import json
 import shutil
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from edgeft.anomaly.distance_graph import write_distance_graph
 from edgeft.bundle import Bundle, write_manifest
 from edgeft.bundle.anomaly_spec import AnomalySpec, ScoreScale
 from edgeft.errors import BundleError, EdgeftError
+from edgeft.evaluation.compare import compare_bundles
 from edgeft.runtime.anomaly.detector import AnomalyDetector
 from edgeft.runtime.anomaly.maps import defect_maps
 from edgeft.runtime.anomaly.nearest import nearest_distances
@@ -551,6 +553,23 @@ def test_a_refit_adds_new_good_parts_and_keeps_the_split(
     assert after["train_good"] == before["train_good"] + 4 and after["split"]["added_good"] == 4
     assert after["val"] == before["val"] and after["test"] == before["test"]
     assert json.loads((out / "recipe.json").read_text())["bank_size"] == 200  # the run's recipe
+    # compared before promotion: both bundles on the recorded test split, side by side
+    assert run("export", str(out), "--out", str(tmp_path / "refit-bundle")).returncode == 0
+    repo = tmp_path / "repo"
+    result = run("compare", str(tmp_path / "refit-bundle"), str(fitted["bundle"]), "--json",
+                 "--push", str(repo), "--name", "parts")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    (test,) = summary["environments"]
+    assert test["name"] == "test" and test["items"] == 12  # 6 good, 6 scratched
+    for key in ("image_auroc", "false_reject", "escape"):
+        before, after = test["production"][key], test["candidate"][key]
+        assert test["delta_points"][key] == round(100 * (after - before), 2)
+    assert summary["pushed"] == {"model": "parts", "version": 1}
+    production = Bundle.load(fitted["bundle"])
+    classifier = Bundle(production.root, replace(production.manifest, task="classification"))
+    with pytest.raises(EdgeftError, match="tasks differ"):
+        compare_bundles(tmp_path / "refit-bundle", classifier)
     result = run(
         "finetune",
         "--task",

@@ -144,7 +144,7 @@ def compare(
         list[str] | None,
         typer.Option(
             help="Newly labelled data of one environment, repeatable: an image folder "
-            "(<class>/<image>) or a CSV/JSONL text table."
+            "(<class>/<image>), a CSV/JSONL text table, or an inspection folder (anomaly)."
         ),
     ] = None,
     precision: PrecisionOption = "auto",
@@ -158,7 +158,8 @@ def compare(
     as_json: JsonFlag = False,
 ) -> None:
     """Candidate against production, side by side: accuracy, macro-F1 and per-class recall on
-    the candidate's recorded test split and on each --data environment.
+    the candidate's recorded test split and on each --data environment (anomaly bundles: image
+    AUROC, false-reject and escape, on test/ of the recorded and each --data folder).
 
     Example: edgeft compare bundles/elpv-2 bundles/elpv --data new/line3 --push /srv/models
     --name elpv

@@ -88,7 +88,8 @@ def bundle_models(console: Console, bundle: Bundle) -> None:
         console.print(f"{entry.label:24s} {entry.path}  ({bundle.size_of(entry) / 1e6:.1f} MB)")
     if (spec := bundle.manifest.anomaly) is not None:
         for rel, what in spec.files.items():
-            shown = f"{what} ({spec.bank_precision})" if rel != spec.distance else what
+            stored_as_is = (spec.distance, spec.embedding_groups)
+            shown = what if rel in stored_as_is else f"{what} ({spec.bank_precision})"
             console.print(f"{shown:24s} {rel}  ({bundle.path_of(rel).stat().st_size / 1e6:.2f} MB)")
     console.print(f"bundle written to {bundle.root}")
 
@@ -315,6 +316,8 @@ def threshold_change(console: Console, bundle: Bundle) -> None:
 
 
 def candidate_review(console: Console, review: CandidateReview) -> None:
+    from edgeft.evaluation.compare import LOWER_IS_BETTER
+
     comparison = review.comparison
     roles = {role: b.root for role, b in comparison.bundles.items()}
     made = table(
@@ -325,7 +328,8 @@ def candidate_review(console: Console, review: CandidateReview) -> None:
     for env in comparison.environments:
         rows = env.rows()
         for i, (metric, before, after, delta) in enumerate(rows):
-            colour = "green" if delta > 0 else "red" if delta < 0 else "dim"
+            better = -delta if metric in LOWER_IS_BETTER else delta
+            colour = "green" if better > 0 else "red" if better < 0 else "dim"
             made.add_row(
                 env.name if i == 0 else "",
                 str(env.items) if i == 0 else "",

@@ -3,7 +3,9 @@ old test split and on newly labelled data from each environment the boxes see.
 
 Each bundle runs the model the box would run (``choose_model``, ``precision="auto"``): the
 question is whether swapping the deployed model helps where it is deployed. Deltas are
-candidate minus production, in points.
+candidate minus production, in points. Anomaly bundles (a refit with new good parts) are held
+to image AUROC, false-reject and escape rates at their thresholds, on the recorded test split
+and on each ``--data`` inspection folder's ``test/``.
 """
 
 from __future__ import annotations
@@ -35,10 +37,13 @@ TEST = "test"  # the environment of the candidate's recorded test split
 ROLES = (CANDIDATE, "production")
 
 
+LOWER_IS_BETTER = {"false_reject", "escape"}
+
+
 @dataclass(frozen=True)
 class EnvironmentScores:
-    """Both models on one environment's labelled items: accuracy, macro-F1 and the recall of
-    each class present there."""
+    """Both models on one environment's labelled items: a classifier's accuracy, macro-F1 and
+    the recall of each class present there; an anomaly model's detection figures."""
 
     name: str
     source: str
@@ -47,27 +52,28 @@ class EnvironmentScores:
     production: dict[str, Any]
 
     def delta_points(self) -> dict[str, Any]:
-        """Candidate minus production, in points, shaped as the scores."""
+        """Candidate minus production, in points, shaped as the scores (a figure either model
+        lacks here, such as AUROC without defects, has none)."""
         after, before = self.candidate, self.production
-        return {
-            "accuracy": _points(after["accuracy"] - before["accuracy"]),
-            "macro_f1": _points(after["macro_f1"] - before["macro_f1"]),
-            "recall": {n: _points(after["recall"][n] - r) for n, r in before["recall"].items()},
-        }
+        delta: dict[str, Any] = {}
+        for key, value in before.items():
+            if isinstance(value, dict):
+                delta[key] = {n: _points(after[key][n] - r) for n, r in value.items()}
+            elif value is not None and after.get(key) is not None:
+                delta[key] = _points(after[key] - value)
+        return delta
 
     def rows(self) -> list[tuple[str, float, float, float]]:
         """(metric, production, candidate, delta in points) for a side-by-side table."""
         delta = self.delta_points()
-        return [
-            *(
-                (m, self.production[m], self.candidate[m], delta[m])
-                for m in ("accuracy", "macro_f1")
-            ),
-            *(
-                (f"recall {name}", recall, self.candidate["recall"][name], delta["recall"][name])
-                for name, recall in self.production["recall"].items()
-            ),
-        ]
+        rows = []
+        for key, value in self.production.items():
+            if isinstance(value, dict):
+                rows += [(f"{key} {n}", r, self.candidate[key][n], delta[key][n])
+                         for n, r in value.items()]  # fmt: skip
+            elif key in delta:
+                rows.append((key, value, self.candidate[key], delta[key]))
+        return rows
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,6 +124,11 @@ def compare_bundles(
         role: b if isinstance(b, Bundle) else Bundle.load(b)
         for role, b in zip(ROLES, (candidate, production), strict=True)
     }
+    tasks = {b.manifest.task for b in bundles.values()}
+    if len(tasks) > 1:
+        raise EdgeftError(f"the bundles' tasks differ: {', '.join(sorted(tasks))}")
+    if bundles[CANDIDATE].manifest.anomaly is not None:
+        return _compare_anomaly_bundles(bundles, data, precision, progress)
     labels = bundles[CANDIDATE].manifest.labels
     if bundles["production"].manifest.labels != labels:
         raise EdgeftError(
@@ -143,6 +154,43 @@ def compare_bundles(
             description=f"encoding {name}",
         )
         environments.append(_scored(name, str(source), bundles, choices, encode))
+    return Comparison(bundles, choices, environments, skipped)
+
+
+def _compare_anomaly_bundles(
+    bundles: dict[str, Bundle],
+    data: Sequence[str | Path],
+    precision: str,
+    progress: Progress | None,
+) -> Comparison:
+    """Both anomaly bundles on the candidate's recorded test split and each folder's test/."""
+    from edgeft.anomaly.folder import read_inspection_folder, recorded_folder
+    from edgeft.evaluation.anomaly_eval import score_outputs
+    from edgeft.runtime.anomaly.detector import AnomalyDetector
+
+    choices = {role: choose_model(b.manifest, precision=precision) for role, b in bundles.items()}
+    detectors = {role: AnomalyDetector(b, entry=choices[role].entry) for role, b in bundles.items()}
+    folders, skipped = [], []
+    try:
+        folders.append((TEST, recorded_folder(bundles[CANDIDATE].manifest.provenance)))
+    except EdgeftError as exc:
+        skipped.append({"environment": TEST, "reason": f"the candidate's folder: {exc}"})
+    folders += [(Path(source).name, read_inspection_folder(source)) for source in data]
+    environments = []
+    for name, folder in folders:
+        if not folder.test:
+            skipped.append({"environment": name, "reason": f"{folder.root} has no test/ items"})
+            continue
+        paths = [i.path for i in folder.test]
+        scores = {}
+        for role, detector in detectors.items():
+            task = progress.add_task(f"{name}: {role}", total=len(paths)) if progress else None
+            advance = partial(progress.advance, task) if progress and task is not None else None
+            outputs = detector.outputs_of(paths, advance=advance)
+            found = score_outputs(outputs, folder.test, detector.threshold, folder.root)
+            scores[role] = {k: found.get(k) for k in ("image_auroc", "false_reject", "escape")}
+        environments.append(EnvironmentScores(name, str(folder.root), len(paths),
+                                              scores[CANDIDATE], scores["production"]))  # fmt: skip
     return Comparison(bundles, choices, environments, skipped)
 
 
