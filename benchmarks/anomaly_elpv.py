@@ -24,6 +24,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from edgeft.anomaly.detection_metrics import auroc
+from edgeft.anomaly.gaussians import fit_gaussians
 from edgeft.anomaly.patchcore import PatchCoreSettings, fit_patchcore
 from edgeft.data.elpv import materialise_elpv
 from edgeft.runtime.anomaly.nearest import nearest_distances
@@ -44,6 +45,7 @@ class Setting:
     scales_per_type: bool = False  # scores standardised on each module type's good cells
     bank_precision: str = "fp32"  # fp16 or int8 (per channel): the bank as it would be stored
     gaussians: int | None = None  # PaDiM-style Gaussians per position on this many channels
+    gaussian_pool: int = 1  # the Gaussians on the grid averaged over pool x pool patches
 
 
 BANK_1500 = PatchCoreSettings(bank_size=1500)
@@ -71,6 +73,14 @@ SETTINGS = [
         per_type=True,
         scales_per_type=True,
     ),
+    Setting(
+        "gaussians 128 ch on 4x4-pooled patches, per module type",
+        BANK_1500,
+        gaussians=128,
+        gaussian_pool=4,
+        per_type=True,
+        scales_per_type=True,
+    ),
 ]
 
 
@@ -87,18 +97,14 @@ def stored(bank: np.ndarray, precision: str) -> np.ndarray:
     return bank
 
 
-def gaussian_scores(good: np.ndarray, queries: np.ndarray, channels: int) -> np.ndarray:
-    """PaDiM: a Gaussian per grid position over ``channels`` random channels of the good
-    patches ``[N, h, w, C]``; each query image's worst Mahalanobis distance."""
-    chosen = np.random.default_rng(0).choice(good.shape[-1], channels, replace=False)
-    x = good[..., chosen].astype(np.float64)
-    mean = x.mean(axis=0)
-    centred = x - mean
-    covariance = np.einsum("nhwi,nhwj->hwij", centred, centred) / (len(x) - 1)
-    inverse = np.linalg.inv(covariance + 0.01 * np.eye(channels))
-    y = queries[..., chosen].astype(np.float64) - mean
-    distances = np.sqrt(np.einsum("nhwi,hwij,nhwj->nhw", y, inverse, y))
-    return distances.reshape(len(queries), -1).max(axis=1)
+def gaussian_scores(
+    good: np.ndarray, queries: np.ndarray, channels: int, pool: int = 1
+) -> np.ndarray:
+    """PaDiM: a Gaussian per grid position (of the grid averaged over ``pool`` x ``pool``
+    patches) over ``channels`` random channels of the good patches ``[N, h, w, C]``; each
+    query image's worst Mahalanobis distance."""
+    gaussians = fit_gaussians(good, channels, pool=pool)
+    return gaussians.distances(queries).reshape(len(queries), -1).max(axis=1)
 
 
 def run(setting: Setting, root: Path) -> dict[str, object]:
@@ -143,7 +149,7 @@ def run(setting: Setting, root: Path) -> dict[str, object]:
             if setting.gaussians:
                 good_patches, _ = model.features(good_train, progress, "good parts")
                 parts["gaussian"][rows_of] = gaussian_scores(
-                    good_patches, patches, setting.gaussians
+                    good_patches, patches, setting.gaussians, setting.gaussian_pool
                 )
         fit_s += fitted - started
         score_s += scored - fitted
@@ -159,11 +165,11 @@ def run(setting: Setting, root: Path) -> dict[str, object]:
             out[rows_in] = (x[rows_in] - reference.mean()) / reference.std()
         return out[is_test]
 
-    w = setting.image_weight
+    weight = setting.image_weight
     scorings = {
         "patch": z(parts["patch"]),
         "embedding": z(parts["embedding"]),
-        "mixed": (1 - w) * z(parts["patch"]) + w * z(parts["embedding"]),
+        "mixed": (1 - weight) * z(parts["patch"]) + weight * z(parts["embedding"]),
     }
     if setting.gaussians:
         scorings["gaussian"] = z(parts["gaussian"])
@@ -189,7 +195,8 @@ def run(setting: Setting, root: Path) -> dict[str, object]:
             for column, (_, _, good_images) in enumerate(nearest_good.values()):
                 every[rows_of, column] = nearest_distances(embeddings, good_images)
         routed = float((np.array(kinds)[every.argmin(axis=1)] == all_module).mean())
-    gaussian_mb = len(kinds) * h * w * (setting.gaussians or 0) ** 2 * 4 / 1e6
+    cells = (h // setting.gaussian_pool) * (w // setting.gaussian_pool)
+    gaussian_mb = len(kinds) * cells * (setting.gaussians or 0) ** 2 * 4 / 1e6
     return {
         "name": setting.name,
         "model": setting.model,

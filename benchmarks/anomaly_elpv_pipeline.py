@@ -6,7 +6,7 @@ torch-free runtime, and each timed with its search at batch 1 (``edgeft bench``)
     .venv/bin/python benchmarks/anomaly_elpv_pipeline.py --only variants   # one of them
 
 The same as the commands (``benchmarks/results/anomaly_elpv_pipeline.md`` lists them):
-``edgeft finetune --task anomaly --data elpv [--group-by module_type --gaussians 64]``, then
+``edgeft finetune --task anomaly --data elpv [--group-by module_type --gaussians 128]``, then
 ``export``, ``quantize --max-accuracy-drop 0.5``, ``eval`` and ``bench``. Results go to
 ``benchmarks/results/anomaly_elpv_pipeline.json`` (per setting and host).
 """
@@ -37,7 +37,7 @@ from edgeft.targets import host_fingerprint, resolve_target
 RESULTS = Path(__file__).parent / "results" / "anomaly_elpv_pipeline.json"
 SETTINGS: dict[str, dict[str, Any]] = {
     "default": {},
-    "variants + gaussians": {"group_by": "module_type", "gaussians": 64},
+    "variants + gaussians": {"group_by": "module_type", "gaussians": 128},
 }
 # Each test cell's defect folder (edgeft.anomaly.elpv): its defect probability.
 DEFECTS = {"p=1": ("p100",), "p>=2/3": ("p067", "p100"), "any": ("p033", "p067", "p100")}

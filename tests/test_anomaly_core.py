@@ -90,30 +90,38 @@ def test_the_chunked_search_is_the_brute_force_one(
 
 @settings(max_examples=20, deadline=None)
 @given(
-    images=st.integers(3, 40), h=st.integers(1, 4), w=st.integers(1, 4),
+    images=st.integers(3, 30), h=st.integers(1, 5), w=st.integers(1, 5), pool=st.integers(1, 2),
     width=st.integers(1, 12), channels=st.integers(1, 12), seed=st.integers(0, 2**16),
 )  # fmt: skip
 def test_position_gaussians_are_the_textbook_mahalanobis_distance(
-    images: int, h: int, w: int, width: int, channels: int, seed: int
+    images: int, h: int, w: int, pool: int, width: int, channels: int, seed: int
 ) -> None:
     rng = np.random.default_rng(seed)
-    good = rng.normal(rng.normal(0, 3, (h, w, width)), rng.uniform(0.2, 2, width),
-                      (images, h, w, width)).astype(np.float32)  # fmt: skip
-    queries = rng.normal(0, 3, (5, h, w, width)).astype(np.float32)
-    gaussians = fit_gaussians(good, channels, seed)
+    h, w = h * pool, w * pool
+    # two variants, each with its own means: one Gaussian set per variant
+    groups = np.arange(2 * images) % 2
+    centres = rng.normal(0, 3, (2, h, w, width))
+    good = rng.normal(centres[groups], rng.uniform(0.2, 2, width)).astype(np.float32)
+    queries = rng.normal(0, 3, (6, h, w, width)).astype(np.float32)
+    asked = np.arange(6) % 2
+    gaussians = fit_gaussians(good, channels, seed, pool, groups)
     chosen = gaussians.channels
     assert len(chosen) == min(channels, width) == len(set(chosen.tolist()))
-    for y in range(h):
-        for x in range(w):
-            cell = good[:, y, x][:, chosen].astype(np.float64)
-            covariance = np.atleast_2d(np.cov(cell, rowvar=False)) + RIDGE * np.eye(len(chosen))
-            centred = queries[:, y, x][:, chosen] - cell.mean(axis=0)
-            textbook = np.sqrt(
-                np.einsum("ni,ij,nj->n", centred, np.linalg.inv(covariance), centred)
-            )
-            np.testing.assert_allclose(
-                gaussians.distances(queries)[:, y, x], textbook, rtol=2e-3, atol=2e-3
-            )
+    found = gaussians.distances(queries, asked)
+    assert found.shape == (6, h // pool, w // pool)
+    blocks = (len(good), h // pool, pool, w // pool, pool, len(chosen))
+    pooled_good = good[..., chosen].reshape(blocks).mean(axis=(2, 4))
+    pooled_queries = queries[..., chosen].reshape((6, *blocks[1:])).mean(axis=(2, 4))
+    for g in (0, 1):
+        for y in range(h // pool):
+            for x in range(w // pool):
+                cell = pooled_good[groups == g, y, x].astype(np.float64)
+                covariance = np.atleast_2d(np.cov(cell, rowvar=False)) + RIDGE * np.eye(len(chosen))
+                centred = pooled_queries[asked == g, y, x] - cell.mean(axis=0)
+                textbook = np.sqrt(
+                    np.einsum("ni,ij,nj->n", centred, np.linalg.inv(covariance), centred)
+                )
+                np.testing.assert_allclose(found[asked == g, y, x], textbook, rtol=2e-3, atol=2e-3)
 
 
 def test_the_coreset_covers_better_than_a_random_subset() -> None:

@@ -74,7 +74,7 @@ def recalibrate(spec: AnomalySpec, val: ValidationDistances) -> AnomalySpec:
     fitted, _ = calibrate(
         val, spec.scoring, rate, [g.name for g in spec.groups],
         map_sigma=spec.map_sigma, search_rows=spec.search_rows,
-        gaussian_channels=spec.gaussian_channels,
+        gaussian_channels=spec.gaussian_channels, gaussian_pool=spec.gaussian_pool,
     )  # fmt: skip
     return replace(spec, **{k: getattr(fitted, k) for k in spec.scales()})
 

@@ -69,7 +69,9 @@ class AnomalyRecipe:
     ``train/good`` (and ``defects_to_val`` of each ``test/<defect>``) become validation;
     ``group_by`` names the ``metadata.csv`` column that gives each good part's variant, whose
     good parts then give it its own scales (a part takes its nearest good image's variant);
-    ``gaussians`` adds per-position Gaussians (PaDiM) over that many feature channels."""
+    ``gaussians`` adds per-position Gaussians (PaDiM) over that many feature channels, on the
+    patch grid averaged over ``gaussian_pool`` x ``gaussian_pool`` (per variant, with
+    ``group_by``)."""
 
     data: str
     model: str = "mobilenet_v2"
@@ -87,6 +89,7 @@ class AnomalyRecipe:
     init_from: str | None = None  # a run to refit with ``data``'s new good parts added
     group_by: str | None = None
     gaussians: int | None = None
+    gaussian_pool: int = 4
 
     def __post_init__(self) -> None:
         if not 0 < self.val_share < 1 or not 0 <= self.defects_to_val < 1:
@@ -95,8 +98,8 @@ class AnomalyRecipe:
             raise EdgeftError("--false-reject must be a share in [0, 1)")
         if self.scoring not in (AUTO, *SCORINGS):
             raise EdgeftError(f"scoring {self.scoring!r}: choose {AUTO} or {', '.join(SCORINGS)}")
-        if self.gaussians is not None and self.gaussians < 1:
-            raise EdgeftError("--gaussians must be a number of channels >= 1")
+        if (self.gaussians is not None and self.gaussians < 1) or self.gaussian_pool < 1:
+            raise EdgeftError("--gaussians (channels) and --gaussian-pool must be >= 1")
         if self.image_size < 32 or self.bank_size < 1 or self.sample < self.bank_size:
             raise EdgeftError("--image-size must be >= 32, and --bank-size between 1 and sample")
 
@@ -108,6 +111,7 @@ class AnomalyRecipe:
             sample=self.sample,
             seed=self.seed,
             gaussians=self.gaussians,
+            gaussian_pool=self.gaussian_pool,
         )
 
     @classmethod
@@ -186,9 +190,8 @@ def fit_anomaly(
     started = time.perf_counter()
     with Progress(console=console, transient=True) as progress:
         model = fit_patchcore(
-            backbone, folder.train, recipe.settings(taps), progress, entry.preprocessing
+            backbone, folder.train, recipe.settings(taps), progress, entry.preprocessing, owners
         )
-        model = replace(model, embedding_groups=owners)
         fit_seconds = time.perf_counter() - started
         val = model.score([i.path for i in folder.val], progress)
     defective = np.array([i.is_defective for i in folder.val])
@@ -201,6 +204,7 @@ def fit_anomaly(
         gaussian_channels=()
         if model.gaussians is None
         else tuple(model.gaussians.channels.tolist()),
+        gaussian_pool=recipe.gaussian_pool,
     )
     report = {"fit_seconds": round(fit_seconds, 2), "bank_rows": len(model.bank)} | report
     if owners is not None:

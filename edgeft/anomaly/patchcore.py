@@ -43,6 +43,7 @@ class PatchCoreSettings:
     sample: int = 200_000  # random training patches the coreset chooses from
     seed: int = 0
     gaussians: int | None = None  # channels of per-position Gaussians (PaDiM); None: none
+    gaussian_pool: int = 4  # their grid: the patch grid averaged over pool x pool
 
 
 @dataclass
@@ -87,7 +88,8 @@ class PatchCoreModel:
         nearest = np.stack([nearest_distances(embeddings, rows) for rows in groups])
         gaussian = None
         if self.gaussians is not None:
-            gaussian = self.gaussians.distances(patches).reshape(n, -1).max(axis=1)
+            distances = self.gaussians.distances(patches, nearest.argmin(axis=0))
+            gaussian = distances.reshape(n, -1).max(axis=1)
         return AnomalyScores(
             maps,
             maps.reshape(n, -1).max(axis=1),
@@ -134,9 +136,11 @@ def fit_patchcore(
     settings: PatchCoreSettings | None = None,
     progress: Progress | None = None,
     preprocessing: ImagePreprocessing | None = None,
+    embedding_groups: np.ndarray | None = None,
 ) -> PatchCoreModel:
     """The memory bank of ``train`` (good images) under ``settings``; ``preprocessing`` is the
-    backbone's own (its normalisation), resized to ``settings.image_size``."""
+    backbone's own (its normalisation), resized to ``settings.image_size``;
+    ``embedding_groups`` gives each image's variant (the Gaussians are fitted per variant)."""
     settings = settings or PatchCoreSettings()
     torch.manual_seed(settings.seed)
     network = PatchFeatures(
@@ -150,5 +154,8 @@ def fit_patchcore(
     bank = sample[greedy_coreset(sample, settings.bank_size, seed=settings.seed)].numpy()
     gaussians = None
     if settings.gaussians:
-        gaussians = fit_gaussians(patches, settings.gaussians, settings.seed)
-    return PatchCoreModel(network, preprocessing, bank, embeddings, settings, gaussians=gaussians)
+        gaussians = fit_gaussians(
+            patches, settings.gaussians, settings.seed, settings.gaussian_pool, embedding_groups
+        )
+    return PatchCoreModel(network, preprocessing, bank, embeddings, settings, embedding_groups,
+                          gaussians)  # fmt: skip

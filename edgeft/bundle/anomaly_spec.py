@@ -106,6 +106,7 @@ class AnomalySpec:
     groups: tuple[GroupScales, ...] = ()  # per variant, in the order ``embedding_groups`` counts
     gaussian_scale: ScoreScale | None = None
     gaussian_channels: tuple[int, ...] = ()  # the patch channels the Gaussians are over
+    gaussian_pool: int = 1  # their grid: the patch grid averaged over pool x pool
     bank: str = BANK_FILE
     embeddings: str = EMBEDDINGS_FILE
     distance: str = DISTANCE_FILE
@@ -132,6 +133,8 @@ class AnomalySpec:
             )
         if len({g.name for g in self.groups}) != len(self.groups):
             raise BundleError("manifest anomaly groups repeat a name")
+        if self.gaussian_pool < 1:
+            raise BundleError("manifest anomaly gaussian_pool must be >= 1")
         if self.search_rows < 1 or self.map_sigma < 0 or not self.map_spread > 0:
             raise BundleError(
                 "manifest anomaly search_rows must be >= 1, map_sigma >= 0 and map_spread > 0"
@@ -189,6 +192,7 @@ class AnomalySpec:
                 groups=tuple(GroupScales.from_dict(g) for g in data.get("groups") or ()),
                 gaussian_scale=_optional_scale(data.get("gaussian_scale"), "gaussian_scale"),
                 gaussian_channels=tuple(int(c) for c in data.get("gaussian_channels") or ()),
+                gaussian_pool=int(data.get("gaussian_pool", 1)),
                 bank=str(data.get("bank", BANK_FILE)),
                 embeddings=str(data.get("embeddings", EMBEDDINGS_FILE)),
                 distance=str(data.get("distance", DISTANCE_FILE)),

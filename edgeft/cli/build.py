@@ -52,7 +52,7 @@ def data_inspect(
 # finetune's options that only an anomaly fit takes
 ANOMALY_OPTIONS = {
     "layers", "bank_size", "scoring", "false_reject", "val_share", "defects_to_val", "group_by",
-    "gaussians",
+    "gaussians", "gaussian_pool",
 }  # fmt: skip
 
 
@@ -154,10 +154,18 @@ def finetune(
         int | None,
         typer.Option(
             help="anomaly: also fit a Gaussian per image position (PaDiM) over this many "
-            "feature channels, for parts that are aligned in the image (e.g. 64).",
+            "feature channels, for parts that are aligned in the image (e.g. 128).",
             min=1,
         ),
     ] = None,
+    gaussian_pool: Annotated[
+        int,
+        typer.Option(
+            help="anomaly, with --gaussians: their grid is the patch grid averaged over this "
+            "many patches square.",
+            min=1,
+        ),
+    ] = 4,
 ) -> None:
     """Fine-tune a pretrained backbone on an image or text dataset (transfer learning), then QAT;
     or, with --task anomaly, fit an anomaly model on good parts (no training loop).

@@ -127,11 +127,11 @@ def load_gaussians(
     channels = np.array(spec.gaussian_channels, dtype=np.int64)
     if channels.min() < 0 or channels.max() >= width:
         raise BundleError(f"{bundle.root}: gaussian_channels must be below {width}")
+    shape = (max(1, len(spec.groups)), h // spec.gaussian_pool, w // spec.gaussian_pool)
     d = len(channels)
-    mean = load_array(bundle, spec.gaussian_mean, (h, w, d))
-    return PositionGaussians(
-        channels, mean, load_array(bundle, spec.gaussian_precision, (h, w, d, d))
-    )
+    mean = load_array(bundle, spec.gaussian_mean, (*shape, d))
+    precision = load_array(bundle, spec.gaussian_precision, (*shape, d, d))
+    return PositionGaussians(channels, mean, precision, spec.gaussian_pool)
 
 
 def load_groups(bundle: Bundle, spec: AnomalySpec, rows: int) -> np.ndarray:
@@ -204,7 +204,8 @@ class AnomalyHead:
         nearest_good, group = nearest.min(axis=0), nearest.argmin(axis=0)
         gaussian = None
         if self.gaussians is not None:
-            gaussian = self.gaussians.distances(queries.reshape(n, h, w, c)).reshape(n, -1).max(1)
+            distances = self.gaussians.distances(queries.reshape(n, h, w, c), group)
+            gaussian = distances.reshape(n, -1).max(axis=1)
         raw = raw_scores(spec, ImageDistances(patch, nearest_good, gaussian, group))
         maps = normalise_map(spec, defect_maps(grids, self.map_size, spec.map_sigma))
         scores = normalise(spec, raw)
