@@ -218,6 +218,7 @@ def fit_anomaly(
         "preprocessing": asdict(model.preprocessing),
         "dataset": _describe(folder),
     }
+    gaussian = [None] * len(folder.val) if val.gaussian is None else val.gaussian.tolist()
     fitted = {
         "items": [
             {
@@ -227,9 +228,9 @@ def fit_anomaly(
                 "embedding": float(e),
                 "group": int(g),
             }
-            | ({} if val.gaussian is None else {"gaussian": float(val.gaussian[n])})
-            for n, (i, p, e, g) in enumerate(
-                zip(folder.val, val.patch, val.embedding, val.group, strict=True)
+            | ({} if m is None else {"gaussian": m})
+            for i, p, e, g, m in zip(
+                folder.val, val.patch, val.embedding, val.group, gaussian, strict=True
             )
         ]
     }

@@ -24,9 +24,10 @@ def fit_gaussians(
     width = patches.shape[-1]
     chosen = np.sort(np.random.default_rng(seed).choice(width, min(channels, width), replace=False))
     owners = np.zeros(len(patches), dtype=np.int64) if groups is None else groups
+    selected = pooled(patches[..., chosen], pool)  # one copy of the channels used, pooled once
     means, precisions = [], []
     for g in range(int(owners.max()) + 1):
-        x = torch.from_numpy(np.ascontiguousarray(pooled(patches[owners == g][..., chosen], pool)))
+        x = torch.from_numpy(np.ascontiguousarray(selected[owners == g]))
         n, h, w, d = x.shape
         mean = x.mean(dim=0)
         centred = (x - mean).reshape(n, h * w, d).transpose(0, 1)  # [P, N, d]

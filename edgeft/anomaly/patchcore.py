@@ -86,16 +86,12 @@ class PatchCoreModel:
             self.embeddings[owners == g] for g in range(int(owners.max()) + 1)
         ]  # fmt: skip
         nearest = np.stack([nearest_distances(embeddings, rows) for rows in groups])
+        group = nearest.argmin(axis=0)
         gaussian = None
         if self.gaussians is not None:
-            distances = self.gaussians.distances(patches, nearest.argmin(axis=0))
-            gaussian = distances.reshape(n, -1).max(axis=1)
+            gaussian = self.gaussians.distances(patches, group).reshape(n, -1).max(axis=1)
         return AnomalyScores(
-            maps,
-            maps.reshape(n, -1).max(axis=1),
-            nearest.min(axis=0),
-            nearest.argmin(axis=0),
-            gaussian,
+            maps, maps.reshape(n, -1).max(axis=1), nearest.min(axis=0), group, gaussian
         )
 
 

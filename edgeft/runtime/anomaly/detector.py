@@ -97,14 +97,19 @@ class AnomalyResult:
         return shown | ({"overlay": str(self.overlay)} if self.overlay else {})
 
 
-def load_array(bundle: Bundle, rel: str, shape: tuple[int | None, ...]) -> np.ndarray:
-    """A float16/float32 array file of the bundle as float32, of ``shape`` (None: any size,
-    but not empty); never unpickled (``allow_pickle`` off; its bytes were checked against the
-    manifest's hash)."""
+def _read_npy(bundle: Bundle, rel: str) -> np.ndarray:
+    """A ``.npy`` file of the bundle, never unpickled (``allow_pickle`` off; its bytes were
+    checked against the manifest's hash)."""
     try:
-        array = np.load(bundle.path_of(rel), allow_pickle=False)
+        return np.load(bundle.path_of(rel), allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise BundleError(f"{bundle.root}: {rel} is not a readable .npy array ({exc})") from None
+
+
+def load_array(bundle: Bundle, rel: str, shape: tuple[int | None, ...]) -> np.ndarray:
+    """A float16/float32 array file of the bundle as float32, of ``shape`` (None: any size,
+    but not empty)."""
+    array = _read_npy(bundle, rel)
     fits = array.ndim == len(shape) and all(
         n > 0 if want is None else n == want for n, want in zip(array.shape, shape, strict=True)
     )
@@ -140,10 +145,7 @@ def load_groups(bundle: Bundle, spec: AnomalySpec, rows: int) -> np.ndarray:
     if not spec.groups:
         return np.zeros(rows, dtype=np.int64)
     rel = spec.embedding_groups
-    try:
-        owners = np.load(bundle.path_of(rel), allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise BundleError(f"{bundle.root}: {rel} is not a readable .npy array ({exc})") from None
+    owners = _read_npy(bundle, rel)
     if owners.shape != (rows,) or owners.dtype.kind not in "iu":
         raise BundleError(f"{bundle.root}: {rel} must hold one integer per embedding row")
     if set(np.unique(owners).tolist()) != set(range(len(spec.groups))):
